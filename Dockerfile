@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1.7
+#
+# Build: docker build -t identity .
+# The build stage runs scripts/build-release, the same command CI runs.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+# Dependencies and build artefacts live in BuildKit cache mounts, so an edit to the
+# sources recompiles the project crates only.
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    scripts/build-release \
+ && mkdir -p /out \
+ && cp target/release/identity target/release/migration /out/
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/identity --create-home identity
+COPY --from=build /out/identity /out/migration /usr/local/bin/
+USER 10001:10001
+WORKDIR /var/lib/identity
+ENV APP_ENV=production \
+    BIND_ADDR=0.0.0.0:8000 \
+    DATA_DIR=/var/lib/identity \
+    LOG_FORMAT=json
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["identity", "healthcheck"]
+ENTRYPOINT ["identity"]
+CMD ["serve"]

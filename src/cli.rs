@@ -1,0 +1,131 @@
+//! The command line: `serve` (default), `migrate`, `print-schema`, `check-config`.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{app::App, config::Config, store::db, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "identity",
+    version,
+    about = "Identity service: accounts and sessions over GraphQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the service (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Write the GraphQL schema (SDL) to stdout or a file; `schema.graphql` is made by it.
+    PrintSchema {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Validate the environment and print the settings that would be used, secrets masked.
+    CheckConfig,
+    /// Exit 0 if the service on BIND_ADDR answers /healthz (for container health checks).
+    Healthcheck {
+        /// Defaults to http://<BIND_ADDR>/healthz (0.0.0.0 is asked on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+pub async fn run() -> ExitCode {
+    // Tests and some dependencies may link a second TLS backend; pick one explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
+        Command::PrintSchema { output } => print_schema(output),
+        Command::CheckConfig => check_config(),
+        Command::Healthcheck { url } => healthcheck(url).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config() -> anyhow::Result<Config> {
+    Config::from_env().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = config()?;
+    telemetry::init(config.log_format)?;
+    for (name, value) in config.describe() {
+        tracing::info!("{name}={value}");
+    }
+    App::build(config).await?.run_until_stopped().await
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let config = config()?;
+    telemetry::init(config.log_format)?;
+    let connection = db::connect(&config.database).await?;
+    db::migrate(&connection).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn print_schema(output: Option<PathBuf>) -> anyhow::Result<()> {
+    let sdl = crate::graphql::sdl();
+    match output {
+        Some(path) => {
+            std::fs::write(&path, sdl).map_err(|e| anyhow::anyhow!("write {}: {e}", path.display()))
+        }
+        None => {
+            print!("{sdl}");
+            Ok(())
+        }
+    }
+}
+
+fn check_config() -> anyhow::Result<()> {
+    let config = config()?;
+    for (name, value) in config.describe() {
+        println!("{name}={value}");
+    }
+    Ok(())
+}
+
+async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let bind = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".into());
+            let mut addr: std::net::SocketAddr = bind
+                .parse()
+                .map_err(|e| anyhow::anyhow!("BIND_ADDR: cannot parse {bind:?}: {e}"))?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}/healthz")
+        }
+    };
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The rules of the domain, free of transport and storage: what a valid email, name
+//! and password are, and what a user is.
+
+pub mod email;
+pub mod password;
+pub mod user;

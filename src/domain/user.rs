@@ -1,0 +1,45 @@
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Longest accepted full name, in characters.
+pub const FULL_NAME_MAX: usize = 150;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+/// Trims a full name and checks it is present, bounded and printable.
+pub fn parse_full_name(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("This field is required.");
+    }
+    if name.chars().count() > FULL_NAME_MAX {
+        return Err("Ensure this value has at most 150 characters.");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("Enter a name without control characters.");
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_name_is_trimmed_and_bounded() {
+        assert_eq!(parse_full_name("  Ada Lovelace ").unwrap(), "Ada Lovelace");
+        assert!(parse_full_name(" \t ").is_err());
+        assert!(parse_full_name(&"é".repeat(151)).is_err());
+        assert!(parse_full_name(&"é".repeat(150)).is_ok());
+        assert!(parse_full_name("Ada\u{0}Lovelace").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! GraphQL object and input types, mapped from and to the domain.
+
+use async_graphql::{ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::{
+    domain,
+    service::{
+        self,
+        auth::{LoginInput as LoginCmd, RegisterInput as RegisterCmd},
+        password_reset::ResetPasswordInput as ResetCmd,
+    },
+};
+
+/// An account.
+#[derive(SimpleObject)]
+#[graphql(name = "User")]
+pub struct User {
+    /// A UUID.
+    pub id: ID,
+    /// Normalised: trimmed and lower-case.
+    pub email: String,
+    pub full_name: String,
+    pub is_active: bool,
+    pub date_joined: DateTime<Utc>,
+    /// When the user last signed in with a password.
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl From<domain::user::User> for User {
+    fn from(u: domain::user::User) -> Self {
+        Self {
+            id: ID(u.id.to_string()),
+            email: u.email,
+            full_name: u.full_name,
+            is_active: u.is_active,
+            date_joined: u.date_joined,
+            last_login: u.last_login,
+        }
+    }
+}
+
+/// Tokens for a signed-in session.
+#[derive(SimpleObject)]
+#[graphql(name = "AuthPayload")]
+pub struct AuthPayload {
+    /// A short-lived JWT to send as `Authorization: Bearer <accessToken>`.
+    pub access_token: String,
+    /// Single-use: every `refreshToken` call returns a new one.
+    pub refresh_token: String,
+    /// Always "Bearer".
+    pub token_type: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: i32,
+    pub user: User,
+}
+
+impl From<service::AuthPayload> for AuthPayload {
+    fn from(p: service::AuthPayload) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: i32::try_from(p.expires_in.as_secs()).unwrap_or(i32::MAX),
+            user: p.user.into(),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: String,
+    pub full_name: String,
+    pub password: String,
+    /// Must equal `password`.
+    pub password_confirm: String,
+}
+
+impl From<RegisterInput> for RegisterCmd {
+    fn from(i: RegisterInput) -> Self {
+        Self {
+            email: i.email,
+            full_name: i.full_name,
+            password: SecretString::from(i.password),
+            password_confirm: SecretString::from(i.password_confirm),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+impl From<LoginInput> for LoginCmd {
+    fn from(i: LoginInput) -> Self {
+        Self {
+            email: i.email,
+            password: SecretString::from(i.password),
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The token from the reset link.
+    pub token: String,
+    pub new_password: String,
+    /// Must equal `newPassword`.
+    pub new_password_confirm: String,
+}
+
+impl From<ResetPasswordInput> for ResetCmd {
+    fn from(i: ResetPasswordInput) -> Self {
+        Self {
+            token: i.token,
+            new_password: SecretString::from(i.new_password),
+            new_password_confirm: SecretString::from(i.new_password_confirm),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! GraphQL over HTTP: POST with a JSON body (single or batch), GET for queries only,
+//! and GraphiQL for browsers.
+
+use std::net::SocketAddr;
+
+use async_graphql::{
+    BatchRequest, BatchResponse,
+    parser::types::{DocumentOperations, ExecutableDocument, OperationType},
+};
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+};
+
+use super::{HttpState, error_body};
+use crate::{graphql::RequestCtx, service::RequestMeta};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+/// Longest user agent kept on a session.
+const MAX_USER_AGENT: usize = 512;
+
+pub async fn post(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !is_json(&headers) {
+        return client_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send the request body as application/json",
+            "BAD_REQUEST",
+        );
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(_) => {
+            return client_error(
+                StatusCode::BAD_REQUEST,
+                "The body is not a GraphQL request in JSON",
+                "BAD_REQUEST",
+            );
+        }
+    };
+    let size = match &batch {
+        BatchRequest::Single(_) => 1,
+        BatchRequest::Batch(requests) => requests.len(),
+    };
+    let max = state.config.http.max_batch;
+    if size == 0 || size > max {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            &format!("A batch holds 1 to {max} operations"),
+            "BAD_REQUEST",
+        );
+    }
+    let batch = batch.data(request_ctx(&headers, peer));
+    render(&state.schema.execute_batch(batch).await, &headers)
+}
+
+pub async fn get(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if accepts_html(&headers) && !query.contains("query=") {
+        return if state.config.http.graphiql {
+            Html(state.graphiql_html.to_string()).into_response()
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        };
+    }
+    let Ok(mut request) = async_graphql::http::parse_query_string(&query) else {
+        return client_error(
+            StatusCode::BAD_REQUEST,
+            "Pass the GraphQL request as ?query=…&variables=…&operationName=…",
+            "BAD_REQUEST",
+        );
+    };
+    let operation_name = request.operation_name.clone();
+    if let Ok(document) = request.parsed_query()
+        && is_mutation(document, operation_name.as_deref())
+    {
+        let mut response = client_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Mutations are only accepted over POST",
+            "BAD_REQUEST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let request = request.data(request_ctx(&headers, peer));
+    render(&state.schema.execute(request).await.into(), &headers)
+}
+
+fn request_ctx(headers: &HeaderMap, peer: SocketAddr) -> RequestCtx {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+    RequestCtx {
+        bearer,
+        meta: RequestMeta {
+            ip: peer.ip(),
+            user_agent,
+        },
+    }
+}
+
+fn is_mutation(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
+    let ty = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        // Ambiguous without a name: refused while executing anyway. Refuse it here
+        // if any operation could be a mutation.
+        (DocumentOperations::Multiple(ops), None) => ops
+            .values()
+            .any(|op| op.node.ty == OperationType::Mutation)
+            .then_some(OperationType::Mutation),
+    };
+    ty == Some(OperationType::Mutation)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains(media))
+}
+
+fn accepts_html(headers: &HeaderMap) -> bool {
+    accepts(headers, "text/html")
+}
+
+/// JSON as the client asked for it. With `application/graphql-response+json`, a request
+/// that failed before execution (parse or validation) is a 400, as the GraphQL over
+/// HTTP specification asks; with `application/json` every GraphQL answer is a 200.
+fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
+    let modern = accepts(headers, GRAPHQL_RESPONSE_JSON);
+    let status = if modern && is_request_error(response) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let content_type = if modern {
+        "application/graphql-response+json; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    match serde_json::to_vec(response) {
+        Ok(body) => (
+            status,
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(error) => {
+            tracing::error!(?error, "cannot serialise a GraphQL response");
+            client_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                "INTERNAL_SERVER_ERROR",
+            )
+        }
+    }
+}
+
+fn is_request_error(response: &BatchResponse) -> bool {
+    let BatchResponse::Single(single) = response else {
+        return false;
+    };
+    single.data == async_graphql::Value::Null
+        && !single.errors.is_empty()
+        && single.errors.iter().all(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|code| {
+                    matches!(code, async_graphql::Value::String(c)
+                        if c == "GRAPHQL_PARSE_FAILED" || c == "GRAPHQL_VALIDATION_FAILED")
+                })
+        })
+}
+
+fn client_error(status: StatusCode, message: &str, code: &str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        error_body(message, code).to_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,263 @@
+//! register, login, refreshToken, logout.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AuthPayload, Deps, RequestMeta};
+use crate::{
+    domain::{
+        email::Email,
+        password::{self, UserContext},
+        user::{User, parse_full_name},
+    },
+    error::{AppError, FieldErrors},
+    security::{password::Verification, random},
+    store::{
+        sessions::{self, NewSession, RevokeReason, Rotation},
+        users::{self, InsertError, NewUser},
+    },
+};
+
+pub struct RegisterInput {
+    pub email: String,
+    pub full_name: String,
+    pub password: SecretString,
+    pub password_confirm: SecretString,
+}
+
+pub struct LoginInput {
+    pub email: String,
+    pub password: SecretString,
+}
+
+pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
+pub const PASSWORDS_DIFFER: &str = "The two password fields didn't match.";
+const REQUIRED: &str = "This field is required.";
+
+#[derive(Clone)]
+pub struct AuthService {
+    deps: Deps,
+    /// Key under which a refresh token's successor is derived.
+    successor_key: [u8; 32],
+}
+
+impl AuthService {
+    pub fn new(deps: Deps) -> Self {
+        let successor_key = random::hmac_bytes(
+            deps.config.tokens.secret_key.expose_secret().as_bytes(),
+            b"identity/refresh-token-successor/v1",
+        );
+        Self {
+            deps,
+            successor_key,
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn register(
+        &self,
+        input: RegisterInput,
+        meta: &RequestMeta,
+    ) -> Result<AuthPayload, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        let mut errors = FieldErrors::new();
+        let email = Email::parse(&input.email)
+            .map_err(|m| errors.add("email", m))
+            .ok();
+        let full_name = parse_full_name(&input.full_name)
+            .map_err(|m| errors.add("fullName", m))
+            .ok();
+        let password = password::normalise(input.password.expose_secret());
+        let confirm = password::normalise(input.password_confirm.expose_secret());
+        let context = UserContext {
+            email: email.as_ref().map_or(input.email.trim(), Email::as_str),
+            full_name: full_name.as_deref().unwrap_or(input.full_name.trim()),
+        };
+        for message in self
+            .deps
+            .policy
+            .violations(password.expose_secret(), &context)
+        {
+            errors.add("password", message);
+        }
+        if password.expose_secret() != confirm.expose_secret() {
+            errors.add("passwordConfirm", PASSWORDS_DIFFER);
+        }
+        errors.into_result()?;
+        let (Some(email), Some(full_name)) = (email, full_name) else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "validated input missing"
+            )));
+        };
+
+        let password_hash = self.deps.hasher.hash(password).await?;
+        let user = users::insert(
+            &self.deps.db,
+            NewUser {
+                email: email.into_string(),
+                full_name,
+                password_hash,
+                now: self.deps.clock.now(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            InsertError::EmailTaken => AppError::field("email", EMAIL_TAKEN),
+            InsertError::Other(e) => AppError::Internal(e),
+        })?;
+        tracing::info!(user_id = %user.id, "user registered");
+        self.start_session(user, meta).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn login(
+        &self,
+        input: LoginInput,
+        meta: &RequestMeta,
+    ) -> Result<AuthPayload, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        let mut errors = FieldErrors::new();
+        let email = Email::parse(&input.email)
+            .map_err(|m| errors.add("email", m))
+            .ok();
+        if input.password.expose_secret().is_empty() {
+            errors.add("password", REQUIRED);
+        }
+        errors.into_result()?;
+        let Some(email) = email else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "validated input missing"
+            )));
+        };
+
+        let user = users::find_by_email(&self.deps.db, email.as_str()).await?;
+        let password = password::normalise(input.password.expose_secret());
+        // Unknown emails are verified against a dummy hash: same work, same time.
+        let verification = self
+            .deps
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let (user, needs_rehash) = match (user, verification) {
+            (Some(user), Verification::Valid { needs_rehash }) if user.is_active => {
+                (user, needs_rehash)
+            }
+            _ => {
+                tracing::info!("login failed");
+                return Err(AppError::InvalidCredentials);
+            }
+        };
+        let new_hash = if needs_rehash {
+            Some(self.deps.hasher.hash(password).await?)
+        } else {
+            None
+        };
+        let now = self.deps.clock.now();
+        users::record_login(&self.deps.db, user.id, now, new_hash).await?;
+        tracing::info!(user_id = %user.id, rehashed = needs_rehash, "login succeeded");
+        let user = User {
+            last_login: Some(now),
+            ..user
+        };
+        self.start_session(user, meta).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        meta: &RequestMeta,
+    ) -> Result<AuthPayload, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Err(AppError::InvalidToken);
+        }
+        let successor = self.successor_of(refresh_token);
+        let now = self.deps.clock.now();
+        let rotation = sessions::rotate(
+            &self.deps.db,
+            &random::hash(refresh_token),
+            random::hash(&successor),
+            now,
+            self.deps.config.tokens.refresh_reuse_grace,
+        )
+        .await?;
+        match rotation {
+            Rotation::Rotated { session_id, user } | Rotation::Replayed { session_id, user } => {
+                let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
+                Ok(AuthPayload {
+                    access_token,
+                    refresh_token: successor,
+                    expires_in: self.deps.jwt.access_ttl(),
+                    user,
+                })
+            }
+            Rotation::ReuseDetected {
+                session_id,
+                user_id,
+            } => {
+                tracing::warn!(%user_id, %session_id, "refresh token reuse detected; session revoked");
+                self.deps.revoke_access(&[session_id]).await;
+                Err(AppError::InvalidToken)
+            }
+            Rotation::Invalid => Err(AppError::InvalidToken),
+        }
+    }
+
+    /// Revokes the token's whole family. Always `Ok(true)` for a well-formed request:
+    /// unknown, expired and revoked tokens are already logged out.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, refresh_token: &str, meta: &RequestMeta) -> Result<bool, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Ok(true);
+        }
+        let now = self.deps.clock.now();
+        let session = sessions::revoke_by_token(
+            &self.deps.db,
+            &random::hash(refresh_token),
+            now,
+            RevokeReason::Logout,
+        )
+        .await?;
+        if let Some(session_id) = session {
+            tracing::info!(%session_id, "logout");
+            self.deps.revoke_access(&[session_id]).await;
+        }
+        Ok(true)
+    }
+
+    async fn start_session(&self, user: User, meta: &RequestMeta) -> Result<AuthPayload, AppError> {
+        let now = self.deps.clock.now();
+        let refresh_token = random::token();
+        let refresh_ttl = chrono::Duration::from_std(self.deps.config.tokens.refresh_ttl)
+            .map_err(AppError::internal)?;
+        let session_id = sessions::create(
+            &self.deps.db,
+            NewSession {
+                user_id: user.id,
+                token_hash: random::hash(&refresh_token),
+                now,
+                expires_at: now + refresh_ttl,
+                user_agent: meta.user_agent.clone(),
+                ip: Some(meta.ip.to_string()),
+            },
+        )
+        .await?;
+        let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
+        Ok(AuthPayload {
+            access_token,
+            refresh_token,
+            expires_in: self.deps.jwt.access_ttl(),
+            user,
+        })
+    }
+
+    /// The successor of a refresh token is derived, not random: every concurrent
+    /// refresh with one token gets the same successor, and no plaintext is stored.
+    fn successor_of(&self, refresh_token: &str) -> String {
+        random::hmac(&self.successor_key, refresh_token.as_bytes())
+    }
+}

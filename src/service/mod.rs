@@ -1,0 +1,94 @@
+//! Use cases. Each public method is one GraphQL operation: resolvers parse input, call
+//! one of these, and map the result.
+
+pub mod auth;
+pub mod background;
+pub mod password_reset;
+pub mod users;
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    clock::Clock,
+    config::Config,
+    domain::{password::PasswordPolicy, user::User},
+    error::AppError,
+    mail::Mailer,
+    security::{jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits},
+    store::token_store::TokenStore,
+};
+
+pub use background::Background;
+
+/// Who is asking: recorded on sessions, and the key of per-client limits.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+}
+
+/// What register, login and refreshToken return.
+#[derive(Debug, Clone)]
+pub struct AuthPayload {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: Duration,
+    pub user: User,
+}
+
+/// Everything the use cases need, built once at start-up.
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub tokens: Arc<dyn TokenStore>,
+    pub mailer: Arc<dyn Mailer>,
+    pub hasher: PasswordHasher,
+    pub jwt: Arc<JwtKeys>,
+    pub policy: Arc<PasswordPolicy>,
+    pub limits: Arc<RateLimits>,
+    pub clock: Arc<dyn Clock>,
+    pub background: Background,
+}
+
+impl Deps {
+    /// Counts one mutation against the caller's per-IP budget.
+    fn check_ip_limit(&self, meta: &RequestMeta) -> Result<(), AppError> {
+        self.limits
+            .check_ip(meta.ip)
+            .map_err(|retry_after| AppError::RateLimited { retry_after })
+    }
+
+    /// Makes the access tokens of these sessions fail at once. A failure here is logged:
+    /// the sessions are already revoked in the database, so no refresh token of theirs
+    /// works, and their access tokens expire on their own.
+    async fn revoke_access(&self, session_ids: &[uuid::Uuid]) {
+        if session_ids.is_empty() {
+            return;
+        }
+        let until = self.jwt.latest_expiry(self.clock.now());
+        if let Err(error) = self.tokens.revoke_sessions(session_ids, until).await {
+            tracing::error!(?error, "could not add sessions to the revocation set");
+        }
+    }
+}
+
+/// The use cases, one value per area.
+#[derive(Clone)]
+pub struct Services {
+    pub auth: auth::AuthService,
+    pub password_reset: password_reset::PasswordResetService,
+    pub users: users::UserService,
+}
+
+impl Services {
+    pub fn new(deps: &Deps) -> Self {
+        Self {
+            auth: auth::AuthService::new(deps.clone()),
+            password_reset: password_reset::PasswordResetService::new(deps.clone()),
+            users: users::UserService::new(deps.clone()),
+        }
+    }
+}

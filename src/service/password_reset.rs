@@ -1,0 +1,145 @@
+//! requestPasswordReset and resetPassword.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Deps, RequestMeta};
+use crate::{
+    domain::{
+        email::Email,
+        password::{self, UserContext},
+    },
+    error::{AppError, FieldErrors},
+    mail::templates,
+    security::random,
+    store::{
+        sessions::{self, RevokeReason},
+        users,
+    },
+};
+
+pub struct ResetPasswordInput {
+    pub token: String,
+    pub new_password: SecretString,
+    pub new_password_confirm: SecretString,
+}
+
+#[derive(Clone)]
+pub struct PasswordResetService {
+    deps: Deps,
+}
+
+impl PasswordResetService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Answers `true` for every valid address, at once: looking the account up, storing
+    /// the token and sending the mail all happen off the request path, so the answer
+    /// takes the same time whether or not the address is known.
+    #[tracing::instrument(skip_all)]
+    pub async fn request(&self, email: &str, meta: &RequestMeta) -> Result<bool, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        let email = Email::parse(email).map_err(|m| AppError::field("email", m))?;
+        let this = self.clone();
+        self.deps.background.spawn(async move {
+            if let Err(error) = this.send_reset_mail(email).await {
+                tracing::error!(?error, "password reset mail not sent");
+            }
+        });
+        Ok(true)
+    }
+
+    async fn send_reset_mail(&self, email: Email) -> anyhow::Result<()> {
+        let Some(user) = users::find_by_email(&self.deps.db, email.as_str()).await? else {
+            tracing::info!("password reset requested for an unknown email");
+            return Ok(());
+        };
+        if !user.is_active {
+            tracing::info!(user_id = %user.id, "password reset requested for an inactive account");
+            return Ok(());
+        }
+        let cfg = &self.deps.config;
+        let token = random::token();
+        let expires_at = self.deps.clock.now() + chrono::Duration::from_std(cfg.reset.ttl)?;
+        self.deps
+            .tokens
+            .put_reset_token(user.id, &random::hash(&token), expires_at)
+            .await?;
+        let link = cfg.reset.url_template.replace("{token}", &token);
+        let mail = templates::password_reset(&cfg.service_name, &user.email, &link, cfg.reset.ttl);
+        self.deps.mailer.send(mail).await?;
+        tracing::info!(user_id = %user.id, "password reset mail sent");
+        Ok(())
+    }
+
+    /// Checks the new password before consuming the token, so a rejected password
+    /// leaves the link usable; then consumes it atomically, sets the password, ends
+    /// every session of the user and tells them by mail.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset(
+        &self,
+        input: ResetPasswordInput,
+        meta: &RequestMeta,
+    ) -> Result<bool, AppError> {
+        self.deps.check_ip_limit(meta)?;
+        if input.token.is_empty() || input.token.len() > 256 {
+            return Err(AppError::InvalidToken);
+        }
+        let token_hash = random::hash(&input.token);
+        let now = self.deps.clock.now();
+        let Some(user_id) = self.deps.tokens.peek_reset_token(&token_hash, now).await? else {
+            return Err(AppError::InvalidToken);
+        };
+        let user = match users::find_by_id(&self.deps.db, user_id).await? {
+            Some(user) if user.is_active => user,
+            _ => return Err(AppError::InvalidToken),
+        };
+
+        let password = password::normalise(input.new_password.expose_secret());
+        let confirm = password::normalise(input.new_password_confirm.expose_secret());
+        let mut errors = FieldErrors::new();
+        let context = UserContext {
+            email: &user.email,
+            full_name: &user.full_name,
+        };
+        for message in self
+            .deps
+            .policy
+            .violations(password.expose_secret(), &context)
+        {
+            errors.add("newPassword", message);
+        }
+        if password.expose_secret() != confirm.expose_secret() {
+            errors.add("newPasswordConfirm", super::auth::PASSWORDS_DIFFER);
+        }
+        errors.into_result()?;
+
+        let hash = self.deps.hasher.hash(password).await?;
+        // Only one of any number of concurrent resets with this token gets past here.
+        if self
+            .deps
+            .tokens
+            .take_reset_token(&token_hash, self.deps.clock.now())
+            .await?
+            .is_none()
+        {
+            return Err(AppError::InvalidToken);
+        }
+        users::set_password_hash(&self.deps.db, user.id, hash).await?;
+        let now = self.deps.clock.now();
+        let revoked =
+            sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::PasswordReset)
+                .await?;
+        self.deps.revoke_access(&revoked).await;
+        tracing::info!(user_id = %user.id, sessions_revoked = revoked.len(), "password reset");
+
+        let mail = templates::password_changed(&self.deps.config.service_name, &user.email);
+        let mailer = std::sync::Arc::clone(&self.deps.mailer);
+        self.deps.background.spawn(async move {
+            if let Err(error) = mailer.send(mail).await {
+                tracing::error!(?error, "password changed mail not sent");
+            }
+        });
+        Ok(true)
+    }
+}

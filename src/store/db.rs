@@ -1,0 +1,65 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseConfig;
+
+/// Opens the pool. SQLite runs in WAL mode with a busy timeout, so readers never block
+/// the writer and concurrent writers wait their turn instead of failing.
+pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    let url = cfg.url.expose_secret();
+    if cfg.is_sqlite() {
+        create_sqlite_dir(url)?;
+    }
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(cfg.max_connections)
+        .min_connections(1)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_timeout(cfg.acquire_timeout)
+        .idle_timeout(Duration::from_secs(600))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .context("connect to the database (DATABASE_URL)")
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    migration::Migrator::up(db, None)
+        .await
+        .context("apply database migrations")
+}
+
+pub async fn ping(db: &DatabaseConnection) -> anyhow::Result<()> {
+    db.ping().await.context("ping the database")
+}
+
+/// `sqlite://data/identity.db?mode=rwc` needs `data/` to exist.
+fn create_sqlite_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("create the database directory {}", dir.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! SeaORM models. They stay inside `store`: services see `domain` types.
+
+pub mod refresh_token;
+pub mod session;
+pub mod user;

@@ -1,0 +1,8 @@
+//! Persistence: the relational database (SeaORM, PostgreSQL or SQLite) and the token
+//! store (Redis or in-process).
+
+pub mod db;
+pub mod entity;
+pub mod sessions;
+pub mod token_store;
+pub mod users;

@@ -1,0 +1,262 @@
+//! Sessions (refresh-token families) and their refresh tokens.
+//!
+//! Every state change of a session happens in one transaction that first updates the
+//! session row. That update is the lock: on PostgreSQL it takes the row lock, on SQLite
+//! the database write lock. Rotations, reuse detection and revocations of one family are
+//! therefore serialised, and a revocation also covers a successor inserted concurrently.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::entity::{refresh_token, session, user};
+use crate::domain::user::User;
+
+pub struct NewSession {
+    pub user_id: Uuid,
+    pub token_hash: String,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// Why a session ended; stored for the audit of a session.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeReason {
+    Logout,
+    ReuseDetected,
+    PasswordReset,
+}
+
+impl RevokeReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::ReuseDetected => "reuse_detected",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was live; it is now rotated and its successor stored.
+    Rotated { session_id: Uuid, user: User },
+    /// Presented again within the grace window after its rotation: answer with the
+    /// same successor.
+    Replayed { session_id: Uuid, user: User },
+    /// Presented after the grace window: the whole family has just been revoked.
+    ReuseDetected { session_id: Uuid, user_id: Uuid },
+    /// Unknown, expired, revoked, or its user is inactive.
+    Invalid,
+}
+
+/// Starts a session with its first refresh token. Returns the session id.
+pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Uuid> {
+    let session_id = Uuid::now_v7();
+    let txn = db.begin().await.context("begin create session")?;
+    session::ActiveModel {
+        id: Set(session_id),
+        user_id: Set(new.user_id),
+        created_at: Set(new.now),
+        expires_at: Set(new.expires_at),
+        last_used_at: Set(new.now),
+        revoked_at: Set(None),
+        revoked_reason: Set(None),
+        user_agent: Set(new.user_agent),
+        ip: Set(new.ip),
+    }
+    .insert(&txn)
+    .await
+    .context("insert session")?;
+    insert_token(&txn, session_id, new.token_hash, new.now).await?;
+    txn.commit().await.context("commit create session")?;
+    Ok(session_id)
+}
+
+/// Exchanges a refresh token for its successor, atomically, with reuse detection.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    successor_hash: String,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> anyhow::Result<Rotation> {
+    let Some(token) = find_token(db, token_hash).await? else {
+        return Ok(Rotation::Invalid);
+    };
+    let session_id = token.session_id;
+    let txn = db.begin().await.context("begin rotate")?;
+    if !lock_live_session(&txn, session_id, now).await? {
+        txn.rollback().await.context("rollback rotate")?;
+        return Ok(Rotation::Invalid);
+    }
+    let session = session::Entity::find_by_id(session_id)
+        .one(&txn)
+        .await
+        .context("load session")?
+        .context("locked session vanished")?;
+    let user = user::Entity::find_by_id(session.user_id)
+        .one(&txn)
+        .await
+        .context("load session user")?
+        .map(User::from);
+    let user = match user {
+        Some(u) if u.is_active && session.expires_at > now => u,
+        _ => {
+            txn.rollback().await.context("rollback rotate")?;
+            return Ok(Rotation::Invalid);
+        }
+    };
+    // Re-read under the lock: a concurrent rotation may have committed meanwhile.
+    let token = refresh_token::Entity::find_by_id(token.id)
+        .one(&txn)
+        .await
+        .context("reload refresh token")?
+        .context("refresh token vanished")?;
+    let outcome = match token.rotated_at {
+        None => {
+            refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+                .filter(refresh_token::Column::Id.eq(token.id))
+                .exec(&txn)
+                .await
+                .context("mark refresh token rotated")?;
+            insert_token(&txn, session_id, successor_hash, now).await?;
+            Rotation::Rotated { session_id, user }
+        }
+        Some(rotated_at) if now.signed_duration_since(rotated_at) <= grace_delta(grace) => {
+            Rotation::Replayed { session_id, user }
+        }
+        Some(_) => {
+            revoke_session_rows(&txn, &[session_id], now, RevokeReason::ReuseDetected).await?;
+            Rotation::ReuseDetected {
+                session_id,
+                user_id: user.id,
+            }
+        }
+    };
+    txn.commit().await.context("commit rotate")?;
+    Ok(outcome)
+}
+
+/// Revokes the family of a refresh token. Returns its session id if the token is known
+/// (whether or not it was already revoked or expired).
+pub async fn revoke_by_token(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> anyhow::Result<Option<Uuid>> {
+    let Some(token) = find_token(db, token_hash).await? else {
+        return Ok(None);
+    };
+    revoke_session_rows(db, &[token.session_id], now, reason).await?;
+    Ok(Some(token.session_id))
+}
+
+/// Revokes every live session of a user; returns their ids.
+pub async fn revoke_all_for_user(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> anyhow::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await
+        .context("list live sessions")?;
+    if !ids.is_empty() {
+        revoke_session_rows(db, &ids, now, reason).await?;
+    }
+    Ok(ids)
+}
+
+/// Marks the session used, if it is not revoked; this is also the family's lock.
+async fn lock_live_session(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .context("lock session")?;
+    Ok(result.rows_affected == 1)
+}
+
+async fn revoke_session_rows(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> anyhow::Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .context("revoke sessions")?;
+    Ok(())
+}
+
+async fn find_token(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+) -> anyhow::Result<Option<refresh_token::Model>> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await
+        .context("find refresh token")
+}
+
+async fn insert_token(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+    token_hash: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    refresh_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        session_id: Set(session_id),
+        token_hash: Set(token_hash),
+        created_at: Set(now),
+        rotated_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .context("insert refresh token")?;
+    Ok(())
+}
+
+fn grace_delta(grace: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Whether a session is revoked (or unknown), read from its row.
+pub async fn is_revoked(db: &impl ConnectionTrait, session_id: Uuid) -> anyhow::Result<bool> {
+    let session = session::Entity::find_by_id(session_id)
+        .one(db)
+        .await
+        .context("load session")?;
+    Ok(session.is_none_or(|s| s.revoked_at.is_some()))
+}

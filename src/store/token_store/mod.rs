@@ -1,0 +1,99 @@
+//! Short-lived security state outside the database: password-reset tokens (kept only
+//! as hashes, with a TTL, single use) and the set of revoked sessions that access
+//! tokens are checked against. Redis when `REDIS_URL` is set, in-process otherwise.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use memory::MemoryTokenStore;
+pub use redis::RedisTokenStore;
+
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores a reset token hash for a user until `expires_at`, replacing (and
+    /// invalidating) any earlier token of that user.
+    async fn put_reset_token(
+        &self,
+        user_id: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    /// The user a live reset token belongs to, without consuming it.
+    async fn peek_reset_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Uuid>>;
+
+    /// Consumes a reset token: of any number of concurrent callers, at most one gets
+    /// `Some`.
+    async fn take_reset_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Uuid>>;
+
+    /// Marks sessions as revoked until `until` (the latest expiry of an access token
+    /// issued for them).
+    async fn revoke_sessions(
+        &self,
+        session_ids: &[Uuid],
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    async fn is_session_revoked(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool>;
+
+    /// Reachability, for `/readyz`.
+    async fn ping(&self) -> anyhow::Result<()>;
+}
+
+/// What a reset-token entry holds: its user and its expiry (checked against the
+/// injected clock; the store's own TTL only cleans up).
+fn encode_entry(user_id: Uuid, expires_at: DateTime<Utc>) -> String {
+    format!("{user_id}:{}", expires_at.timestamp_millis())
+}
+
+fn decode_entry(value: &str, now: DateTime<Utc>) -> Option<Uuid> {
+    let (user, expires) = value.split_once(':')?;
+    let expires: i64 = expires.parse().ok()?;
+    (now.timestamp_millis() < expires).then_some(())?;
+    user.parse().ok()
+}
+
+/// Milliseconds from `now` to `until`, at least 1 (stores reject a zero TTL).
+fn ttl_ms(until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (until - now).num_milliseconds().max(1)
+}
+
+/// Real time left until `until`, for store-side expiry.
+fn ttl_from_now(until: DateTime<Utc>) -> Duration {
+    Duration::from_millis(u64::try_from(ttl_ms(until, Utc::now())).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_by_the_given_clock() {
+        let now = Utc::now();
+        let user = Uuid::new_v4();
+        let entry = encode_entry(user, now + chrono::Duration::seconds(60));
+        assert_eq!(decode_entry(&entry, now), Some(user));
+        assert_eq!(
+            decode_entry(&entry, now + chrono::Duration::seconds(61)),
+            None
+        );
+        assert_eq!(decode_entry("garbage", now), None);
+    }
+}

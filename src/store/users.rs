@@ -1,0 +1,111 @@
+//! The users table.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    SqlErr,
+};
+use uuid::Uuid;
+
+use super::entity::user;
+use crate::domain::user::User;
+
+pub struct NewUser {
+    pub email: String,
+    pub full_name: String,
+    pub password_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Inserts a user. The unique index on `email` decides races between registrations.
+pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, InsertError> {
+    let model = user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(new.email),
+        full_name: Set(new.full_name),
+        password_hash: Set(new.password_hash),
+        is_active: Set(true),
+        date_joined: Set(new.now),
+        last_login: Set(None),
+    };
+    match model.insert(db).await {
+        Ok(m) => Ok(m.into()),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(InsertError::EmailTaken)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("insert user").into()),
+    }
+}
+
+pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> anyhow::Result<Option<User>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await
+        .context("find user by email")?
+        .map(User::from))
+}
+
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> anyhow::Result<Option<User>> {
+    Ok(user::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .context("find user by id")?
+        .map(User::from))
+}
+
+/// Records a successful login, and stores a re-computed hash if there is one.
+pub async fn record_login(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+    new_hash: Option<String>,
+) -> anyhow::Result<()> {
+    let mut model = user::ActiveModel {
+        id: Set(id),
+        last_login: Set(Some(now)),
+        ..Default::default()
+    };
+    if let Some(hash) = new_hash {
+        model.password_hash = Set(hash);
+    }
+    model.update(db).await.context("record login")?;
+    Ok(())
+}
+
+pub async fn set_password_hash(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    hash: String,
+) -> anyhow::Result<()> {
+    user::ActiveModel {
+        id: Set(id),
+        password_hash: Set(hash),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .context("set password hash")?;
+    Ok(())
+}
+
+pub async fn set_active(db: &impl ConnectionTrait, id: Uuid, active: bool) -> anyhow::Result<()> {
+    user::ActiveModel {
+        id: Set(id),
+        is_active: Set(active),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .context("set user active flag")?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_starts_a_new_session() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let first = app.signed_up(&email).await;
+    let resp = app
+        .login(&format!("  {} ", email.to_uppercase()), PASSWORD)
+        .await;
+    let payload = data(&resp, "login");
+    assert_eq!(payload["user"]["email"], email.as_str());
+    assert!(
+        payload["user"]["lastLogin"].is_string(),
+        "lastLogin is set: {resp}"
+    );
+    let second = Session::from_payload(payload);
+    assert_ne!(second.refresh, first.refresh);
+    assert_eq!(
+        data(&app.me(Some(&second.access)).await, "me")["email"],
+        email.as_str()
+    );
+    // The first session is still alive.
+    data(&app.refresh(&first.refresh).await, "refreshToken");
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_email_and_inactive_account_look_the_same() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let wrong = app.login(&email, "not the password").await;
+    let unknown = app.login("nobody@example.com", PASSWORD).await;
+    assert_code(&wrong, "INVALID_CREDENTIALS");
+    assert_code(&unknown, "INVALID_CREDENTIALS");
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+
+    app.deactivate(&email).await;
+    let inactive = app.login(&email, PASSWORD).await;
+    assert_code(&inactive, "INVALID_CREDENTIALS");
+    assert_eq!(
+        inactive["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+}
+
+#[tokio::test]
+async fn malformed_input_is_bad_user_input() {
+    let app = spawn_app().await;
+    assert!(fields(&app.login("not-an-email", PASSWORD).await).contains_key("email"));
+    assert!(fields(&app.login("ada@example.com", "").await).contains_key("password"));
+}
+
+#[tokio::test]
+async fn a_hash_with_older_parameters_is_upgraded_on_login() {
+    let old = spawn_app_with(&[("ARGON2_MEMORY_KIB", "8192"), ("ARGON2_ITERATIONS", "1")]).await;
+    let email = unique_email();
+    old.signed_up(&email).await;
+    let query = format!("SELECT password_hash FROM users WHERE email = '{email}'");
+    assert!(old.sql_string(&query).await[0].contains("m=8192,t=1,p=1"));
+
+    let current = old.sibling(&[]).await;
+    data(&current.login(&email, PASSWORD).await, "login");
+    let upgraded = current.sql_string(&query).await.remove(0);
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    // The new hash still verifies the same password.
+    data(&current.login(&email, PASSWORD).await, "login");
+    assert_code(
+        &current.login(&email, "wrong password").await,
+        "INVALID_CREDENTIALS",
+    );
+}
+
+#[tokio::test]
+async fn mutations_are_rate_limited_per_client_ip() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        assert_code(
+            &app.login("nobody@example.com", PASSWORD).await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    let limited = app.login("nobody@example.com", PASSWORD).await;
+    assert_code(&limited, "RATE_LIMITED");
+    let retry = limited["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{limited}");
+    // Queries are not mutations: `me` still answers.
+    assert_code(&app.me(None).await, "UNAUTHENTICATED");
+}

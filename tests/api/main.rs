@@ -1,0 +1,15 @@
+//! Black-box tests: the real service on a random port, spoken to over HTTP as a client
+//! would. Run against the embedded default, or PostgreSQL + Redis with
+//! `TEST_BACKEND=postgres`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod helpers;
+mod http;
+mod login;
+mod logout;
+mod me;
+mod password_reset;
+mod refresh;
+mod register;
+mod schema;

@@ -13,8 +13,10 @@ use crate::{
     graphql,
     http::{self, HttpState},
     mail::{Mailer, log::LogMailer, smtp::SmtpMailer},
-    security::{jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits},
-    service::{Background, Deps, Services},
+    security::{
+        jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits, throttle::Throttle,
+    },
+    service::{AuditLog, Background, Deps, Services},
     store::{
         db,
         token_store::{MemoryTokenStore, RedisTokenStore, TokenStore},
@@ -38,55 +40,10 @@ impl App {
 
     /// As `build`, with the clock every expiry decision reads (tests move it forward).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let config = Arc::new(config);
-        let db = db::connect(&config.database).await?;
-        if config.database.run_migrations {
-            db::migrate(&db).await?;
-        }
-        let tokens: Arc<dyn TokenStore> = match &config.redis {
-            Some(redis) => Arc::new(RedisTokenStore::connect(redis).await?),
-            None => Arc::new(MemoryTokenStore::new()),
-        };
-        let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
-            Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
-            None => Arc::new(LogMailer),
-        };
-        let password_cfg = config.password.clone();
-        let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg))
-            .await
-            .context("set up the password hasher")??;
-        let jwt = Arc::new(JwtKeys::new_hs256(
-            config.tokens.secret_key.expose_secret().as_bytes(),
-            &config.tokens.issuer,
-            &config.tokens.audience,
-            config.tokens.access_ttl,
-        ));
-        let deps = Deps {
-            db,
-            tokens,
-            mailer,
-            hasher,
-            jwt,
-            policy: Arc::new(PasswordPolicy::new(
-                config.password.min_length,
-                &config.service_name,
-            )),
-            limits: Arc::new(RateLimits::new(&config.rate_limit)),
-            clock,
-            background: Background::new(8),
-            config: Arc::clone(&config),
-        };
+        let deps = build_deps(config, clock).await?;
+        let config = Arc::clone(&deps.config);
         let schema = graphql::build_schema(Services::new(&deps), &config.http);
-        let graphiql_html = async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title(&format!("{} GraphQL", config.service_name))
-            .finish();
-        let router = http::router(HttpState {
-            schema,
-            deps: deps.clone(),
-            config: Arc::clone(&config),
-            graphiql_html: graphiql_html.into(),
-        });
+        let router = http::router(HttpState::new(schema, deps.clone()));
         let listener = TcpListener::bind(config.http.bind_addr)
             .await
             .with_context(|| format!("bind BIND_ADDR {}", config.http.bind_addr))?;
@@ -110,6 +67,11 @@ impl App {
     /// The runner of off-request work (mail), e.g. to wait until it is idle.
     pub fn background(&self) -> Background {
         self.deps.background.clone()
+    }
+
+    /// The audit trail, e.g. to wait until its events are stored.
+    pub fn audit(&self) -> AuditLog {
+        self.deps.audit.clone()
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
@@ -144,12 +106,58 @@ impl App {
         if !self.deps.background.drain(DRAIN_LIMIT).await {
             tracing::warn!("background work still running at shutdown");
         }
+        if !self.deps.audit.flush(DRAIN_LIMIT).await {
+            tracing::warn!("audit events still unwritten at shutdown");
+        }
         if let Err(error) = self.deps.db.close_by_ref().await {
             tracing::warn!(?error, "closing the database pool");
         }
         tracing::info!("stopped");
         served
     }
+}
+
+/// Everything the use cases need: pools, stores, keys, limits. Used by the server and
+/// by CLI commands that act on accounts.
+pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Deps> {
+    let config = Arc::new(config);
+    let db = db::connect(&config.database).await?;
+    if config.database.run_migrations {
+        db::migrate(&db).await?;
+    }
+    let tokens: Arc<dyn TokenStore> = match &config.redis {
+        Some(redis) => Arc::new(RedisTokenStore::connect(redis).await?),
+        None => Arc::new(MemoryTokenStore::new()),
+    };
+    let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
+        None => Arc::new(LogMailer),
+    };
+    let password_cfg = config.password.clone();
+    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg))
+        .await
+        .context("set up the password hasher")??;
+    Ok(Deps {
+        jwt: Arc::new(JwtKeys::from_config(&config.tokens)?),
+        policy: Arc::new(PasswordPolicy::new(
+            config.password.min_length,
+            &config.service_name,
+        )),
+        limits: Arc::new(RateLimits::new(&config.rate_limit)),
+        throttle: Arc::new(Throttle::new(
+            Arc::clone(&tokens),
+            Arc::clone(&clock),
+            &config.rate_limit,
+        )),
+        audit: AuditLog::start(db.clone()),
+        background: Background::new(8),
+        db,
+        tokens,
+        mailer,
+        hasher,
+        clock,
+        config,
+    })
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,14 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::{app::App, config::Config, store::db, telemetry};
+use crate::{
+    app::{App, build_deps},
+    clock::SystemClock,
+    config::Config,
+    service::Services,
+    store::db,
+    telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +37,11 @@ enum Command {
     },
     /// Validate the environment and print the settings that would be used, secrets masked.
     CheckConfig,
+    /// Deactivate an account: it can no longer sign in, and every session ends at once.
+    DeactivateUser {
+        /// The account's email address.
+        email: String,
+    },
     /// Exit 0 if the service on BIND_ADDR answers /healthz (for container health checks).
     Healthcheck {
         /// Defaults to http://<BIND_ADDR>/healthz (0.0.0.0 is asked on 127.0.0.1).
@@ -48,6 +60,7 @@ pub async fn run() -> ExitCode {
         Command::PrintSchema { output } => print_schema(output),
         Command::CheckConfig => check_config(),
         Command::Healthcheck { url } => healthcheck(url).await,
+        Command::DeactivateUser { email } => deactivate_user(&email).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,6 +104,21 @@ fn print_schema(output: Option<PathBuf>) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn deactivate_user(email: &str) -> anyhow::Result<()> {
+    let config = config()?;
+    telemetry::init(config.log_format)?;
+    let deps = build_deps(config, std::sync::Arc::new(SystemClock)).await?;
+    let found = Services::new(&deps)
+        .users
+        .deactivate(email)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    deps.audit.flush(std::time::Duration::from_secs(10)).await;
+    anyhow::ensure!(found, "no account with the email {email}");
+    println!("deactivated {email}; every session of the account is revoked");
+    Ok(())
 }
 
 fn check_config() -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 mod auth;
 pub mod context;
 mod error_codes;
+mod limits;
 mod password_reset;
 mod types;
 mod user;
@@ -21,23 +22,21 @@ pub struct Mutation(auth::AuthMutation, password_reset::PasswordResetMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Deepest accepted document. GraphiQL's introspection query needs 13.
-pub const MAX_DEPTH: usize = 16;
-/// Highest accepted complexity (one point per field).
-pub const MAX_COMPLEXITY: usize = 1000;
-
-/// The schema without per-deployment data: what `print-schema` writes.
+/// The schema without per-deployment data or limits: what `print-schema` writes.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .limit_directives(8)
         .extension(error_codes::ErrorCodes)
 }
 
-/// The served schema.
+/// The served schema, with the document limits of `http` (GraphiQL's introspection
+/// query needs a depth of 13 and a complexity of about 200).
 pub fn build_schema(services: Services, http: &HttpConfig) -> AppSchema {
-    let mut builder = schema_builder().data(services);
+    let mut builder = schema_builder()
+        .extension(limits::AliasLimit(http.max_aliases))
+        .limit_depth(http.max_depth)
+        .limit_complexity(http.max_complexity)
+        .limit_directives(8)
+        .data(services);
     if !http.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -11,7 +11,7 @@ use axum::{
     body::Bytes,
     extract::{ConnectInfo, RawQuery, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
 };
 
 use super::{HttpState, error_body};
@@ -56,7 +56,7 @@ pub async fn post(
             "BAD_REQUEST",
         );
     }
-    let batch = batch.data(request_ctx(&headers, peer));
+    let batch = batch.data(request_ctx(&state, &headers, peer));
     render(&state.schema.execute_batch(batch).await, &headers)
 }
 
@@ -69,7 +69,7 @@ pub async fn get(
     let query = query.unwrap_or_default();
     if accepts_html(&headers) && !query.contains("query=") {
         return if state.config.http.graphiql {
-            Html(state.graphiql_html.to_string()).into_response()
+            super::graphiql::page_response(&state.graphiql_html)
         } else {
             StatusCode::NOT_FOUND.into_response()
         };
@@ -95,11 +95,11 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let request = request.data(request_ctx(&headers, peer));
+    let request = request.data(request_ctx(&state, &headers, peer));
     render(&state.schema.execute(request).await.into(), &headers)
 }
 
-fn request_ctx(headers: &HeaderMap, peer: SocketAddr) -> RequestCtx {
+fn request_ctx(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> RequestCtx {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -116,7 +116,7 @@ fn request_ctx(headers: &HeaderMap, peer: SocketAddr) -> RequestCtx {
     RequestCtx {
         bearer,
         meta: RequestMeta {
-            ip: peer.ip(),
+            ip: super::client_ip::client_ip(peer.ip(), headers, &state.config.http.trusted_proxies),
             user_agent,
         },
     }

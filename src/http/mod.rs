@@ -1,5 +1,7 @@
 //! HTTP: routes and the middleware every request passes through.
 
+mod client_ip;
+mod graphiql;
 mod graphql;
 mod health;
 
@@ -32,6 +34,24 @@ pub struct HttpState {
     pub config: Arc<Config>,
     pub graphiql_html: Arc<str>,
 }
+
+impl HttpState {
+    pub fn new(schema: AppSchema, deps: Deps) -> Self {
+        let config = Arc::clone(&deps.config);
+        let graphiql_html = graphiql::page(&format!("{} GraphQL", config.service_name)).into();
+        Self {
+            schema,
+            deps,
+            config,
+            graphiql_html,
+        }
+    }
+}
+
+/// For every response that does not set its own (GraphiQL does): nothing may run,
+/// load or frame it.
+const API_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -79,14 +99,36 @@ pub fn router(state: HttpState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
         ));
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql/4.1.2/{file}", get(graphiql::asset))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .with_state(state)
         .layer(middleware)
+}
+
+/// The public keys that verify access tokens, when they are signed with EdDSA; other
+/// services verify tokens with these, without a shared secret.
+async fn jwks(axum::extract::State(state): axum::extract::State<HttpState>) -> Response {
+    match state.deps.jwt.jwks() {
+        Some(keys) => (
+            [
+                (header::CONTENT_TYPE, "application/jwk-set+json"),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            keys.to_string(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A GraphQL-shaped error body with one error and its code.

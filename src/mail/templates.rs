@@ -47,6 +47,27 @@ pub fn password_changed(service: &str, to: &str) -> OutgoingMail {
     }
 }
 
+pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
+    let text = format!(
+        "A session of your {service} account was signed out for your safety: a sign-in \
+         token that had already been used was presented again, which can mean it was \
+         copied.\n\nIf you signed out on another device, or are simply signed out now, \
+         sign in again. If this keeps happening, reset your password."
+    );
+    let html = format!(
+        "<p>A session of your {service} account was signed out for your safety: a sign-in \
+         token that had already been used was presented again, which can mean it was \
+         copied.</p><p>Sign in again. If this keeps happening, reset your password.</p>",
+        service = escape(service),
+    );
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: format!("A {service} session was signed out for your safety"),
+        text,
+        html,
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -1,18 +1,28 @@
-//! Access tokens: JWTs (RFC 9068 profile, `typ: at+jwt`), HS256 over `SECRET_KEY`.
+//! Access tokens: JWTs (RFC 9068 profile, `typ: at+jwt`).
 //!
-//! Verification pins the algorithm, requires the key id to be ours, the `at+jwt` type,
-//! and every claim; `exp`/`nbf` are checked against the injected clock with a small
-//! leeway (the crate's own 60 s default is too loose, and it reads the wall clock).
+//! Signing: HS256 over `SECRET_KEY` (default), or EdDSA with an Ed25519 key, whose
+//! public half is published as a JWK set. Older keys stay in the verification set, so
+//! rotating the signing key signs nobody out.
+//!
+//! Verification (RFC 8725): the algorithm is pinned; the `kid` must name a key of the
+//! fixed set (`jku`, `x5u` and `jwk` headers are never followed); the header type must
+//! be `at+jwt`; every claim is required; `exp`, `nbf` and `iat` are checked against the
+//! injected clock with a leeway of a few seconds (the crate's 60 s default is too
+//! loose, and it reads the wall clock).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::security::random;
+use crate::config::{JwtSigning, TokenConfig};
 
 /// Token type of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -35,39 +45,156 @@ pub struct AccessClaims {
 }
 
 pub struct JwtKeys {
+    algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
     kid: String,
+    /// kid → key, for every key that may verify: the signing key and older ones.
+    verifying: HashMap<String, DecodingKey>,
     validation: Validation,
+    /// The public JWK set (EdDSA only).
+    jwks: Option<serde_json::Value>,
     issuer: String,
     audience: String,
     access_ttl: Duration,
 }
 
+/// An Ed25519 public key as a JWK, with its RFC 7638 thumbprint as kid.
+struct Ed25519Public {
+    kid: String,
+    x: String,
+}
+
+impl Ed25519Public {
+    fn new(key: &ed25519_dalek::VerifyingKey) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(key.to_bytes());
+        // RFC 7638: members in lexicographic order, no whitespace.
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        Self { kid, x }
+    }
+
+    fn jwk(&self) -> serde_json::Value {
+        serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": self.x, "kid": self.kid, "alg": "EdDSA", "use": "sig" })
+    }
+}
+
+/// A private (PKCS#8) or public (SPKI) Ed25519 PEM → its public key.
+fn ed25519_public(pem: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    if pem.contains("PUBLIC KEY") {
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+            .map_err(|e| format!("not an Ed25519 public key: {e}"))
+    } else {
+        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+            .map(|k| k.verifying_key())
+            .map_err(|e| format!("not an Ed25519 private key (PKCS#8 PEM): {e}"))
+    }
+}
+
+/// kid of an HMAC secret: 64 bits of its SHA-256, which reveal nothing of it.
+fn hmac_kid(secret: &[u8]) -> String {
+    format!(
+        "hs-{}",
+        &URL_SAFE_NO_PAD.encode(Sha256::digest(secret))[..11]
+    )
+}
+
 impl JwtKeys {
-    pub fn new_hs256(secret: &[u8], issuer: &str, audience: &str, access_ttl: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
+    /// Checks EdDSA key material, naming the variable at fault.
+    pub fn check_ed25519(signing: &JwtSigning) -> Result<(), (&'static str, String)> {
+        if let JwtSigning::EdDsa {
+            private_pem,
+            previous_pems,
+            ..
+        } = signing
+        {
+            if private_pem.expose_secret().contains("PUBLIC KEY") {
+                return Err((
+                    "JWT_PRIVATE_KEY",
+                    "needs the private key, not the public one".into(),
+                ));
+            }
+            ed25519_public(private_pem.expose_secret()).map_err(|e| ("JWT_PRIVATE_KEY", e))?;
+            for pem in previous_pems {
+                ed25519_public(pem).map_err(|e| ("JWT_PREVIOUS_KEYS", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn from_config(cfg: &TokenConfig) -> anyhow::Result<Self> {
+        let (algorithm, encoding, kid, verifying, jwks) = match &cfg.signing {
+            JwtSigning::Hs256 { previous } => {
+                let secret = cfg.secret_key.expose_secret().as_bytes();
+                let kid = hmac_kid(secret);
+                let mut verifying = HashMap::new();
+                verifying.insert(kid.clone(), DecodingKey::from_secret(secret));
+                for old in previous {
+                    let old = old.expose_secret().as_bytes();
+                    verifying.insert(hmac_kid(old), DecodingKey::from_secret(old));
+                }
+                (
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(secret),
+                    kid,
+                    verifying,
+                    None,
+                )
+            }
+            JwtSigning::EdDsa {
+                private_pem,
+                previous_pems,
+                ..
+            } => {
+                let pem = private_pem.expose_secret();
+                let encoding =
+                    EncodingKey::from_ed_pem(pem.as_bytes()).context("JWT_PRIVATE_KEY")?;
+                let current = Ed25519Public::new(&ed25519_public(pem).map_err(anyhow::Error::msg)?);
+                let mut publics = vec![current];
+                for old in previous_pems {
+                    publics.push(Ed25519Public::new(
+                        &ed25519_public(old).map_err(anyhow::Error::msg)?,
+                    ));
+                }
+                let mut verifying = HashMap::new();
+                for public in &publics {
+                    verifying.insert(
+                        public.kid.clone(),
+                        DecodingKey::from_ed_components(&public.x)?,
+                    );
+                }
+                let jwks = serde_json::json!({ "keys": publics.iter().map(Ed25519Public::jwk).collect::<Vec<_>>() });
+                let kid = publics[0].kid.clone();
+                (Algorithm::EdDSA, encoding, kid, verifying, Some(jwks))
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&cfg.issuer]);
+        validation.set_audience(&[&cfg.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        // Checked below against the injected clock.
+        // Checked in `verify_access` against the injected clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            // A stable, non-secret name for this key: 64 bits of its SHA-256.
-            kid: random::hash(&String::from_utf8_lossy(secret))[..11].to_owned(),
+        Ok(Self {
+            algorithm,
+            encoding,
+            kid,
+            verifying,
             validation,
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-            access_ttl,
-        }
+            jwks,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            access_ttl: cfg.access_ttl,
+        })
     }
 
     pub fn access_ttl(&self) -> Duration {
         self.access_ttl
+    }
+
+    /// The public keys as a JWK set, when tokens are signed asymmetrically.
+    pub fn jwks(&self) -> Option<&serde_json::Value> {
+        self.jwks.as_ref()
     }
 
     /// The latest instant an access token issued now can still be valid.
@@ -94,7 +221,7 @@ impl JwtKeys {
             iat,
             jti: Uuid::new_v4(),
         };
-        let mut header = Header::new(Algorithm::HS256);
+        let mut header = Header::new(self.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &claims, &self.encoding).context("sign access token")
@@ -103,40 +230,75 @@ impl JwtKeys {
     /// The claims of a valid access token, or `None` for anything else.
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Option<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE)
-            || header.kid.as_deref() != Some(&self.kid)
-        {
+        if header.alg != self.algorithm || header.typ.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return None;
         }
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
-        let claims = data.claims;
+        // Only our own keys: a `jku`, `x5u` or embedded `jwk` is never looked at.
+        let key = self.verifying.get(header.kid.as_deref()?)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .ok()?
+            .claims;
         let now = now.timestamp();
-        if now >= claims.exp.saturating_add(LEEWAY_SECS)
-            || now < claims.nbf.saturating_sub(LEEWAY_SECS)
-        {
-            return None;
-        }
-        Some(claims)
+        let live = now < claims.exp.saturating_add(LEEWAY_SECS)
+            && now >= claims.nbf.saturating_sub(LEEWAY_SECS)
+            && now >= claims.iat.saturating_sub(LEEWAY_SECS);
+        live.then_some(claims)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use secrecy::SecretString;
 
-    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "kQ2lN8bVvI1v3s2h3JmW5nS0eXq9rT4yZpB6uC7d";
+    const OTHER: &str = "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4";
 
-    fn keys() -> JwtKeys {
-        JwtKeys::new_hs256(SECRET, "issuer", "audience", Duration::from_secs(900))
+    fn cfg(secret: &str, signing: JwtSigning) -> TokenConfig {
+        TokenConfig {
+            secret_key: SecretString::from(secret),
+            secret_source: "test".into(),
+            signing,
+            issuer: "issuer".into(),
+            audience: "audience".into(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(3600),
+            refresh_idle_ttl: Duration::from_secs(3600),
+            refresh_reuse_grace: Duration::from_secs(10),
+        }
+    }
+
+    fn hs(secret: &str, previous: &[&str]) -> JwtKeys {
+        let previous = previous.iter().map(|p| SecretString::from(*p)).collect();
+        JwtKeys::from_config(&cfg(secret, JwtSigning::Hs256 { previous })).unwrap()
+    }
+
+    fn ed_pem(seed: u8) -> String {
+        use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+
+    fn ed(private: &str, previous: &[String]) -> JwtKeys {
+        JwtKeys::from_config(&cfg(
+            SECRET,
+            JwtSigning::EdDsa {
+                private_pem: SecretString::from(private),
+                previous_pems: previous.to_vec(),
+                source: "test".into(),
+            },
+        ))
+        .unwrap()
     }
 
     #[test]
     fn round_trip() {
         let (user, sid, now) = (Uuid::new_v4(), Uuid::new_v4(), Utc::now());
-        let token = keys().issue_access(user, sid, now).unwrap();
-        let claims = keys().verify_access(&token, now).unwrap();
+        let keys = hs(SECRET, &[]);
+        let token = keys.issue_access(user, sid, now).unwrap();
+        let claims = keys.verify_access(&token, now).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, sid));
         assert_eq!(claims.exp - claims.iat, 900);
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -144,24 +306,22 @@ mod tests {
     }
 
     #[test]
-    fn expiry_and_not_before_follow_the_clock() {
+    fn expiry_not_before_and_issued_at_follow_the_clock() {
         let now = Utc::now();
-        let token = keys()
+        let keys = hs(SECRET, &[]);
+        let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
         assert!(
-            keys()
-                .verify_access(&token, now + chrono::Duration::seconds(899))
+            keys.verify_access(&token, now + chrono::Duration::seconds(899))
                 .is_some()
         );
         assert!(
-            keys()
-                .verify_access(&token, now + chrono::Duration::seconds(905))
+            keys.verify_access(&token, now + chrono::Duration::seconds(905))
                 .is_none()
         );
         assert!(
-            keys()
-                .verify_access(&token, now - chrono::Duration::seconds(60))
+            keys.verify_access(&token, now - chrono::Duration::seconds(60))
                 .is_none()
         );
     }
@@ -169,47 +329,129 @@ mod tests {
     #[test]
     fn rejects_other_keys_issuers_and_audiences() {
         let now = Utc::now();
-        let other = JwtKeys::new_hs256(
-            b"another-secret-another-secret-xx",
-            "issuer",
-            "audience",
-            Duration::from_secs(900),
-        );
+        let keys = hs(SECRET, &[]);
+        let other = hs(OTHER, &[]);
         let token = other
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
-        assert!(keys().verify_access(&token, now).is_none());
-        let wrong_aud = JwtKeys::new_hs256(SECRET, "issuer", "elsewhere", Duration::from_secs(900));
-        let token = wrong_aud
+        assert!(keys.verify_access(&token, now).is_none());
+        let mut wrong = cfg(SECRET, JwtSigning::Hs256 { previous: vec![] });
+        wrong.audience = "elsewhere".into();
+        let token = JwtKeys::from_config(&wrong)
+            .unwrap()
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
-        assert!(keys().verify_access(&token, now).is_none());
-        let wrong_iss = JwtKeys::new_hs256(SECRET, "mallory", "audience", Duration::from_secs(900));
-        let token = wrong_iss
+        assert!(keys.verify_access(&token, now).is_none());
+    }
+
+    #[test]
+    fn rotated_secrets_still_verify_but_do_not_sign() {
+        let now = Utc::now();
+        let before = hs(OTHER, &[]);
+        let old_token = before
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
-        assert!(keys().verify_access(&token, now).is_none());
+        let after = hs(SECRET, &[OTHER]);
+        assert!(after.verify_access(&old_token, now).is_some());
+        let new_token = after
+            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&new_token).unwrap().kid,
+            Some(hmac_kid(SECRET.as_bytes()))
+        );
+        assert!(hs(SECRET, &[]).verify_access(&old_token, now).is_none());
+    }
+
+    #[test]
+    fn ed25519_tokens_verify_with_the_published_key() {
+        let now = Utc::now();
+        let keys = ed(&ed_pem(7), &[ed_pem(3)]);
+        let token = keys
+            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        assert!(keys.verify_access(&token, now).is_some());
+        // Anyone holding the JWK set can verify, with the kid of the header.
+        let jwks = keys.jwks().unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .unwrap();
+        let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&["audience"]);
+        assert!(jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).is_ok());
+        // A token of the previous key still verifies; one of an unknown key does not.
+        let old = ed(&ed_pem(3), &[])
+            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .unwrap();
+        assert!(keys.verify_access(&old, now).is_some());
+        let stranger = ed(&ed_pem(9), &[])
+            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .unwrap();
+        assert!(keys.verify_access(&stranger, now).is_none());
+    }
+
+    #[test]
+    fn an_hs256_token_is_refused_by_an_eddsa_service() {
+        // Algorithm confusion: an HMAC signed with the public key must not pass.
+        let now = Utc::now();
+        let keys = ed(&ed_pem(7), &[]);
+        let jwk_x = keys.jwks().unwrap()["keys"][0]["x"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let kid = keys.kid.clone();
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(ACCESS_TOKEN_TYPE.into());
+        header.kid = Some(kid);
+        let claims = keys
+            .verify_access(
+                &keys
+                    .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+                    .unwrap(),
+                now,
+            )
+            .unwrap();
+        let forged = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(jwk_x.as_bytes()),
+        )
+        .unwrap();
+        assert!(keys.verify_access(&forged, now).is_none());
     }
 
     #[test]
     fn rejects_alg_none_and_a_missing_type() {
         let now = Utc::now();
-        let token = keys()
+        let keys = hs(SECRET, &[]);
+        let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
         assert!(
-            keys()
-                .verify_access(&format!("{none_header}.{payload}."), now)
+            keys.verify_access(&format!("{none_header}.{payload}."), now)
                 .is_none()
         );
-        // Same key and claims, but typ "JWT": not an access token.
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(keys().kid.clone());
-        let claims = keys().verify_access(&token, now).unwrap();
-        let plain =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET)).unwrap();
-        assert!(keys().verify_access(&plain, now).is_none());
+        header.kid = Some(keys.kid.clone());
+        let claims = keys.verify_access(&token, now).unwrap();
+        let plain = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(keys.verify_access(&plain, now).is_none());
     }
 }

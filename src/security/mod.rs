@@ -4,3 +4,4 @@ pub mod jwt;
 pub mod password;
 pub mod random;
 pub mod rate_limit;
+pub mod throttle;

@@ -1,5 +1,6 @@
-//! Per-client-IP limits on mutations (`governor`, GCRA): a burst of a minute's quota,
-//! replenished evenly over the minute.
+//! Per-client-IP limits (`governor`, GCRA): each class allows a burst of its
+//! per-minute quota, replenished evenly over the minute. In process: an instance
+//! limits what reaches it.
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
@@ -10,31 +11,58 @@ use governor::{
 
 use crate::config::RateLimitConfig;
 
+/// What a request is counted as, besides being a mutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpLimit {
+    /// Every mutation.
+    Mutation,
+    /// `requestPasswordReset`: each one may send a mail.
+    ResetRequest,
+    /// `resetPassword`: each one is a guess at a token.
+    ResetToken,
+}
+
 pub struct RateLimits {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    mutation: DefaultKeyedRateLimiter<IpAddr>,
+    reset_request: DefaultKeyedRateLimiter<IpAddr>,
+    reset_token: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+}
+
+fn per_minute(n: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+    RateLimiter::keyed(Quota::per_minute(
+        NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN),
+    ))
 }
 
 impl RateLimits {
     pub fn new(cfg: &RateLimitConfig) -> Self {
-        let per_minute = NonZeroU32::new(cfg.ip_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
-            per_ip: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            mutation: per_minute(cfg.ip_per_minute),
+            reset_request: per_minute(cfg.reset_per_ip_per_minute),
+            reset_token: per_minute(cfg.reset_token_per_ip_per_minute),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Counts one mutation from `ip`; `Err(wait)` when over the limit.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.per_ip
+    /// Counts one request of `class` from `ip`; `Err(wait)` when over the limit.
+    pub fn check(&self, ip: IpAddr, class: IpLimit) -> Result<(), Duration> {
+        let limiter = match class {
+            IpLimit::Mutation => &self.mutation,
+            IpLimit::ResetRequest => &self.reset_request,
+            IpLimit::ResetToken => &self.reset_token,
+        };
+        limiter
             .check_key(&ip)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// Forgets clients whose budget is full again; call periodically to bound memory.
     pub fn retain_recent(&self) {
-        self.per_ip.retain_recent();
-        self.per_ip.shrink_to_fit();
+        for limiter in [&self.mutation, &self.reset_request, &self.reset_token] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 
@@ -42,16 +70,32 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn cfg(per_minute: u32) -> RateLimitConfig {
+        RateLimitConfig {
+            ip_per_minute: per_minute,
+            reset_per_ip_per_minute: 1,
+            reset_token_per_ip_per_minute: 1,
+            login_failures: 5,
+            login_base_delay: Duration::from_secs(2),
+            login_max_delay: Duration::from_secs(900),
+            login_window: Duration::from_secs(3600),
+            reset_per_account: 3,
+            reset_account_window: Duration::from_secs(3600),
+        }
+    }
+
     #[test]
-    fn limits_each_ip_separately() {
-        let limits = RateLimits::new(&RateLimitConfig { ip_per_minute: 3 });
+    fn limits_each_ip_and_class_separately() {
+        let limits = RateLimits::new(&cfg(3));
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
         for _ in 0..3 {
-            assert!(limits.check_ip(a).is_ok());
+            assert!(limits.check(a, IpLimit::Mutation).is_ok());
         }
-        let wait = limits.check_ip(a).unwrap_err();
+        let wait = limits.check(a, IpLimit::Mutation).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20));
-        assert!(limits.check_ip(b).is_ok());
+        assert!(limits.check(b, IpLimit::Mutation).is_ok());
+        assert!(limits.check(a, IpLimit::ResetToken).is_ok());
+        assert!(limits.check(a, IpLimit::ResetToken).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AuthPayload, Deps, RequestMeta};
+use super::{AuditEvent, AuthPayload, Deps, RequestMeta};
 use crate::{
     domain::{
         email::Email,
@@ -10,6 +10,7 @@ use crate::{
         user::{User, parse_full_name},
     },
     error::{AppError, FieldErrors},
+    mail::templates,
     security::{password::Verification, random},
     store::{
         sessions::{self, NewSession, RevokeReason, Rotation},
@@ -58,7 +59,7 @@ impl AuthService {
         input: RegisterInput,
         meta: &RequestMeta,
     ) -> Result<AuthPayload, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps.check_ip_limits(meta, None).await?;
         let mut errors = FieldErrors::new();
         let email = Email::parse(&input.email)
             .map_err(|m| errors.add("email", m))
@@ -104,7 +105,9 @@ impl AuthService {
             InsertError::EmailTaken => AppError::field("email", EMAIL_TAKEN),
             InsertError::Other(e) => AppError::Internal(e),
         })?;
-        tracing::info!(user_id = %user.id, "user registered");
+        self.deps
+            .audit(AuditEvent::Registered, Some(user.id), Some(meta))
+            .await;
         self.start_session(user, meta).await
     }
 
@@ -114,7 +117,7 @@ impl AuthService {
         input: LoginInput,
         meta: &RequestMeta,
     ) -> Result<AuthPayload, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps.check_ip_limits(meta, None).await?;
         let mut errors = FieldErrors::new();
         let email = Email::parse(&input.email)
             .map_err(|m| errors.add("email", m))
@@ -129,6 +132,14 @@ impl AuthService {
             )));
         };
 
+        // Counted before the password is checked: aliases and batches cannot run more
+        // attempts than the account's budget, even concurrently.
+        if let Err(e) = self.deps.throttle.begin_login(&email).await {
+            self.deps
+                .audit(AuditEvent::LoginThrottled, None, Some(meta))
+                .await;
+            return Err(e);
+        }
         let user = users::find_by_email(&self.deps.db, email.as_str()).await?;
         let password = password::normalise(input.password.expose_secret());
         // Unknown emails are verified against a dummy hash: same work, same time.
@@ -144,11 +155,15 @@ impl AuthService {
             (Some(user), Verification::Valid { needs_rehash }) if user.is_active => {
                 (user, needs_rehash)
             }
-            _ => {
-                tracing::info!("login failed");
+            (user, _) => {
+                let user_id = user.map(|u| u.id);
+                self.deps
+                    .audit(AuditEvent::LoginFailed, user_id, Some(meta))
+                    .await;
                 return Err(AppError::InvalidCredentials);
             }
         };
+        self.deps.throttle.forget_login_attempts(&email).await;
         let new_hash = if needs_rehash {
             Some(self.deps.hasher.hash(password).await?)
         } else {
@@ -156,7 +171,10 @@ impl AuthService {
         };
         let now = self.deps.clock.now();
         users::record_login(&self.deps.db, user.id, now, new_hash).await?;
-        tracing::info!(user_id = %user.id, rehashed = needs_rehash, "login succeeded");
+        tracing::debug!(user_id = %user.id, rehashed = needs_rehash, "password verified");
+        self.deps
+            .audit(AuditEvent::LoginSucceeded, Some(user.id), Some(meta))
+            .await;
         let user = User {
             last_login: Some(now),
             ..user
@@ -170,7 +188,7 @@ impl AuthService {
         refresh_token: &str,
         meta: &RequestMeta,
     ) -> Result<AuthPayload, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps.check_ip_limits(meta, None).await?;
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Err(AppError::InvalidToken);
         }
@@ -181,7 +199,10 @@ impl AuthService {
             &random::hash(refresh_token),
             random::hash(&successor),
             now,
-            self.deps.config.tokens.refresh_reuse_grace,
+            &sessions::Lifetimes {
+                idle: self.deps.config.tokens.refresh_idle_ttl,
+                grace: self.deps.config.tokens.refresh_reuse_grace,
+            },
         )
         .await?;
         match rotation {
@@ -194,12 +215,19 @@ impl AuthService {
                     user,
                 })
             }
-            Rotation::ReuseDetected {
-                session_id,
-                user_id,
-            } => {
-                tracing::warn!(%user_id, %session_id, "refresh token reuse detected; session revoked");
+            Rotation::ReuseDetected { session_id, user } => {
+                tracing::warn!(user_id = %user.id, %session_id, "refresh token reuse detected; session revoked");
                 self.deps.revoke_access(&[session_id]).await;
+                self.deps
+                    .audit(AuditEvent::RefreshReuseDetected, Some(user.id), Some(meta))
+                    .await;
+                let mail = templates::session_revoked(&self.deps.config.service_name, &user.email);
+                let mailer = std::sync::Arc::clone(&self.deps.mailer);
+                self.deps.background.spawn(async move {
+                    if let Err(error) = mailer.send(mail).await {
+                        tracing::error!(?error, "session revoked mail not sent");
+                    }
+                });
                 Err(AppError::InvalidToken)
             }
             Rotation::Invalid => Err(AppError::InvalidToken),
@@ -210,7 +238,7 @@ impl AuthService {
     /// unknown, expired and revoked tokens are already logged out.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str, meta: &RequestMeta) -> Result<bool, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps.check_ip_limits(meta, None).await?;
         if refresh_token.is_empty() || refresh_token.len() > 256 {
             return Ok(true);
         }
@@ -222,9 +250,13 @@ impl AuthService {
             RevokeReason::Logout,
         )
         .await?;
-        if let Some(session_id) = session {
-            tracing::info!(%session_id, "logout");
-            self.deps.revoke_access(&[session_id]).await;
+        if let Some(revoked) = session {
+            self.deps.revoke_access(&[revoked.session_id]).await;
+            if revoked.was_live {
+                self.deps
+                    .audit(AuditEvent::Logout, Some(revoked.user_id), Some(meta))
+                    .await;
+            }
         }
         Ok(true)
     }

@@ -1,6 +1,7 @@
 //! Use cases. Each public method is one GraphQL operation: resolvers parse input, call
 //! one of these, and map the result.
 
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod password_reset;
@@ -16,10 +17,16 @@ use crate::{
     domain::{password::PasswordPolicy, user::User},
     error::AppError,
     mail::Mailer,
-    security::{jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits},
+    security::{
+        jwt::JwtKeys,
+        password::PasswordHasher,
+        rate_limit::{IpLimit, RateLimits},
+        throttle::Throttle,
+    },
     store::token_store::TokenStore,
 };
 
+pub use audit::{AuditEvent, AuditLog};
 pub use background::Background;
 
 /// Who is asking: recorded on sessions, and the key of per-client limits.
@@ -49,16 +56,42 @@ pub struct Deps {
     pub jwt: Arc<JwtKeys>,
     pub policy: Arc<PasswordPolicy>,
     pub limits: Arc<RateLimits>,
+    pub throttle: Arc<Throttle>,
+    pub audit: AuditLog,
     pub clock: Arc<dyn Clock>,
     pub background: Background,
 }
 
 impl Deps {
-    /// Counts one mutation against the caller's per-IP budget.
-    fn check_ip_limit(&self, meta: &RequestMeta) -> Result<(), AppError> {
-        self.limits
-            .check_ip(meta.ip)
-            .map_err(|retry_after| AppError::RateLimited { retry_after })
+    /// Counts one mutation, and for some operations one more of their own class,
+    /// against the caller's per-IP budgets.
+    async fn check_ip_limits(
+        &self,
+        meta: &RequestMeta,
+        class: Option<IpLimit>,
+    ) -> Result<(), AppError> {
+        let result = self
+            .limits
+            .check(meta.ip, IpLimit::Mutation)
+            .and_then(|()| class.map_or(Ok(()), |c| self.limits.check(meta.ip, c)));
+        match result {
+            Ok(()) => Ok(()),
+            Err(retry_after) => {
+                self.audit(AuditEvent::RateLimited, None, Some(meta)).await;
+                Err(AppError::RateLimited { retry_after })
+            }
+        }
+    }
+
+    async fn audit(
+        &self,
+        event: AuditEvent,
+        user_id: Option<uuid::Uuid>,
+        meta: Option<&RequestMeta>,
+    ) {
+        self.audit
+            .record(event, user_id, meta, self.clock.now())
+            .await;
     }
 
     /// Makes the access tokens of these sessions fail at once. A failure here is logged:

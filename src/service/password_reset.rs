@@ -2,7 +2,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Deps, RequestMeta};
+use super::{AuditEvent, Deps, RequestMeta};
 use crate::{
     domain::{
         email::Email,
@@ -10,7 +10,7 @@ use crate::{
     },
     error::{AppError, FieldErrors},
     mail::templates,
-    security::random,
+    security::{random, rate_limit::IpLimit},
     store::{
         sessions::{self, RevokeReason},
         users,
@@ -38,26 +38,39 @@ impl PasswordResetService {
     /// takes the same time whether or not the address is known.
     #[tracing::instrument(skip_all)]
     pub async fn request(&self, email: &str, meta: &RequestMeta) -> Result<bool, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps
+            .check_ip_limits(meta, Some(IpLimit::ResetRequest))
+            .await?;
         let email = Email::parse(email).map_err(|m| AppError::field("email", m))?;
         let this = self.clone();
+        let meta = meta.clone();
         self.deps.background.spawn(async move {
-            if let Err(error) = this.send_reset_mail(email).await {
+            if let Err(error) = this.send_reset_mail(email, &meta).await {
                 tracing::error!(?error, "password reset mail not sent");
             }
         });
         Ok(true)
     }
 
-    async fn send_reset_mail(&self, email: Email) -> anyhow::Result<()> {
-        let Some(user) = users::find_by_email(&self.deps.db, email.as_str()).await? else {
-            tracing::info!("password reset requested for an unknown email");
-            return Ok(());
-        };
-        if !user.is_active {
-            tracing::info!(user_id = %user.id, "password reset requested for an inactive account");
+    async fn send_reset_mail(&self, email: Email, meta: &RequestMeta) -> anyhow::Result<()> {
+        // Counted for every address, known or not, so the limit tells nothing either.
+        if !self.deps.throttle.allow_reset_mail(&email).await? {
+            self.deps
+                .audit(AuditEvent::PasswordResetThrottled, None, Some(meta))
+                .await;
             return Ok(());
         }
+        let user = users::find_by_email(&self.deps.db, email.as_str()).await?;
+        self.deps
+            .audit(
+                AuditEvent::PasswordResetRequested,
+                user.as_ref().map(|u| u.id),
+                Some(meta),
+            )
+            .await;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Ok(());
+        };
         let cfg = &self.deps.config;
         let token = random::token();
         let expires_at = self.deps.clock.now() + chrono::Duration::from_std(cfg.reset.ttl)?;
@@ -68,7 +81,7 @@ impl PasswordResetService {
         let link = cfg.reset.url_template.replace("{token}", &token);
         let mail = templates::password_reset(&cfg.service_name, &user.email, &link, cfg.reset.ttl);
         self.deps.mailer.send(mail).await?;
-        tracing::info!(user_id = %user.id, "password reset mail sent");
+        tracing::debug!(user_id = %user.id, "password reset mail sent");
         Ok(())
     }
 
@@ -81,7 +94,9 @@ impl PasswordResetService {
         input: ResetPasswordInput,
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
-        self.deps.check_ip_limit(meta)?;
+        self.deps
+            .check_ip_limits(meta, Some(IpLimit::ResetToken))
+            .await?;
         if input.token.is_empty() || input.token.len() > 256 {
             return Err(AppError::InvalidToken);
         }
@@ -131,7 +146,17 @@ impl PasswordResetService {
             sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::PasswordReset)
                 .await?;
         self.deps.revoke_access(&revoked).await;
-        tracing::info!(user_id = %user.id, sessions_revoked = revoked.len(), "password reset");
+        if let Ok(email) = Email::parse(&user.email) {
+            // The owner proved control of the mailbox: let them sign in at once.
+            self.deps.throttle.forget_login_attempts(&email).await;
+        }
+        self.deps
+            .audit(
+                AuditEvent::PasswordResetCompleted,
+                Some(user.id),
+                Some(meta),
+            )
+            .await;
 
         let mail = templates::password_changed(&self.deps.config.service_name, &user.email);
         let mailer = std::sync::Arc::clone(&self.deps.mailer);

@@ -1,10 +1,13 @@
 //! `me`: the user behind an access token.
 
-use super::Deps;
+use super::{AuditEvent, Deps};
 use crate::{
-    domain::user::User,
+    domain::{email::Email, user::User},
     error::AppError,
-    store::{sessions, users},
+    store::{
+        sessions::{self, RevokeReason},
+        users,
+    },
 };
 
 #[derive(Clone)]
@@ -48,5 +51,24 @@ impl UserService {
                 Ok(sessions::is_revoked(&self.deps.db, session_id).await?)
             }
         }
+    }
+
+    /// Deactivates an account (an operator's action): it can no longer sign in, and
+    /// every session ends now, access tokens included. Returns false if no such user.
+    pub async fn deactivate(&self, email: &str) -> Result<bool, AppError> {
+        let email = Email::parse(email).map_err(|m| AppError::field("email", m))?;
+        let Some(user) = users::find_by_email(&self.deps.db, email.as_str()).await? else {
+            return Ok(false);
+        };
+        users::set_active(&self.deps.db, user.id, false).await?;
+        let now = self.deps.clock.now();
+        let revoked =
+            sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::Deactivated)
+                .await?;
+        self.deps.revoke_access(&revoked).await;
+        self.deps
+            .audit(AuditEvent::UserDeactivated, Some(user.id), None)
+            .await;
+        Ok(true)
     }
 }

@@ -1,9 +1,10 @@
 //! Sessions (refresh-token families) and their refresh tokens.
 //!
-//! Every state change of a session happens in one transaction that first updates the
-//! session row. That update is the lock: on PostgreSQL it takes the row lock, on SQLite
-//! the database write lock. Rotations, reuse detection and revocations of one family are
-//! therefore serialised, and a revocation also covers a successor inserted concurrently.
+//! Every state change of a session happens in one transaction that first locks the
+//! session row (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction takes
+//! the database write lock at `BEGIN IMMEDIATE`). Rotations, reuse detection and
+//! revocations of one family are therefore serialised, and since revocation is a mark
+//! on the session row, it also covers a successor inserted concurrently.
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, TransactionTrait, sea_query::Expr,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -33,6 +35,7 @@ pub enum RevokeReason {
     Logout,
     ReuseDetected,
     PasswordReset,
+    Deactivated,
 }
 
 impl RevokeReason {
@@ -41,6 +44,7 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::ReuseDetected => "reuse_detected",
             Self::PasswordReset => "password_reset",
+            Self::Deactivated => "deactivated",
         }
     }
 }
@@ -54,7 +58,7 @@ pub enum Rotation {
     /// same successor.
     Replayed { session_id: Uuid, user: User },
     /// Presented after the grace window: the whole family has just been revoked.
-    ReuseDetected { session_id: Uuid, user_id: Uuid },
+    ReuseDetected { session_id: Uuid, user: User },
     /// Unknown, expired, revoked, or its user is inactive.
     Invalid,
 }
@@ -62,7 +66,7 @@ pub enum Rotation {
 /// Starts a session with its first refresh token. Returns the session id.
 pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Uuid> {
     let session_id = Uuid::now_v7();
-    let txn = db.begin().await.context("begin create session")?;
+    let txn = begin_write(db).await?;
     session::ActiveModel {
         id: Set(session_id),
         user_id: Set(new.user_id),
@@ -82,41 +86,52 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
     Ok(session_id)
 }
 
+/// How long a session lives without use, and how long a rotated token still gets its
+/// successor.
+pub struct Lifetimes {
+    pub idle: Duration,
+    pub grace: Duration,
+}
+
 /// Exchanges a refresh token for its successor, atomically, with reuse detection.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
     successor_hash: String,
     now: DateTime<Utc>,
-    grace: Duration,
+    lifetimes: &Lifetimes,
 ) -> anyhow::Result<Rotation> {
     let Some(token) = find_token(db, token_hash).await? else {
         return Ok(Rotation::Invalid);
     };
     let session_id = token.session_id;
-    let txn = db.begin().await.context("begin rotate")?;
-    if !lock_live_session(&txn, session_id, now).await? {
+    let txn = begin_write(db).await?;
+    let session = session::Entity::find_by_id(session_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .context("lock session")?;
+    let user = match &session {
+        Some(s) => user::Entity::find_by_id(s.user_id)
+            .one(&txn)
+            .await
+            .context("load session user")?
+            .map(User::from),
+        None => None,
+    };
+    let (Some(session), Some(user)) = (session, user) else {
+        txn.rollback().await.context("rollback rotate")?;
+        return Ok(Rotation::Invalid);
+    };
+    let live = session.revoked_at.is_none()
+        && session.expires_at > now
+        && session.last_used_at + delta(lifetimes.idle) > now
+        && user.is_active;
+    if !live {
         txn.rollback().await.context("rollback rotate")?;
         return Ok(Rotation::Invalid);
     }
-    let session = session::Entity::find_by_id(session_id)
-        .one(&txn)
-        .await
-        .context("load session")?
-        .context("locked session vanished")?;
-    let user = user::Entity::find_by_id(session.user_id)
-        .one(&txn)
-        .await
-        .context("load session user")?
-        .map(User::from);
-    let user = match user {
-        Some(u) if u.is_active && session.expires_at > now => u,
-        _ => {
-            txn.rollback().await.context("rollback rotate")?;
-            return Ok(Rotation::Invalid);
-        }
-    };
-    // Re-read under the lock: a concurrent rotation may have committed meanwhile.
+    // Read under the lock: a concurrent rotation may have committed meanwhile.
     let token = refresh_token::Entity::find_by_id(token.id)
         .one(&txn)
         .await
@@ -131,36 +146,66 @@ pub async fn rotate(
                 .await
                 .context("mark refresh token rotated")?;
             insert_token(&txn, session_id, successor_hash, now).await?;
+            touch(&txn, session_id, now).await?;
             Rotation::Rotated { session_id, user }
         }
-        Some(rotated_at) if now.signed_duration_since(rotated_at) <= grace_delta(grace) => {
+        Some(rotated_at) if now.signed_duration_since(rotated_at) <= delta(lifetimes.grace) => {
+            touch(&txn, session_id, now).await?;
             Rotation::Replayed { session_id, user }
         }
         Some(_) => {
             revoke_session_rows(&txn, &[session_id], now, RevokeReason::ReuseDetected).await?;
-            Rotation::ReuseDetected {
-                session_id,
-                user_id: user.id,
-            }
+            Rotation::ReuseDetected { session_id, user }
         }
     };
     txn.commit().await.context("commit rotate")?;
     Ok(outcome)
 }
 
-/// Revokes the family of a refresh token. Returns its session id if the token is known
-/// (whether or not it was already revoked or expired).
+/// A session ended by `revoke_by_token`.
+#[derive(Debug, Clone, Copy)]
+pub struct Revoked {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    /// False when the session had already ended.
+    pub was_live: bool,
+}
+
+/// Revokes the family of a refresh token, if the token is known.
 pub async fn revoke_by_token(
     db: &DatabaseConnection,
     token_hash: &str,
     now: DateTime<Utc>,
     reason: RevokeReason,
-) -> anyhow::Result<Option<Uuid>> {
+) -> anyhow::Result<Option<Revoked>> {
     let Some(token) = find_token(db, token_hash).await? else {
         return Ok(None);
     };
-    revoke_session_rows(db, &[token.session_id], now, reason).await?;
-    Ok(Some(token.session_id))
+    let revoked = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::Id.eq(token.session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec_with_returning(db)
+        .await
+        .context("revoke session")?;
+    let user_id = match revoked.first() {
+        Some(s) => s.user_id,
+        None => {
+            let Some(s) = session::Entity::find_by_id(token.session_id)
+                .one(db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            s.user_id
+        }
+    };
+    Ok(Some(Revoked {
+        session_id: token.session_id,
+        user_id,
+        was_live: !revoked.is_empty(),
+    }))
 }
 
 /// Revokes every live session of a user; returns their ids.
@@ -185,20 +230,30 @@ pub async fn revoke_all_for_user(
     Ok(ids)
 }
 
-/// Marks the session used, if it is not revoked; this is also the family's lock.
-async fn lock_live_session(
+/// A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE),
+/// so it never has to upgrade a read lock and fail; on PostgreSQL rows are locked by
+/// `SELECT … FOR UPDATE`.
+async fn begin_write(db: &DatabaseConnection) -> anyhow::Result<DatabaseTransaction> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+    .context("begin transaction")
+}
+
+async fn touch(
     db: &impl ConnectionTrait,
     session_id: Uuid,
     now: DateTime<Utc>,
-) -> anyhow::Result<bool> {
-    let result = session::Entity::update_many()
+) -> anyhow::Result<()> {
+    session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(now))
         .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::RevokedAt.is_null())
         .exec(db)
         .await
-        .context("lock session")?;
-    Ok(result.rows_affected == 1)
+        .context("touch session")?;
+    Ok(())
 }
 
 async fn revoke_session_rows(
@@ -248,8 +303,8 @@ async fn insert_token(
     Ok(())
 }
 
-fn grace_delta(grace: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+fn delta(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Whether a session is revoked (or unknown), read from its row.

@@ -1,5 +1,6 @@
 //! SeaORM models. They stay inside `store`: services see `domain` types.
 
+pub mod audit_event;
 pub mod refresh_token;
 pub mod session;
 pub mod user;

@@ -6,7 +6,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{TokenStore, decode_entry, encode_entry};
+use std::time::Duration;
+
+use super::{Backoff, TokenStore, decode_entry, encode_entry};
 
 /// The embedded token store: one process, entries expire by the clock they are given.
 #[derive(Default)]
@@ -22,7 +24,17 @@ struct Inner {
     reset_by_user: HashMap<Uuid, String>,
     /// session → revoked until
     revoked: HashMap<Uuid, DateTime<Utc>>,
+    /// account → login attempts
+    attempts: HashMap<String, Attempts>,
+    /// key → (count, end of window)
+    counters: HashMap<String, (u64, DateTime<Utc>)>,
     writes: u64,
+}
+
+struct Attempts {
+    count: u64,
+    until: DateTime<Utc>,
+    expires: DateTime<Utc>,
 }
 
 impl Inner {
@@ -36,6 +48,8 @@ impl Inner {
         let live = &self.reset_tokens;
         self.reset_by_user.retain(|_, hash| live.contains_key(hash));
         self.revoked.retain(|_, until| *until > now);
+        self.attempts.retain(|_, a| a.expires > now);
+        self.counters.retain(|_, (_, end)| *end > now);
     }
 }
 
@@ -126,6 +140,60 @@ impl TokenStore for MemoryTokenStore {
             .revoked
             .get(&session_id)
             .is_some_and(|until| *until > now))
+    }
+
+    async fn begin_login_attempt(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+        backoff: &Backoff,
+    ) -> anyhow::Result<Option<Duration>> {
+        let mut inner = self.lock();
+        inner.maybe_purge(now);
+        let window = chrono::Duration::from_std(backoff.window)?;
+        let entry = inner
+            .attempts
+            .entry(account.to_owned())
+            .or_insert(Attempts {
+                count: 0,
+                until: now,
+                expires: now + window,
+            });
+        if entry.expires <= now {
+            entry.count = 0;
+            entry.until = now;
+        }
+        if entry.until > now {
+            return Ok(Some((entry.until - now).to_std()?));
+        }
+        entry.count += 1;
+        entry.expires = now + window;
+        if let Some(delay) = backoff.delay_after(entry.count) {
+            entry.until = now + chrono::Duration::from_std(delay)?;
+        }
+        Ok(None)
+    }
+
+    async fn clear_login_attempts(&self, account: &str) -> anyhow::Result<()> {
+        self.lock().attempts.remove(account);
+        Ok(())
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> anyhow::Result<u64> {
+        let mut inner = self.lock();
+        inner.maybe_purge(now);
+        let end = now + chrono::Duration::from_std(window)?;
+        let entry = inner.counters.entry(key.to_owned()).or_insert((0, end));
+        if entry.1 <= now {
+            *entry = (0, end);
+        }
+        entry.0 += 1;
+        Ok(entry.0)
     }
 
     async fn ping(&self) -> anyhow::Result<()> {

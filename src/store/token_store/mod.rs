@@ -53,8 +53,54 @@ pub trait TokenStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
+    /// Starts a login attempt for an account. While the account cools down the answer is
+    /// `Some(wait)` and nothing is counted; otherwise the attempt is counted before the
+    /// password is checked (so concurrent attempts cannot slip past the limit) and, once
+    /// `backoff.free` attempts are used, the next cool-down starts.
+    async fn begin_login_attempt(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+        backoff: &Backoff,
+    ) -> anyhow::Result<Option<Duration>>;
+
+    /// Forgets an account's attempts (after a successful login or password reset).
+    async fn clear_login_attempts(&self, account: &str) -> anyhow::Result<()>;
+
+    /// Counts one event under `key` in a window that starts with the first event and
+    /// lasts `window`; returns the count including this one.
+    async fn count_in_window(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window: Duration,
+    ) -> anyhow::Result<u64>;
+
     /// Reachability, for `/readyz`.
     async fn ping(&self) -> anyhow::Result<()>;
+}
+
+/// Exponential back-off for one account's login attempts: `free` attempts, then a wait
+/// of `base`, doubling with each further attempt up to `max`; forgotten after `window`
+/// without attempts. Bounded, so nobody can lock an account for good.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub free: u32,
+    pub base: Duration,
+    pub max: Duration,
+    pub window: Duration,
+}
+
+impl Backoff {
+    /// The wait after attempt number `attempt` (1-based), if any.
+    pub fn delay_after(&self, attempt: u64) -> Option<Duration> {
+        let free = u64::from(self.free);
+        if attempt < free {
+            return None;
+        }
+        let doublings = u32::try_from((attempt - free).min(30)).unwrap_or(30);
+        Some(self.base.saturating_mul(1 << doublings).min(self.max))
+    }
 }
 
 /// What a reset-token entry holds: its user and its expiry (checked against the
@@ -83,6 +129,35 @@ fn ttl_from_now(until: DateTime<Utc>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let b = Backoff {
+            free: 3,
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+            window: Duration::from_secs(600),
+        };
+        let delays: Vec<_> = (1..=10)
+            .map(|n| b.delay_after(n).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                None,
+                None,
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(16),
+                Some(32),
+                Some(60),
+                Some(60),
+                Some(60)
+            ]
+        );
+        assert_eq!(b.delay_after(u64::MAX), Some(Duration::from_secs(60)));
+    }
 
     #[test]
     fn entries_expire_by_the_given_clock() {

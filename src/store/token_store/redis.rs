@@ -2,13 +2,15 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fred::{
     interfaces::{ClientLike, KeysInterface},
-    prelude::{Builder, Pool, ReconnectPolicy},
+    prelude::{Builder, Client, Pool, ReconnectPolicy},
     types::{Expiration, config::Config as FredConfig, scripts::Script},
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{TokenStore, decode_entry, encode_entry, ttl_from_now};
+use std::time::Duration;
+
+use super::{Backoff, TokenStore, decode_entry, encode_entry, ttl_from_now};
 use crate::config::RedisConfig;
 
 /// Replaces a user's reset token atomically: the old token stops working at the same
@@ -23,12 +25,39 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 "#;
 
+/// Counts a login attempt unless the account is cooling down; starts the next
+/// cool-down once the free attempts are used. Returns the wait in ms, or 0 to go ahead.
+/// KEYS[1] attempts hash; ARGV now_ms, free, base_ms, max_ms, window_ms.
+const BEGIN_LOGIN_ATTEMPT: &str = r#"
+local now = tonumber(ARGV[1])
+local wait_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if wait_until > now then return wait_until - now end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local free = tonumber(ARGV[2])
+if n >= free then
+  local delay = tonumber(ARGV[3]) * (2 ^ math.min(n - free, 30))
+  delay = math.min(delay, tonumber(ARGV[4]))
+  redis.call('HSET', KEYS[1], 'until', string.format('%d', now + delay))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 0
+"#;
+
+/// INCR with the window's expiry set by the first event. KEYS[1] counter; ARGV window_ms.
+const COUNT_IN_WINDOW: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
 /// The Redis token store, through a `fred` connection pool. Every key starts with the
 /// configured prefix, so deployments (and tests) can share a server.
 pub struct RedisTokenStore {
     pool: Pool,
     prefix: String,
     put_script: Script,
+    login_script: Script,
+    count_script: Script,
 }
 
 impl RedisTokenStore {
@@ -51,6 +80,8 @@ impl RedisTokenStore {
             pool,
             prefix: cfg.key_prefix.clone(),
             put_script: Script::from_lua(PUT_RESET_TOKEN),
+            login_script: Script::from_lua(BEGIN_LOGIN_ATTEMPT),
+            count_script: Script::from_lua(COUNT_IN_WINDOW),
         })
     }
 
@@ -64,6 +95,18 @@ impl RedisTokenStore {
 
     fn revoked_key(&self, session_id: Uuid) -> String {
         format!("{}revoked:sid:{session_id}", self.prefix)
+    }
+
+    fn attempts_key(&self, account: &str) -> String {
+        format!("{}login:{account}", self.prefix)
+    }
+
+    /// Fails at once while disconnected, instead of queueing until the command
+    /// timeout: callers have a fallback, and answers must stay fast during an outage.
+    fn connected(&self) -> anyhow::Result<&Client> {
+        let client = self.pool.next();
+        anyhow::ensure!(client.is_connected(), "Redis is not connected");
+        Ok(client)
     }
 
     pub async fn quit(&self) {
@@ -84,7 +127,7 @@ impl TokenStore for RedisTokenStore {
         let _: i64 = self
             .put_script
             .evalsha_with_reload(
-                self.pool.next(),
+                self.connected()?,
                 vec![self.reset_user_key(user_id), token_key.clone()],
                 vec![
                     token_key,
@@ -103,7 +146,7 @@ impl TokenStore for RedisTokenStore {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<Uuid>> {
         let entry: Option<String> = self
-            .pool
+            .connected()?
             .get(self.reset_key(token_hash))
             .await
             .context("read reset token")?;
@@ -117,7 +160,7 @@ impl TokenStore for RedisTokenStore {
     ) -> anyhow::Result<Option<Uuid>> {
         // GETDEL is atomic: one caller gets the entry, the others nothing.
         let entry: Option<String> = self
-            .pool
+            .connected()?
             .getdel(self.reset_key(token_hash))
             .await
             .context("consume reset token")?;
@@ -132,7 +175,7 @@ impl TokenStore for RedisTokenStore {
         let ttl = i64::try_from(ttl_from_now(until).as_millis()).unwrap_or(i64::MAX);
         for id in session_ids {
             let _: () = self
-                .pool
+                .connected()?
                 .set(
                     self.revoked_key(*id),
                     until.timestamp_millis(),
@@ -152,15 +195,68 @@ impl TokenStore for RedisTokenStore {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
         let until: Option<i64> = self
-            .pool
+            .connected()?
             .get(self.revoked_key(session_id))
             .await
             .context("check session revocation")?;
         Ok(until.is_some_and(|ms| ms > now.timestamp_millis()))
     }
 
+    async fn begin_login_attempt(
+        &self,
+        account: &str,
+        now: DateTime<Utc>,
+        backoff: &Backoff,
+    ) -> anyhow::Result<Option<Duration>> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX).to_string();
+        let wait_ms: i64 = self
+            .login_script
+            .evalsha_with_reload(
+                self.connected()?,
+                vec![self.attempts_key(account)],
+                vec![
+                    now.timestamp_millis().to_string(),
+                    backoff.free.to_string(),
+                    ms(backoff.base),
+                    ms(backoff.max),
+                    ms(backoff.window),
+                ],
+            )
+            .await
+            .context("count login attempt")?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))))
+    }
+
+    async fn clear_login_attempts(&self, account: &str) -> anyhow::Result<()> {
+        let _: i64 = self
+            .connected()?
+            .del(self.attempts_key(account))
+            .await
+            .context("clear login attempts")?;
+        Ok(())
+    }
+
+    async fn count_in_window(
+        &self,
+        key: &str,
+        _now: DateTime<Utc>,
+        window: Duration,
+    ) -> anyhow::Result<u64> {
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        let count: u64 = self
+            .count_script
+            .evalsha_with_reload(
+                self.connected()?,
+                vec![format!("{}count:{key}", self.prefix)],
+                vec![window_ms.to_string()],
+            )
+            .await
+            .context("count event")?;
+        Ok(count)
+    }
+
     async fn ping(&self) -> anyhow::Result<()> {
-        let _: String = self.pool.ping(None).await.context("ping Redis")?;
+        let _: String = self.connected()?.ping(None).await.context("ping Redis")?;
         Ok(())
     }
 }

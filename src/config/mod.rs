@@ -4,20 +4,16 @@
 //! stops. Defaults give the embedded mode: a SQLite file and a generated secret key in
 //! `DATA_DIR`, an in-process token store, and mail written to the log.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    str::FromStr,
-    time::Duration,
-};
+mod keys;
+mod vars;
 
-use base64::Engine;
-use rand::RngExt;
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
-/// The smallest accepted `SECRET_KEY`, in bytes (RFC 7518 §3.2 for HS256).
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use keys::MIN_SECRET_BYTES;
+use vars::Vars;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
@@ -73,8 +69,13 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Operations accepted in one JSON array batch.
     pub max_batch: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
     /// Origins (`https://app.example`) allowed to call from a browser; empty: none.
     pub cors_allowed_origins: Vec<axum::http::HeaderValue>,
+    /// Proxies whose `X-Forwarded-For` is believed; empty: the socket peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,10 +95,24 @@ impl DatabaseConfig {
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     pub url: SecretString,
-    /// Prepended to every key, so several deployments (or tests) can share one server.
+    /// Prepended to every key, so several deployments (or tests) can share a server.
     pub key_prefix: String,
     pub pool_size: usize,
     pub command_timeout: Duration,
+}
+
+/// How access tokens are signed.
+#[derive(Debug, Clone)]
+pub enum JwtSigning {
+    /// HS256 over `SECRET_KEY`; `previous` secrets still verify (rotation).
+    Hs256 { previous: Vec<SecretString> },
+    /// EdDSA (Ed25519); public keys served at `/.well-known/jwks.json`.
+    EdDsa {
+        private_pem: SecretString,
+        /// Older keys (private or public PEM) that still verify.
+        previous_pems: Vec<String>,
+        source: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -105,10 +120,14 @@ pub struct TokenConfig {
     pub secret_key: SecretString,
     /// Where the secret came from, for `check-config` and the start-up log.
     pub secret_source: String,
+    pub signing: JwtSigning,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: Duration,
+    /// Absolute lifetime of a session.
     pub refresh_ttl: Duration,
+    /// A session unused for this long ends.
+    pub refresh_idle_ttl: Duration,
     pub refresh_reuse_grace: Duration,
 }
 
@@ -140,67 +159,20 @@ pub struct PasswordConfig {
 pub struct RateLimitConfig {
     /// Mutations per minute from one client IP.
     pub ip_per_minute: u32,
-}
-
-/// Reads variables from some source; the process environment in production, a map in
-/// tests (never `std::env::set_var`).
-struct Vars<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Vars<'_> {
-    fn get(&self, var: &str) -> Option<String> {
-        (self.lookup)(var).filter(|v| !v.trim().is_empty())
-    }
-
-    fn parse<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match self.get(var) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .map_err(|e| ConfigError::new(var, format!("cannot parse {raw:?}: {e}"))),
-        }
-    }
-
-    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(var).map(|v| v.trim().to_ascii_lowercase()) {
-            None => Ok(default),
-            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
-            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-            Some(v) => Err(ConfigError::new(
-                var,
-                format!("expected true or false, got {v:?}"),
-            )),
-        }
-    }
-
-    /// A duration in whole seconds, at least `min`.
-    fn secs(&self, var: &'static str, default: u64, min: u64) -> Result<Duration, ConfigError> {
-        let secs: u64 = self.parse(var, default)?;
-        if secs < min {
-            return Err(ConfigError::new(
-                var,
-                format!("must be at least {min} seconds, got {secs}"),
-            ));
-        }
-        Ok(Duration::from_secs(secs))
-    }
-
-    fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + Default + std::fmt::Display,
-        T::Err: std::fmt::Display,
-    {
-        let v = self.parse(var, default)?;
-        if v <= T::default() {
-            return Err(ConfigError::new(var, format!("must be positive, got {v}")));
-        }
-        Ok(v)
-    }
+    /// `requestPasswordReset` per minute from one client IP.
+    pub reset_per_ip_per_minute: u32,
+    /// `resetPassword` (token guesses) per minute from one client IP.
+    pub reset_token_per_ip_per_minute: u32,
+    /// Failed logins of one account before each further attempt waits.
+    pub login_failures: u32,
+    /// The first wait; each further failure doubles it, up to `login_max_delay`.
+    pub login_base_delay: Duration,
+    pub login_max_delay: Duration,
+    /// An account's failure count is forgotten after this long without attempts.
+    pub login_window: Duration,
+    /// Reset mails sent to one account per `reset_account_window`.
+    pub reset_per_account: u32,
+    pub reset_account_window: Duration,
 }
 
 impl Config {
@@ -216,32 +188,15 @@ impl Config {
 
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let vars = Vars { lookup };
-        let env = match vars.get("APP_ENV").map(|v| v.trim().to_ascii_lowercase()) {
-            None => AppEnv::Development,
-            Some(v) if matches!(v.as_str(), "development" | "dev") => AppEnv::Development,
-            Some(v) if matches!(v.as_str(), "production" | "prod") => AppEnv::Production,
-            Some(v) => {
-                return Err(ConfigError::new(
-                    "APP_ENV",
-                    format!("expected development or production, got {v:?}"),
-                ));
-            }
+        let env = match vars.choice("APP_ENV", &["development", "production", "dev", "prod"])? {
+            "production" | "prod" => AppEnv::Production,
+            _ => AppEnv::Development,
         };
         let dev = env == AppEnv::Development;
         let data_dir = PathBuf::from(vars.get("DATA_DIR").unwrap_or_else(|| "data".into()));
-        let log_format = match vars
-            .get("LOG_FORMAT")
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
-            None => LogFormat::Pretty,
-            Some(v) if v == "pretty" => LogFormat::Pretty,
-            Some(v) if v == "json" => LogFormat::Json,
-            Some(v) => {
-                return Err(ConfigError::new(
-                    "LOG_FORMAT",
-                    format!("expected pretty or json, got {v:?}"),
-                ));
-            }
+        let log_format = match vars.choice("LOG_FORMAT", &["pretty", "json"])? {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Pretty,
         };
 
         let http = HttpConfig {
@@ -251,7 +206,15 @@ impl Config {
             body_limit_bytes: vars.positive("HTTP_BODY_LIMIT_BYTES", 64 * 1024)?,
             request_timeout: vars.secs("HTTP_REQUEST_TIMEOUT", 15, 1)?,
             max_batch: vars.positive("GRAPHQL_MAX_BATCH", 10)?,
-            cors_allowed_origins: cors_origins(vars.get("CORS_ALLOWED_ORIGINS"))?,
+            max_depth: vars.positive("GRAPHQL_MAX_DEPTH", 16)?,
+            max_complexity: vars.positive("GRAPHQL_MAX_COMPLEXITY", 1000)?,
+            max_aliases: vars.parse("GRAPHQL_MAX_ALIASES", 16)?,
+            cors_allowed_origins: cors_origins(&vars.list("CORS_ALLOWED_ORIGINS"))?,
+            trusted_proxies: vars
+                .list("TRUSTED_PROXIES")
+                .iter()
+                .map(|cidr| parse_cidr(cidr))
+                .collect::<Result<_, _>>()?,
         };
 
         let database_url = vars.get("DATABASE_URL").unwrap_or_else(|| {
@@ -301,16 +264,18 @@ impl Config {
             }
         };
 
-        let (secret_key, secret_source) = secret_key(&vars, env, &data_dir)?;
+        let (secret_key, secret_source) = keys::secret_key(&vars, env, &data_dir)?;
         let tokens = TokenConfig {
             secret_key,
             secret_source,
+            signing: keys::jwt_signing(&vars, env, &data_dir)?,
             issuer: vars.get("JWT_ISSUER").unwrap_or_else(|| "identity".into()),
             audience: vars
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "identity".into()),
             access_ttl: vars.secs("ACCESS_TOKEN_TTL", 900, 1)?,
             refresh_ttl: vars.secs("REFRESH_TOKEN_TTL", 7 * 24 * 3600, 1)?,
+            refresh_idle_ttl: vars.secs("REFRESH_IDLE_TTL", 3 * 24 * 3600, 1)?,
             refresh_reuse_grace: vars.secs("REFRESH_REUSE_GRACE", 10, 0)?,
         };
 
@@ -381,7 +346,22 @@ impl Config {
 
         let rate_limit = RateLimitConfig {
             ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300)?,
+            reset_per_ip_per_minute: vars.positive("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", 10)?,
+            reset_token_per_ip_per_minute: vars
+                .positive("RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE", 10)?,
+            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5)?,
+            login_base_delay: vars.secs("RATE_LIMIT_LOGIN_BASE_DELAY", 2, 1)?,
+            login_max_delay: vars.secs("RATE_LIMIT_LOGIN_MAX_DELAY", 900, 1)?,
+            login_window: vars.secs("RATE_LIMIT_LOGIN_WINDOW", 3600, 1)?,
+            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3)?,
+            reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1)?,
         };
+        if rate_limit.login_window < rate_limit.login_max_delay {
+            return Err(ConfigError::new(
+                "RATE_LIMIT_LOGIN_WINDOW",
+                "must be at least RATE_LIMIT_LOGIN_MAX_DELAY",
+            ));
+        }
 
         Ok(Config {
             env,
@@ -405,23 +385,25 @@ impl Config {
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let masked = |s: &SecretString| mask_url(s.expose_secret());
         let secs = |d: Duration| d.as_secs().to_string();
-        let origins = self
-            .http
-            .cors_allowed_origins
-            .iter()
-            .filter_map(|o| o.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        let log_format = match self.log_format {
-            LogFormat::Pretty => "pretty",
-            LogFormat::Json => "json",
-        };
+        let join = |items: Vec<String>| items.join(",");
         let redis = self.redis.as_ref();
+        let (algorithm, previous_keys, private_key) = match &self.tokens.signing {
+            JwtSigning::Hs256 { previous } => ("HS256", previous.len(), String::new()),
+            JwtSigning::EdDsa {
+                previous_pems,
+                source,
+                ..
+            } => ("EdDSA", previous_pems.len(), format!("******** ({source})")),
+        };
+        let rl = &self.rate_limit;
         vec![
             ("APP_ENV", format!("{:?}", self.env).to_lowercase()),
             ("SERVICE_NAME", self.service_name.clone()),
             ("DATA_DIR", self.data_dir.display().to_string()),
-            ("LOG_FORMAT", log_format.into()),
+            (
+                "LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
             ("BIND_ADDR", self.http.bind_addr.to_string()),
             ("GRAPHIQL_ENABLED", self.http.graphiql.to_string()),
             ("INTROSPECTION_ENABLED", self.http.introspection.to_string()),
@@ -431,7 +413,32 @@ impl Config {
             ),
             ("HTTP_REQUEST_TIMEOUT", secs(self.http.request_timeout)),
             ("GRAPHQL_MAX_BATCH", self.http.max_batch.to_string()),
-            ("CORS_ALLOWED_ORIGINS", origins),
+            ("GRAPHQL_MAX_DEPTH", self.http.max_depth.to_string()),
+            (
+                "GRAPHQL_MAX_COMPLEXITY",
+                self.http.max_complexity.to_string(),
+            ),
+            ("GRAPHQL_MAX_ALIASES", self.http.max_aliases.to_string()),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                join(
+                    self.http
+                        .cors_allowed_origins
+                        .iter()
+                        .filter_map(|o| o.to_str().ok().map(str::to_owned))
+                        .collect(),
+                ),
+            ),
+            (
+                "TRUSTED_PROXIES",
+                join(
+                    self.http
+                        .trusted_proxies
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
+            ),
             ("DATABASE_URL", masked(&self.database.url)),
             (
                 "DATABASE_MAX_CONNECTIONS",
@@ -460,12 +467,19 @@ impl Config {
             ),
             (
                 "SECRET_KEY",
-                format!("******** ({})", self.tokens.secret_source),
+                keys::describe_secret(&self.tokens.secret_key, &self.tokens.secret_source),
             ),
+            (
+                "SECRET_KEY_PREVIOUS",
+                format!("{previous_keys} older key(s)"),
+            ),
+            ("JWT_ALGORITHM", algorithm.into()),
+            ("JWT_PRIVATE_KEY", private_key),
             ("JWT_ISSUER", self.tokens.issuer.clone()),
             ("JWT_AUDIENCE", self.tokens.audience.clone()),
             ("ACCESS_TOKEN_TTL", secs(self.tokens.access_ttl)),
             ("REFRESH_TOKEN_TTL", secs(self.tokens.refresh_ttl)),
+            ("REFRESH_IDLE_TTL", secs(self.tokens.refresh_idle_ttl)),
             ("REFRESH_REUSE_GRACE", secs(self.tokens.refresh_reuse_grace)),
             ("PASSWORD_RESET_TTL", secs(self.reset.ttl)),
             ("PASSWORD_RESET_URL", self.reset.url_template.clone()),
@@ -494,26 +508,37 @@ impl Config {
                 self.password.hash_concurrency.to_string(),
             ),
             ("PASSWORD_MIN_LENGTH", self.password.min_length.to_string()),
+            ("RATE_LIMIT_IP_PER_MINUTE", rl.ip_per_minute.to_string()),
             (
-                "RATE_LIMIT_IP_PER_MINUTE",
-                self.rate_limit.ip_per_minute.to_string(),
+                "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+                rl.reset_per_ip_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+                rl.reset_token_per_ip_per_minute.to_string(),
+            ),
+            ("RATE_LIMIT_LOGIN_FAILURES", rl.login_failures.to_string()),
+            ("RATE_LIMIT_LOGIN_BASE_DELAY", secs(rl.login_base_delay)),
+            ("RATE_LIMIT_LOGIN_MAX_DELAY", secs(rl.login_max_delay)),
+            ("RATE_LIMIT_LOGIN_WINDOW", secs(rl.login_window)),
+            (
+                "RATE_LIMIT_RESET_PER_ACCOUNT",
+                rl.reset_per_account.to_string(),
+            ),
+            (
+                "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
+                secs(rl.reset_account_window),
             ),
         ]
     }
 }
 
-/// A comma-separated list of exact origins. `*` is refused: a wildcard would let any
-/// site read the answers.
-fn cors_origins(raw: Option<String>) -> Result<Vec<axum::http::HeaderValue>, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
+/// Exact origins only. `*` is refused: a wildcard would let any site read the answers.
+fn cors_origins(list: &[String]) -> Result<Vec<axum::http::HeaderValue>, ConfigError> {
+    list.iter()
         .map(|origin| {
             let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin.trim_end_matches('/').contains('*')
+                && !origin.contains('*')
                 && origin
                     .split("://")
                     .nth(1)
@@ -530,73 +555,16 @@ fn cors_origins(raw: Option<String>) -> Result<Vec<axum::http::HeaderValue>, Con
         .collect()
 }
 
-/// `SECRET_KEY` if given (and long enough); otherwise, outside production, a key
-/// generated once and kept in `DATA_DIR/secret.key` so tokens survive a restart.
-fn secret_key(
-    vars: &Vars<'_>,
-    env: AppEnv,
-    data_dir: &Path,
-) -> Result<(SecretString, String), ConfigError> {
-    if let Some(key) = vars.get("SECRET_KEY") {
-        if key.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::new(
-                "SECRET_KEY",
-                format!(
-                    "must be at least {MIN_SECRET_BYTES} bytes, got {}; generate one with `openssl rand -base64 48`",
-                    key.len()
-                ),
-            ));
-        }
-        return Ok((SecretString::from(key), "from SECRET_KEY".into()));
-    }
-    if env == AppEnv::Production {
-        return Err(ConfigError::new(
-            "SECRET_KEY",
-            "is required when APP_ENV=production (at least 32 bytes)",
-        ));
-    }
-    let path = data_dir.join("secret.key");
-    let key = load_or_create_key(&path)
-        .map_err(|e| ConfigError::new("SECRET_KEY", format!("unset, and {e}")))?;
-    Ok((
-        SecretString::from(key),
-        format!("generated, kept in {}", path.display()),
-    ))
-}
-
-fn load_or_create_key(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
-        Ok(key) if key.trim().len() >= MIN_SECRET_BYTES => return Ok(key.trim().to_owned()),
-        Ok(_) => return Err(format!("{} holds a key that is too short", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let mut bytes = [0u8; 48];
-    rand::rng().fill(&mut bytes);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    write_private(path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)
+/// A CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`).
+fn parse_cidr(raw: &str) -> Result<IpNet, ConfigError> {
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::new(
+                "TRUSTED_PROXIES",
+                format!("{raw:?} is not a CIDR or IP address"),
+            )
+        })
 }
 
 /// Hides the password part of a URL (`scheme://user:***@host/...`).
@@ -614,79 +582,4 @@ fn mask_url(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_map(&map)
-    }
-
-    const KEY: (&str, &str) = ("SECRET_KEY", "0123456789abcdef0123456789abcdef");
-
-    #[test]
-    fn bad_values_name_the_variable() {
-        for (var, value) in [
-            ("ACCESS_TOKEN_TTL", "fifteen"),
-            ("ACCESS_TOKEN_TTL", "0"),
-            ("BIND_ADDR", "localhost"),
-            ("APP_ENV", "staging"),
-            ("DATABASE_URL", "mysql://x"),
-            ("REDIS_URL", "http://x"),
-            ("PASSWORD_RESET_URL", "https://app/reset"),
-            ("MAIL_FROM", "not a mailbox"),
-            ("RUN_MIGRATIONS", "maybe"),
-            ("CORS_ALLOWED_ORIGINS", "*"),
-            ("CORS_ALLOWED_ORIGINS", "https://app.example/path"),
-            ("SECRET_KEY", "short"),
-        ] {
-            let err = config(&[KEY, (var, value)]).expect_err(var);
-            assert_eq!(err.var, var, "{err}");
-        }
-    }
-
-    #[test]
-    fn production_requires_a_long_secret() {
-        let err = config(&[("APP_ENV", "production")]).expect_err("no key");
-        assert_eq!(err.var, "SECRET_KEY");
-        let ok = config(&[("APP_ENV", "production"), KEY]).expect("key given");
-        assert!(!ok.http.graphiql && !ok.http.introspection);
-    }
-
-    #[test]
-    fn generated_key_is_kept_and_reused() {
-        let dir = std::env::temp_dir().join(format!("identity-cfg-{}", uuid::Uuid::new_v4()));
-        let dir_s = dir.to_string_lossy().into_owned();
-        let a = config(&[("DATA_DIR", &dir_s)]).expect("first");
-        let b = config(&[("DATA_DIR", &dir_s)]).expect("second");
-        assert_eq!(
-            a.tokens.secret_key.expose_secret(),
-            b.tokens.secret_key.expose_secret()
-        );
-        assert!(a.tokens.secret_key.expose_secret().len() >= MIN_SECRET_BYTES);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn defaults_are_the_documented_ones() {
-        let c = config(&[KEY]).expect("defaults");
-        assert_eq!(c.http.bind_addr.to_string(), "127.0.0.1:8000");
-        assert_eq!(c.tokens.access_ttl, Duration::from_secs(900));
-        assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(604_800));
-        assert_eq!(c.tokens.refresh_reuse_grace, Duration::from_secs(10));
-        assert_eq!(c.reset.ttl, Duration::from_secs(3600));
-        assert!(c.database.is_sqlite() && c.redis.is_none() && c.mail.smtp_url.is_none());
-    }
-
-    #[test]
-    fn urls_are_masked() {
-        assert_eq!(
-            mask_url("postgres://app:hunter2@db/identity"),
-            "postgres://app:***@db/identity"
-        );
-        assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
-}
+mod tests;

@@ -1,0 +1,189 @@
+//! Key material: `SECRET_KEY` (and older ones kept for verification), and the
+//! Ed25519 signing key when access tokens are signed with EdDSA. Outside production,
+//! missing keys are generated once and kept in `DATA_DIR`, so tokens survive restarts.
+
+use std::path::Path;
+
+use base64::Engine;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+use rand::RngExt;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AppEnv, ConfigError, JwtSigning, vars::Vars};
+
+/// The smallest accepted HMAC secret, in bytes (RFC 7518 §3.2 for HS256).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// `SECRET_KEY` if given (and strong); otherwise, outside production, a key generated
+/// once and kept in `DATA_DIR/secret.key`.
+pub(super) fn secret_key(
+    vars: &Vars<'_>,
+    env: AppEnv,
+    data_dir: &Path,
+) -> Result<(SecretString, String), ConfigError> {
+    if let Some(key) = vars.get("SECRET_KEY") {
+        check_strength("SECRET_KEY", &key)?;
+        return Ok((SecretString::from(key), "from SECRET_KEY".into()));
+    }
+    if env == AppEnv::Production {
+        return Err(ConfigError::new(
+            "SECRET_KEY",
+            "is required when APP_ENV=production (at least 32 random bytes)",
+        ));
+    }
+    let path = data_dir.join("secret.key");
+    let key = load_or_create(&path, || {
+        let mut bytes = [0u8; 48];
+        rand::rng().fill(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    })
+    .map_err(|e| ConfigError::new("SECRET_KEY", format!("unset, and {e}")))?
+    .trim()
+    .to_owned();
+    check_strength("SECRET_KEY", &key)?;
+    Ok((
+        SecretString::from(key),
+        format!("generated, kept in {}", path.display()),
+    ))
+}
+
+/// Older secrets that still verify access tokens (key rotation).
+pub(super) fn previous_secrets(vars: &Vars<'_>) -> Result<Vec<SecretString>, ConfigError> {
+    vars.list("SECRET_KEY_PREVIOUS")
+        .into_iter()
+        .map(|key| {
+            check_strength("SECRET_KEY_PREVIOUS", &key)?;
+            Ok(SecretString::from(key))
+        })
+        .collect()
+}
+
+/// An HMAC key must be long and not guessable: a placeholder, a sequence or a repeated
+/// word is refused even when it is long enough.
+fn check_strength(var: &'static str, key: &str) -> Result<(), ConfigError> {
+    let hint = "generate one with `openssl rand -base64 48`";
+    if key.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "must be at least {MIN_SECRET_BYTES} bytes, got {}; {hint}",
+                key.len()
+            ),
+        ));
+    }
+    if zxcvbn::zxcvbn(key, &[]).score() < zxcvbn::Score::Four {
+        return Err(ConfigError::new(
+            var,
+            format!("is too easy to guess; {hint}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The access-token signing set-up: HS256 over `SECRET_KEY` (default), or EdDSA with
+/// an Ed25519 key from `JWT_PRIVATE_KEY` (PEM, or a path to a PEM file).
+pub(super) fn jwt_signing(
+    vars: &Vars<'_>,
+    env: AppEnv,
+    data_dir: &Path,
+) -> Result<JwtSigning, ConfigError> {
+    match vars.choice("JWT_ALGORITHM", &["HS256", "EdDSA"])? {
+        "EdDSA" => {
+            let (private_pem, source) = match vars.get("JWT_PRIVATE_KEY") {
+                Some(value) => (
+                    read_pem("JWT_PRIVATE_KEY", &value)?,
+                    "from JWT_PRIVATE_KEY".to_owned(),
+                ),
+                None if env == AppEnv::Production => {
+                    return Err(ConfigError::new(
+                        "JWT_PRIVATE_KEY",
+                        "is required with JWT_ALGORITHM=EdDSA in production",
+                    ));
+                }
+                None => {
+                    let path = data_dir.join("jwt-ed25519.pem");
+                    let pem = load_or_create(&path, generate_ed25519_pem).map_err(|e| {
+                        ConfigError::new("JWT_PRIVATE_KEY", format!("unset, and {e}"))
+                    })?;
+                    (pem, format!("generated, kept in {}", path.display()))
+                }
+            };
+            let previous_pems = vars
+                .list("JWT_PREVIOUS_KEYS")
+                .iter()
+                .map(|v| read_pem("JWT_PREVIOUS_KEYS", v))
+                .collect::<Result<_, _>>()?;
+            let signing = JwtSigning::EdDsa {
+                private_pem: SecretString::from(private_pem),
+                previous_pems,
+                source,
+            };
+            // Parse now, so a bad key stops the start with the variable's name.
+            crate::security::jwt::JwtKeys::check_ed25519(&signing)
+                .map_err(|(var, e)| ConfigError::new(var, e))?;
+            Ok(signing)
+        }
+        _ => Ok(JwtSigning::Hs256 {
+            previous: previous_secrets(vars)?,
+        }),
+    }
+}
+
+/// A PEM given inline, or the path of a file holding one.
+fn read_pem(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.replace("\\n", "\n"));
+    }
+    std::fs::read_to_string(value.trim())
+        .map_err(|e| ConfigError::new(var, format!("cannot read {value}: {e}")))
+}
+
+fn generate_ed25519_pem() -> String {
+    let mut seed = [0u8; 32];
+    rand::rng().fill(&mut seed);
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    key.to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .unwrap_or_else(|_| unreachable!("a 32-byte Ed25519 key always encodes"))
+}
+
+fn load_or_create(path: &Path, generate: impl FnOnce() -> String) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(content) if !content.trim().is_empty() => return Ok(content.trim().to_owned() + "\n"),
+        Ok(_) => return Err(format!("{} is empty", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let content = generate();
+    write_private(path, &content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(content.trim().to_owned() + "\n")
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// The secret's first bytes are never shown; only where it came from.
+pub(super) fn describe_secret(secret: &SecretString, source: &str) -> String {
+    format!(
+        "******** ({} bytes, {source})",
+        secret.expose_secret().len()
+    )
+}

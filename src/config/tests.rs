@@ -1,0 +1,150 @@
+use super::*;
+
+fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_map(&map)
+}
+
+const KEY: (&str, &str) = ("SECRET_KEY", "kQ2lN8bVvI1v3s2h3JmW5nS0eXq9rT4yZpB6uC7d");
+
+fn temp_dir() -> String {
+    let dir = std::env::temp_dir().join(format!("identity-cfg-{}", uuid::Uuid::new_v4()));
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn bad_values_name_the_variable() {
+    for (var, value) in [
+        ("ACCESS_TOKEN_TTL", "fifteen"),
+        ("ACCESS_TOKEN_TTL", "0"),
+        ("BIND_ADDR", "localhost"),
+        ("APP_ENV", "staging"),
+        ("DATABASE_URL", "mysql://x"),
+        ("REDIS_URL", "http://x"),
+        ("PASSWORD_RESET_URL", "https://app/reset"),
+        ("MAIL_FROM", "not a mailbox"),
+        ("RUN_MIGRATIONS", "maybe"),
+        ("CORS_ALLOWED_ORIGINS", "*"),
+        ("CORS_ALLOWED_ORIGINS", "https://app.example/path"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("JWT_ALGORITHM", "none"),
+        ("JWT_ALGORITHM", "RS256"),
+        ("RATE_LIMIT_LOGIN_WINDOW", "10"),
+        ("SECRET_KEY", "short"),
+        ("SECRET_KEY_PREVIOUS", "short"),
+    ] {
+        let err = config(&[KEY, (var, value)]).expect_err(var);
+        assert_eq!(err.var, var, "{err}");
+    }
+}
+
+#[test]
+fn weak_secrets_are_refused_even_when_long() {
+    for weak in [
+        "0123456789abcdef0123456789abcdef",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "changeme-changeme-changeme-changeme",
+        "passwordpasswordpasswordpassword12",
+    ] {
+        let err = config(&[("SECRET_KEY", weak)]).expect_err(weak);
+        assert_eq!(err.var, "SECRET_KEY");
+        assert!(err.message.contains("guess"), "{err}");
+    }
+}
+
+#[test]
+fn production_requires_keys_and_hides_the_schema() {
+    let err = config(&[("APP_ENV", "production")]).expect_err("no key");
+    assert_eq!(err.var, "SECRET_KEY");
+    let ok = config(&[("APP_ENV", "production"), KEY]).expect("key given");
+    assert!(!ok.http.graphiql && !ok.http.introspection);
+    let enabled = config(&[
+        ("APP_ENV", "production"),
+        KEY,
+        ("GRAPHIQL_ENABLED", "true"),
+        ("INTROSPECTION_ENABLED", "true"),
+    ])
+    .expect("explicitly enabled");
+    assert!(enabled.http.graphiql && enabled.http.introspection);
+    let err = config(&[("APP_ENV", "production"), KEY, ("JWT_ALGORITHM", "EdDSA")])
+        .expect_err("no private key");
+    assert_eq!(err.var, "JWT_PRIVATE_KEY");
+}
+
+#[test]
+fn generated_keys_are_kept_and_reused() {
+    let dir = temp_dir();
+    let vars = [("DATA_DIR", dir.as_str()), ("JWT_ALGORITHM", "EdDSA")];
+    let a = config(&vars).expect("first");
+    let b = config(&vars).expect("second");
+    assert_eq!(
+        a.tokens.secret_key.expose_secret(),
+        b.tokens.secret_key.expose_secret()
+    );
+    assert!(a.tokens.secret_key.expose_secret().len() >= MIN_SECRET_BYTES);
+    let pem = |c: &Config| match &c.tokens.signing {
+        JwtSigning::EdDsa { private_pem, .. } => private_pem.expose_secret().to_owned(),
+        JwtSigning::Hs256 { .. } => panic!("EdDSA expected"),
+    };
+    assert_eq!(pem(&a), pem(&b));
+    assert!(pem(&a).starts_with("-----BEGIN PRIVATE KEY-----"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_ed25519_key_names_its_variable() {
+    let err = config(&[
+        KEY,
+        ("JWT_ALGORITHM", "EdDSA"),
+        (
+            "JWT_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\\nnot base64\\n-----END PRIVATE KEY-----",
+        ),
+    ])
+    .expect_err("bad key");
+    assert_eq!(err.var, "JWT_PRIVATE_KEY");
+    let err = config(&[
+        KEY,
+        ("JWT_ALGORITHM", "EdDSA"),
+        ("JWT_PRIVATE_KEY", "/nonexistent/key.pem"),
+    ])
+    .expect_err("missing file");
+    assert_eq!(err.var, "JWT_PRIVATE_KEY");
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = config(&[KEY]).expect("defaults");
+    assert_eq!(c.http.bind_addr.to_string(), "127.0.0.1:8000");
+    assert_eq!(c.tokens.access_ttl, Duration::from_secs(900));
+    assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(604_800));
+    assert_eq!(c.tokens.refresh_reuse_grace, Duration::from_secs(10));
+    assert_eq!(c.reset.ttl, Duration::from_secs(3600));
+    assert!(c.database.is_sqlite() && c.redis.is_none() && c.mail.smtp_url.is_none());
+    assert!(matches!(c.tokens.signing, JwtSigning::Hs256 { ref previous } if previous.is_empty()));
+    assert!(c.http.trusted_proxies.is_empty() && c.http.cors_allowed_origins.is_empty());
+}
+
+#[test]
+fn trusted_proxies_take_cidrs_and_addresses() {
+    let c = config(&[KEY, ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1")]).expect("proxies");
+    let shown: Vec<String> = c
+        .http
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+}
+
+#[test]
+fn urls_are_masked() {
+    assert_eq!(
+        mask_url("postgres://app:hunter2@db/identity"),
+        "postgres://app:***@db/identity"
+    );
+    assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+}

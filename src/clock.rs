@@ -37,6 +37,12 @@ impl ManualClock {
         Self::default()
     }
 
+    /// Sets the offset from the wall clock, in milliseconds (tests may also break time:
+    /// an offset beyond chrono's range makes `now` panic).
+    pub fn set_offset_ms(&self, ms: i64) {
+        self.offset_ms.store(ms, Ordering::SeqCst);
+    }
+
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);

@@ -44,10 +44,12 @@ impl PasswordPolicy {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
-        let context_words = split_words(&service_name.to_lowercase())
+        let mut context_words: Vec<String> = split_words(&service_name.to_lowercase())
             .filter(|w| w.chars().count() >= 4)
             .map(str::to_owned)
             .collect();
+        // Longest first, so a word inside another is removed after it.
+        context_words.sort_by_key(|w| std::cmp::Reverse(w.len()));
         Self {
             min_length,
             common,
@@ -84,7 +86,7 @@ impl PasswordPolicy {
             out.push("This password is too common.".into());
         }
         let core = strip_decorations(&lower);
-        if self.context_words.iter().any(|w| w == core) {
+        if self.built_on_context_words(&lower) {
             out.push("This password is too similar to the name of this service.".into());
         }
         let local_part = user.email.rsplit_once('@').map_or(user.email, |(l, _)| l);
@@ -96,6 +98,24 @@ impl PasswordPolicy {
             out.push("The password is too similar to the full name.".into());
         }
         out
+    }
+
+    /// Made of the service's name and little else: once its words are taken out, fewer
+    /// than four letters remain ("acme-portal", "Portal2024!").
+    fn built_on_context_words(&self, lower: &str) -> bool {
+        if self.context_words.is_empty()
+            || !self
+                .context_words
+                .iter()
+                .any(|w| lower.contains(w.as_str()))
+        {
+            return false;
+        }
+        let mut rest = lower.to_owned();
+        for word in &self.context_words {
+            rest = rest.replace(word.as_str(), "");
+        }
+        rest.chars().filter(|c| c.is_alphabetic()).count() < 4
     }
 
     /// In the list as typed, or once trailing digits and symbols are removed
@@ -202,6 +222,12 @@ mod tests {
         assert!(check("Password").iter().any(|m| m.contains("common")));
         assert!(check("Monkey2024!").iter().any(|m| m.contains("common")));
         assert!(check("identity2026").iter().any(|m| m.contains("service")));
+        assert!(check("my-IDENTITY!!").iter().any(|m| m.contains("service")));
+        assert!(
+            !check("my identity is a secret")
+                .iter()
+                .any(|m| m.contains("service"))
+        );
         assert!(check("ada.lovelace99").iter().any(|m| m.contains("email")));
         assert!(check("Lovelace").iter().any(|m| m.contains("full name")));
         assert!(

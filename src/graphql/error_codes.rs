@@ -47,9 +47,16 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, PARSE_FAILED))
+        next.run(ctx, query, variables).await.map_err(|e| {
+            // The parser also enforces limits (directives, recursion): those documents
+            // are well-formed but refused, like a validation failure.
+            let code = if e.message.contains("cannot be greater than") {
+                VALIDATION_FAILED
+            } else {
+                PARSE_FAILED
+            };
+            with_code(e, code)
+        })
     }
 
     async fn validation(

@@ -15,7 +15,7 @@ pub const ASSET_PREFIX: &str = "/graphiql/4.1.2";
 
 /// The policy of the GraphiQL page. Styles may be inline (GraphiQL sets some at
 /// run time); scripts only from this origin.
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 

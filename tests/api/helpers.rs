@@ -12,7 +12,12 @@ use std::{
     time::Duration,
 };
 
-use identity::{app::App, clock::ManualClock, config::Config, service::Background};
+use identity::{
+    app::App,
+    clock::ManualClock,
+    config::Config,
+    service::{AuditLog, Background},
+};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -176,7 +181,7 @@ impl ReceivedMail {
     }
 }
 
-/// A real SMTP server (mailin) on a local port that records what it receives.
+/// Records what the SMTP sink receives; mailin calls it as the conversation goes.
 #[derive(Clone, Default)]
 struct SinkHandler {
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
@@ -184,17 +189,17 @@ struct SinkHandler {
     data: Vec<u8>,
 }
 
-impl mailin_embedded::Handler for SinkHandler {
+impl mailin::Handler for SinkHandler {
     fn data_start(
         &mut self,
         _domain: &str,
         _from: &str,
         _is8bit: bool,
         to: &[String],
-    ) -> mailin_embedded::Response {
+    ) -> mailin::Response {
         self.to = to.to_vec();
         self.data.clear();
-        mailin_embedded::response::OK
+        mailin::response::OK
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
@@ -202,39 +207,59 @@ impl mailin_embedded::Handler for SinkHandler {
         Ok(())
     }
 
-    fn data_end(&mut self) -> mailin_embedded::Response {
+    fn data_end(&mut self) -> mailin::Response {
         let mail = ReceivedMail {
             to: std::mem::take(&mut self.to),
             raw: std::mem::take(&mut self.data),
         };
         self.mails.lock().unwrap().push(mail);
-        mailin_embedded::response::OK
+        mailin::response::OK
     }
 }
 
+/// A real SMTP server on a local port: mailin's protocol state machine, one tokio
+/// task per connection. It can be stopped and started again on the same port.
 #[derive(Clone)]
 pub struct MailSink {
     pub addr: SocketAddr,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl MailSink {
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let handler = SinkHandler::default();
-        let mails = Arc::clone(&handler.mails);
-        let mut server = mailin_embedded::Server::new(handler);
-        server
-            .with_name("sink.test")
-            .with_num_threads(1)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            let _ = server.serve();
-        });
-        Self { addr, mails }
+        let sink = Self {
+            addr: listener.local_addr().unwrap(),
+            mails: Arc::default(),
+            server: Arc::default(),
+        };
+        sink.serve(listener);
+        sink
     }
 
+    pub fn stop(&self) {
+        if let Some(task) = self.server.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let mails = Arc::clone(&self.mails);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, peer)) = listener.accept().await {
+                let handler = SinkHandler {
+                    mails: Arc::clone(&mails),
+                    ..Default::default()
+                };
+                connections.spawn(smtp_session(stream, peer.ip(), handler));
+            }
+        });
+        *self.server.lock().unwrap() = Some(task);
+    }
     pub fn all(&self) -> Vec<ReceivedMail> {
         self.mails.lock().unwrap().clone()
     }
@@ -262,12 +287,57 @@ impl MailSink {
     }
 }
 
+async fn smtp_session(stream: tokio::net::TcpStream, ip: std::net::IpAddr, handler: SinkHandler) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    let mut session = mailin::SessionBuilder::new("sink.test").build(ip, handler);
+    if write
+        .write_all(&session.greeting().buffer().unwrap())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let response = session.process(&line);
+        match response.action {
+            mailin::Action::NoReply => {}
+            mailin::Action::Reply => {
+                if write.write_all(&response.buffer().unwrap()).await.is_err() {
+                    return;
+                }
+            }
+            mailin::Action::Close | mailin::Action::UpgradeTls => {
+                let _ = write.write_all(&response.buffer().unwrap()).await;
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        // The last clone stops the server.
+        if Arc::strong_count(&self.server) == 1 {
+            self.stop();
+        }
+    }
+}
+
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub mail: MailSink,
     pub background: Background,
+    pub audit: AuditLog,
     server: tokio::task::JoinHandle<()>,
     pub storage: Arc<Storage>,
 }
@@ -326,6 +396,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         .expect("the app starts");
     let addr = app.local_addr();
     let background = app.background();
+    let audit = app.audit();
     let server = tokio::spawn(async move {
         let _ = app.run_until(std::future::pending()).await;
     });
@@ -335,6 +406,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         clock,
         mail,
         background,
+        audit,
         server,
         storage,
     }
@@ -467,15 +539,28 @@ impl TestApp {
         .await
     }
 
-    /// Requests a reset for `email` and returns the token from the mail that arrives.
+    /// Requests a reset for `email` and returns the token from the reset mail that
+    /// arrives (other mails to the address may arrive in between).
     pub async fn reset_token_for(&self, email: &str) -> String {
-        let before = self.mail.to(email).len();
+        let is_reset = |m: &ReceivedMail| m.subject().starts_with("Reset your");
+        let before = self.mail.to(email).iter().filter(|m| is_reset(m)).count();
         assert_eq!(
             self.request_reset(email).await["data"]["requestPasswordReset"],
             true
         );
-        let mails = self.mail.wait_for(email, before + 1).await;
-        mails[before].reset_token()
+        for _ in 0..500 {
+            let resets: Vec<_> = self
+                .mail
+                .to(email)
+                .into_iter()
+                .filter(|m| is_reset(m))
+                .collect();
+            if resets.len() > before {
+                return resets[before].reset_token();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no reset mail to {email}");
     }
 
     /// Waits until no background work (mail) is left running.
@@ -484,6 +569,45 @@ impl TestApp {
             self.background.drain(Duration::from_secs(10)).await,
             "background work finished"
         );
+        assert!(
+            self.audit.flush(Duration::from_secs(10)).await,
+            "audit events stored"
+        );
+    }
+
+    /// POSTs a raw JSON body to /graphql with extra headers; the response as is.
+    pub async fn post_raw(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}/graphql", self.url)).json(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// The audit trail as (event, user id, ip) rows, oldest first.
+    pub async fn audit_events(&self) -> Vec<(String, Option<String>, Option<String>)> {
+        self.settle().await;
+        let db = self.db().await;
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT event, user_id, ip FROM audit_events ORDER BY occurred_at, id",
+            ))
+            .await
+            .unwrap();
+        let out = rows
+            .iter()
+            .map(|r| {
+                let user: Option<Uuid> = r.try_get_by_index(1).unwrap();
+                (
+                    r.try_get_by_index::<String>(0).unwrap(),
+                    user.map(|u| u.to_string()),
+                    r.try_get_by_index::<Option<String>>(2).unwrap(),
+                )
+            })
+            .collect();
+        db.close().await.unwrap();
+        out
     }
 
     /// A direct connection to this test's database, for what only an operator sees.
@@ -558,4 +682,65 @@ pub fn unique_email() -> String {
         "user-{}@example.com",
         &Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// A Redis server of the test's own, on a free port, that the test can stop and start.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("private Redis did not start");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -3,13 +3,19 @@
 //! `TEST_BACKEND=postgres`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
+mod brute_force;
 mod cli;
+mod faults;
 mod helpers;
 mod http;
 mod login;
 mod logout;
 mod me;
 mod password_reset;
+mod passwords;
 mod refresh;
 mod register;
 mod schema;
+mod surface;
+mod tokens;

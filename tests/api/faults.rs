@@ -1,0 +1,107 @@
+//! Redis going away: answers stay bounded, nothing fails open.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
+    if backend() != Backend::Postgres {
+        // The embedded default has no Redis to lose.
+        return;
+    }
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    let token = app.reset_token_for(&email).await;
+    let other = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
+    data(&app.logout(&other.refresh).await, "logout");
+
+    redis.stop();
+    let started = Instant::now();
+    let bounded = Duration::from_secs(10);
+
+    // The same answer for known and unknown addresses.
+    assert_eq!(
+        data(&app.request_reset(&email).await, "requestPasswordReset"),
+        true
+    );
+    assert_eq!(
+        data(
+            &app.request_reset("nobody@example.com").await,
+            "requestPasswordReset"
+        ),
+        true
+    );
+    // A reset cannot be verified: it fails, and the password stays.
+    assert_code(
+        &app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await,
+        "INTERNAL_SERVER_ERROR",
+    );
+    // Login, refresh and me keep working (me falls back to the sessions table, so a
+    // logged-out session stays logged out).
+    let fresh = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
+    data(&app.me(Some(&fresh.access)).await, "me");
+    data(&app.me(Some(&session.access)).await, "me");
+    assert_code(&app.me(Some(&other.access)).await, "UNAUTHENTICATED");
+    data(&app.refresh(&fresh.refresh).await, "refreshToken");
+    data(&app.logout(&fresh.refresh).await, "logout");
+    assert_code(
+        &app.login(&email, NEW_PASSWORD).await,
+        "INVALID_CREDENTIALS",
+    );
+    // Failed logins are still limited, in process.
+    let limited = spawn_limit(&app, &email).await;
+    assert!(limited, "login back-off holds without Redis");
+    assert!(
+        started.elapsed() < bounded,
+        "answers took {:?}",
+        started.elapsed()
+    );
+
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    // Redis back: the service reconnects by itself and the token works again.
+    redis.restart();
+    for _ in 0..100 {
+        if app
+            .http
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Fails logins for `email` until refused; whether that happened within 10 tries.
+async fn spawn_limit(app: &TestApp, email: &str) -> bool {
+    for _ in 0..10 {
+        if code(&app.login(email, "wrong password").await) == "RATE_LIMITED" {
+            return true;
+        }
+    }
+    false
+}

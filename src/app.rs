@@ -1,10 +1,16 @@
 //! The application as a value: built from a `Config`, bound to its port, then run.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::{Future, IntoFuture},
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     clock::{Clock, SystemClock},
@@ -13,10 +19,11 @@ use crate::{
     graphql,
     http::{self, HttpState},
     mail::{Mailer, log::LogMailer, smtp::SmtpMailer},
+    metrics::Metrics,
     security::{
         jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits, throttle::Throttle,
     },
-    service::{AuditLog, Background, Deps, Services},
+    service::{AuditLog, Background, Deps, Services, outbox::Outbox},
     store::{
         db,
         token_store::{MemoryTokenStore, RedisTokenStore, TokenStore},
@@ -28,7 +35,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 pub struct App {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
+    http_state: HttpState,
     deps: Deps,
     addr: SocketAddr,
 }
@@ -43,14 +52,25 @@ impl App {
         let deps = build_deps(config, clock).await?;
         let config = Arc::clone(&deps.config);
         let schema = graphql::build_schema(Services::new(&deps), &config.http);
-        let router = http::router(HttpState::new(schema, deps.clone()));
+        let http_state = HttpState::new(schema, deps.clone());
+        let router = http::router(http_state.clone());
         let listener = TcpListener::bind(config.http.bind_addr)
             .await
             .with_context(|| format!("bind BIND_ADDR {}", config.http.bind_addr))?;
+        let metrics_listener = match config.http.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind METRICS_ADDR {addr}"))?,
+            ),
+            None => None,
+        };
         let addr = listener.local_addr().context("read the bound address")?;
         Ok(Self {
             listener,
+            metrics_listener,
             router,
+            http_state,
             deps,
             addr,
         })
@@ -74,46 +94,103 @@ impl App {
         self.deps.audit.clone()
     }
 
+    /// The mail outbox, e.g. to deliver what is due now.
+    pub fn outbox(&self) -> Outbox {
+        self.deps.outbox.clone()
+    }
+
+    /// The address of the metrics listener, if `METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes: stops accepting, finishes in-flight requests,
-    /// waits for background work, closes the pools.
+    /// Serves until `stop` completes, then shuts down in order: stop accepting, let
+    /// in-flight requests finish (at most `SHUTDOWN_TIMEOUT`), deliver due mail, wait for
+    /// background work, store the last audit events, close the pools.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let limits = Arc::clone(&self.deps.limits);
-        let maintenance = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                limits.retain_recent();
-            }
+        let deps = self.deps;
+        let shutdown = CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            stop.await;
+            trigger.cancel();
         });
+
+        let maintenance = tokio::spawn(maintain(deps.clone(), shutdown.clone()));
+        let outbox = tokio::spawn(deps.outbox.clone().run(shutdown.clone().cancelled_owned()));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
+            let router = http::metrics_router(self.http_state.clone());
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            )
+        });
+
         tracing::info!(addr = %self.addr, "listening; GraphQL at /graphql");
-        let served = axum::serve(
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stop)
-        .await
-        .context("serve HTTP");
-        maintenance.abort();
-        if !self.deps.background.drain(DRAIN_LIMIT).await {
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+        let grace = deps.config.http.shutdown_timeout;
+        let served = tokio::select! {
+            served = server => served.context("serve HTTP"),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "requests still running at the end of the shutdown grace period");
+                Ok(())
+            }
+        };
+
+        tracing::info!("delivering due mail before stopping");
+        if tokio::time::timeout(DRAIN_LIMIT, outbox).await.is_err() {
+            tracing::warn!("mail delivery still running at shutdown");
+        }
+        if !deps.background.drain(DRAIN_LIMIT).await {
             tracing::warn!("background work still running at shutdown");
         }
-        if !self.deps.audit.flush(DRAIN_LIMIT).await {
+        if !deps.audit.flush(DRAIN_LIMIT).await {
             tracing::warn!("audit events still unwritten at shutdown");
         }
-        if let Err(error) = self.deps.db.close_by_ref().await {
+        maintenance.abort();
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
+        if let Err(error) = deps.db.close_by_ref().await {
             tracing::warn!(?error, "closing the database pool");
         }
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Periodic housekeeping: forget idle rate-limit keys, keep the metrics exporter tidy.
+async fn maintain(deps: Deps, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut rounds = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        rounds += 1;
+        deps.metrics.upkeep();
+        if rounds.is_multiple_of(12) {
+            deps.limits.retain_recent();
+        }
     }
 }
 
@@ -133,10 +210,13 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
         None => Arc::new(LogMailer),
     };
+    let metrics = Metrics::new();
     let password_cfg = config.password.clone();
-    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg))
-        .await
-        .context("set up the password hasher")??;
+    let hasher_metrics = metrics.clone();
+    let hasher =
+        tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg, &hasher_metrics))
+            .await
+            .context("set up the password hasher")??;
     Ok(Deps {
         jwt: Arc::new(JwtKeys::from_config(&config.tokens)?),
         policy: Arc::new(PasswordPolicy::new(
@@ -149,7 +229,15 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             Arc::clone(&clock),
             &config.rate_limit,
         )),
-        audit: AuditLog::start(db.clone()),
+        audit: AuditLog::start(db.clone(), metrics.clone()),
+        outbox: Outbox::new(
+            db.clone(),
+            Arc::clone(&mailer),
+            Arc::clone(&clock),
+            metrics.clone(),
+            config.outbox.clone(),
+        ),
+        metrics,
         background: Background::new(8),
         db,
         tokens,

@@ -18,8 +18,10 @@ pub fn init(format: LogFormat) -> anyhow::Result<()> {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
+                    // Every line carries the fields of all its spans: the request
+                    // id and operation of the request it belongs to.
+                    .with_current_span(false)
+                    .with_span_list(true),
             )
             .try_init()?,
         LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).try_init()?,

@@ -56,6 +56,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub reset: ResetConfig,
     pub mail: MailConfig,
+    pub outbox: OutboxConfig,
     pub password: PasswordConfig,
     pub rate_limit: RateLimitConfig,
 }
@@ -76,6 +77,10 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<axum::http::HeaderValue>,
     /// Proxies whose `X-Forwarded-For` is believed; empty: the socket peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// A separate listener for `/metrics`; `None`: served on `bind_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long shutdown waits for in-flight requests and background work.
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -145,13 +150,27 @@ pub struct MailConfig {
     pub from: String,
 }
 
+/// Delivery of queued mail.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// How often an instance looks for mail queued by others (its own wakes it).
+    pub poll_interval: Duration,
+    /// The wait after a first failed delivery; doubles with each further one.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Deliveries tried before a mail is given up on.
+    pub max_attempts: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct PasswordConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
-    /// How many hashes run at once on the blocking pool.
+    /// Hashing threads: how many hashes run at once.
     pub hash_concurrency: usize,
+    /// Hashes that may wait for a thread; beyond, callers are told to retry.
+    pub hash_queue: usize,
     pub min_length: usize,
 }
 
@@ -215,6 +234,13 @@ impl Config {
                 .iter()
                 .map(|cidr| parse_cidr(cidr))
                 .collect::<Result<_, _>>()?,
+            metrics_addr: match vars.get("METRICS_ADDR") {
+                None => None,
+                Some(_) => {
+                    Some(vars.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?)
+                }
+            },
+            shutdown_timeout: vars.secs("SHUTDOWN_TIMEOUT", 20, 1)?,
         };
 
         let database_url = vars.get("DATABASE_URL").unwrap_or_else(|| {
@@ -310,9 +336,22 @@ impl Config {
         if let Err(e) = from.parse::<lettre::message::Mailbox>() {
             return Err(ConfigError::new("MAIL_FROM", format!("not a mailbox: {e}")));
         }
+        if smtp_url.is_none() && env == AppEnv::Production {
+            // The log would then hold reset links.
+            return Err(ConfigError::new(
+                "SMTP_URL",
+                "is required when APP_ENV=production (without it, mail is written to the log)",
+            ));
+        }
         let mail = MailConfig {
             smtp_url: smtp_url.map(SecretString::from),
             from,
+        };
+        let outbox = OutboxConfig {
+            poll_interval: vars.secs("OUTBOX_POLL_INTERVAL", 1, 1)?,
+            retry_base: vars.secs("OUTBOX_RETRY_BASE", 5, 1)?,
+            retry_max: vars.secs("OUTBOX_RETRY_MAX", 600, 1)?,
+            max_attempts: vars.positive("OUTBOX_MAX_ATTEMPTS", 12)?,
         };
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -321,6 +360,7 @@ impl Config {
             argon2_iterations: vars.positive("ARGON2_ITERATIONS", 2)?,
             argon2_parallelism: vars.positive("ARGON2_PARALLELISM", 1)?,
             hash_concurrency: vars.positive("PASSWORD_HASH_CONCURRENCY", cores)?,
+            hash_queue: vars.positive("PASSWORD_HASH_QUEUE", 128)?,
             min_length: vars.positive("PASSWORD_MIN_LENGTH", 8)?,
         };
         if let Err(e) = argon2::Params::new(
@@ -376,6 +416,7 @@ impl Config {
             tokens,
             reset,
             mail,
+            outbox,
             password,
             rate_limit,
         })
@@ -491,6 +532,17 @@ impl Config {
                     .map_or("(unset: mail goes to the log)".into(), masked),
             ),
             ("MAIL_FROM", self.mail.from.clone()),
+            ("OUTBOX_POLL_INTERVAL", secs(self.outbox.poll_interval)),
+            ("OUTBOX_RETRY_BASE", secs(self.outbox.retry_base)),
+            ("OUTBOX_RETRY_MAX", secs(self.outbox.retry_max)),
+            ("OUTBOX_MAX_ATTEMPTS", self.outbox.max_attempts.to_string()),
+            (
+                "METRICS_ADDR",
+                self.http
+                    .metrics_addr
+                    .map_or("(unset: /metrics on BIND_ADDR)".into(), |a| a.to_string()),
+            ),
+            ("SHUTDOWN_TIMEOUT", secs(self.http.shutdown_timeout)),
             (
                 "ARGON2_MEMORY_KIB",
                 self.password.argon2_memory_kib.to_string(),
@@ -507,6 +559,7 @@ impl Config {
                 "PASSWORD_HASH_CONCURRENCY",
                 self.password.hash_concurrency.to_string(),
             ),
+            ("PASSWORD_HASH_QUEUE", self.password.hash_queue.to_string()),
             ("PASSWORD_MIN_LENGTH", self.password.min_length.to_string()),
             ("RATE_LIMIT_IP_PER_MINUTE", rl.ip_per_minute.to_string()),
             (

@@ -59,18 +59,27 @@ fn weak_secrets_are_refused_even_when_long() {
 fn production_requires_keys_and_hides_the_schema() {
     let err = config(&[("APP_ENV", "production")]).expect_err("no key");
     assert_eq!(err.var, "SECRET_KEY");
-    let ok = config(&[("APP_ENV", "production"), KEY]).expect("key given");
+    let err = config(&[("APP_ENV", "production"), KEY]).expect_err("no SMTP");
+    assert_eq!(err.var, "SMTP_URL");
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    let ok = config(&[("APP_ENV", "production"), KEY, SMTP]).expect("key given");
     assert!(!ok.http.graphiql && !ok.http.introspection);
     let enabled = config(&[
         ("APP_ENV", "production"),
         KEY,
+        SMTP,
         ("GRAPHIQL_ENABLED", "true"),
         ("INTROSPECTION_ENABLED", "true"),
     ])
     .expect("explicitly enabled");
     assert!(enabled.http.graphiql && enabled.http.introspection);
-    let err = config(&[("APP_ENV", "production"), KEY, ("JWT_ALGORITHM", "EdDSA")])
-        .expect_err("no private key");
+    let err = config(&[
+        ("APP_ENV", "production"),
+        KEY,
+        SMTP,
+        ("JWT_ALGORITHM", "EdDSA"),
+    ])
+    .expect_err("no private key");
     assert_eq!(err.var, "JWT_PRIVATE_KEY");
 }
 

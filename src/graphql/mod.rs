@@ -4,6 +4,7 @@ mod auth;
 pub mod context;
 mod error_codes;
 mod limits;
+mod metrics;
 mod password_reset;
 mod types;
 mod user;
@@ -33,6 +34,7 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build_schema(services: Services, http: &HttpConfig) -> AppSchema {
     let mut builder = schema_builder()
         .extension(limits::AliasLimit(http.max_aliases))
+        .extension(metrics::OperationMetrics(services.metrics()))
         .limit_depth(http.max_depth)
         .limit_complexity(http.max_complexity)
         .limit_directives(8)

@@ -56,6 +56,7 @@ pub async fn post(
             "BAD_REQUEST",
         );
     }
+    record_operation(batch.iter().map(|r| r.operation_name.as_deref()));
     let batch = batch.data(request_ctx(&state, &headers, peer));
     render(&state.schema.execute_batch(batch).await, &headers)
 }
@@ -95,8 +96,15 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    record_operation(std::iter::once(operation_name.as_deref()));
     let request = request.data(request_ctx(&state, &headers, peer));
     render(&state.schema.execute(request).await.into(), &headers)
+}
+
+/// Puts the client's operation name(s) on the request's log span.
+fn record_operation<'a>(names: impl Iterator<Item = Option<&'a str>>) {
+    let names: Vec<&str> = names.map(|n| n.unwrap_or("anonymous")).collect();
+    tracing::Span::current().record("operation", names.join(",").as_str());
 }
 
 fn request_ctx(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> RequestCtx {

@@ -4,6 +4,7 @@ mod client_ip;
 mod graphiql;
 mod graphql;
 mod health;
+mod metrics;
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,12 +17,13 @@ use axum::{
 };
 use tower::ServiceBuilder;
 use tower_http::{
+    LatencyUnit,
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::{config::Config, graphql::AppSchema, service::Deps};
@@ -66,20 +68,30 @@ pub fn router(state: HttpState) -> Router {
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let request_id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                // The path only: a query string may carry a GraphQL document.
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    // The path only: a query string may carry a GraphQL document.
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %request_id,
+                        operation = tracing::field::Empty,
+                    )
+                })
+                // One line per request, when it ends (by then the operation is known),
+                // with its latency; nothing when it starts.
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_| internal_error_response()))
@@ -104,15 +116,30 @@ pub fn router(state: HttpState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(API_CSP),
         ));
-    Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql/4.1.2/{file}", get(graphiql::asset))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    if http.metrics_addr.is_none() {
+        routes = routes.route("/metrics", get(metrics::render));
+    }
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .with_state(state)
         .layer(middleware)
+}
+
+/// The router of the separate metrics listener (`METRICS_ADDR`).
+pub fn metrics_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .with_state(state)
 }
 
 /// The public keys that verify access tokens, when they are signed with EdDSA; other

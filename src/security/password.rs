@@ -1,26 +1,43 @@
-//! argon2id hashing on the blocking pool, with bounded concurrency, so that a burst of
-//! logins queues for the cores instead of stalling the async runtime.
+//! argon2id hashing on a fixed pool of threads, fed by a bounded queue.
+//!
+//! The async runtime never hashes: a burst of logins queues for the hashing threads
+//! instead of stalling other requests. When the queue is full the answer comes at
+//! once (`RATE_LIMITED`, retry in a second) rather than after an ever-growing wait.
+//! A fixed set of threads also bounds memory: each hash needs `m` KiB, at most one per
+//! thread at a time.
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        Arc, Mutex,
+        mpsc::{self, SyncSender, TrySendError},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
 };
+use metrics::{Counter, Gauge, Histogram};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
-use crate::config::PasswordConfig;
+use crate::{config::PasswordConfig, error::AppError, metrics::Metrics};
 
 /// Longest input hashed, in bytes. The policy allows 128 code points (at most 512
 /// bytes); anything longer cannot be a valid password and is not worth hashing.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// What a caller is told to wait when the queue is full.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
     Invalid,
     Valid { needs_rehash: bool },
 }
+
+type Job = Box<dyn FnOnce(&Argon2<'static>) + Send>;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -29,19 +46,17 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
-    permits: Semaphore,
     /// Verified against when the email is unknown, so that answer costs the same.
     dummy_hash: String,
-}
-
-impl Inner {
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
+    jobs: SyncSender<Job>,
+    depth: Gauge,
+    hash_time: Histogram,
+    verify_time: Histogram,
+    rejected: Counter,
 }
 
 impl PasswordHasher {
-    pub fn new(cfg: &PasswordConfig) -> anyhow::Result<Self> {
+    pub fn new(cfg: &PasswordConfig, metrics: &Metrics) -> anyhow::Result<Self> {
         let params = Params::new(
             cfg.argon2_memory_kib,
             cfg.argon2_iterations,
@@ -54,20 +69,52 @@ impl PasswordHasher {
             .hash_password(crate::security::random::token().as_bytes())
             .map_err(|e| anyhow::anyhow!("hash the dummy password: {e}"))?
             .to_string();
+
+        let (jobs, queue) = mpsc::sync_channel::<Job>(cfg.hash_queue);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..cfg.hash_concurrency.max(1) {
+            let queue = Arc::clone(&queue);
+            let argon2 = argon2.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock() {
+                            Ok(receiver) => receiver.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&argon2),
+                            // Every sender dropped: the service is gone.
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .context("start a hashing thread")?;
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
-                permits: Semaphore::new(cfg.hash_concurrency.max(1)),
                 dummy_hash,
+                jobs,
+                depth: metrics.gauge("identity_password_hash_queue_depth", &[]),
+                hash_time: metrics
+                    .histogram("identity_password_hash_duration_seconds", &[("op", "hash")]),
+                verify_time: metrics.histogram(
+                    "identity_password_hash_duration_seconds",
+                    &[("op", "verify")],
+                ),
+                rejected: metrics.counter("identity_password_hash_rejected_total", &[]),
             }),
         })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with the current parameters.
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        self.run(move |inner| {
-            inner
-                .argon2()
+    pub async fn hash(&self, password: SecretString) -> Result<String, AppError> {
+        let timer = self.inner.hash_time.clone();
+        self.run(timer, move |argon2| {
+            argon2
                 .hash_password(capped(&password))
                 .map(|h| h.to_string())
                 .map_err(|e| anyhow::anyhow!("hash password: {e}"))
@@ -81,22 +128,21 @@ impl PasswordHasher {
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> anyhow::Result<Verification> {
+    ) -> Result<Verification, AppError> {
         let known = stored.is_some();
-        self.run(move |inner| {
-            let stored = stored.as_deref().unwrap_or(&inner.dummy_hash);
-            let Ok(parsed) = PasswordHash::new(stored) else {
+        let current = self.inner.params.clone();
+        let stored = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let timer = self.inner.verify_time.clone();
+        self.run(timer, move |argon2| {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
                 // An unreadable stored hash must not lock the user out silently.
                 tracing::error!("stored password hash cannot be parsed");
                 return Ok(Verification::Invalid);
             };
-            let ok = inner
-                .argon2()
-                .verify_password(capped(&password), &parsed)
-                .is_ok();
+            let ok = argon2.verify_password(capped(&password), &parsed).is_ok();
             Ok(match (known, ok) {
                 (true, true) => Verification::Valid {
-                    needs_rehash: needs_rehash(&parsed, &inner.params),
+                    needs_rehash: needs_rehash(&parsed, &current),
                 },
                 _ => Verification::Invalid,
             })
@@ -104,23 +150,42 @@ impl PasswordHasher {
         .await
     }
 
-    /// Runs hashing work on the blocking pool once a permit is free, in the caller's span.
-    async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    /// Queues `work` for a hashing thread, in the caller's span, and waits for it.
+    async fn run<T, F>(&self, timer: Histogram, work: F) -> Result<T, AppError>
     where
-        F: FnOnce(&Inner) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&Argon2<'static>) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .context("password hasher closed")?;
-        let inner = Arc::clone(&self.inner);
+        let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| work(&inner)))
-            .await
-            .context("password hashing task failed")?
+        let depth = self.inner.depth.clone();
+        let job: Job = Box::new(move |argon2| {
+            depth.decrement(1.0);
+            let _entered = span.enter();
+            let started = Instant::now();
+            let outcome = work(argon2);
+            timer.record(started.elapsed());
+            let _ = done.send(outcome);
+        });
+        self.inner.depth.increment(1.0);
+        match self.inner.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.inner.depth.decrement(1.0);
+                self.inner.rejected.increment(1);
+                return Err(AppError::RateLimited {
+                    retry_after: BUSY_RETRY,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.inner.depth.decrement(1.0);
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "hashing threads are gone"
+                )));
+            }
+        }
+        let outcome = result.await.context("hashing thread dropped the job")?;
+        Ok(outcome?)
     }
 }
 
@@ -148,19 +213,20 @@ fn needs_rehash(hash: &PasswordHash, current: &Params) -> bool {
 mod tests {
     use super::*;
 
-    fn cfg(m: u32, t: u32) -> PasswordConfig {
+    fn cfg(m: u32, t: u32, threads: usize, queue: usize) -> PasswordConfig {
         PasswordConfig {
             argon2_memory_kib: m,
             argon2_iterations: t,
             argon2_parallelism: 1,
-            hash_concurrency: 2,
+            hash_concurrency: threads,
+            hash_queue: queue,
             min_length: 8,
         }
     }
 
     #[tokio::test]
     async fn hashes_with_argon2id_and_the_configured_cost() {
-        let hasher = PasswordHasher::new(&cfg(19_456, 2)).unwrap();
+        let hasher = PasswordHasher::new(&cfg(19_456, 2, 2, 8), &Metrics::new()).unwrap();
         let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -190,15 +256,36 @@ mod tests {
 
     #[tokio::test]
     async fn older_parameters_ask_for_a_rehash() {
-        let old = PasswordHasher::new(&cfg(8_192, 1)).unwrap();
+        let old = PasswordHasher::new(&cfg(8_192, 1, 1, 8), &Metrics::new()).unwrap();
         let hash = old.hash("correct horse".into()).await.unwrap();
-        let current = PasswordHasher::new(&cfg(19_456, 2)).unwrap();
+        let current = PasswordHasher::new(&cfg(19_456, 2, 1, 8), &Metrics::new()).unwrap();
         assert_eq!(
             current
                 .verify("correct horse".into(), Some(hash))
                 .await
                 .unwrap(),
             Verification::Valid { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_at_once() {
+        // One thread, a queue of one: of three simultaneous hashes, one waits in the
+        // queue and one is refused immediately.
+        let metrics = Metrics::new();
+        let hasher = PasswordHasher::new(&cfg(65_536, 4, 1, 1), &metrics).unwrap();
+        let results =
+            futures::future::join_all((0..3).map(|_| hasher.hash("correct horse".into()))).await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(AppError::RateLimited { .. })))
+            .count();
+        assert!(refused >= 1, "{refused} refused");
+        assert!(results.iter().any(Result::is_ok));
+        assert!(
+            metrics
+                .render()
+                .contains("identity_password_hash_rejected_total")
         );
     }
 }

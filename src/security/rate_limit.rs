@@ -22,6 +22,16 @@ pub enum IpLimit {
     ResetToken,
 }
 
+impl IpLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutation => "ip_mutation",
+            Self::ResetRequest => "ip_reset_request",
+            Self::ResetToken => "ip_reset_token",
+        }
+    }
+}
+
 pub struct RateLimits {
     mutation: DefaultKeyedRateLimiter<IpAddr>,
     reset_request: DefaultKeyedRateLimiter<IpAddr>,

@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::RequestMeta;
-use crate::store::audit::{self, AuditRow};
+use crate::{
+    metrics::Metrics,
+    store::audit::{self, AuditRow},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditEvent {
@@ -56,6 +59,7 @@ enum Command {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Command>,
+    metrics: Metrics,
 }
 
 /// Largest batch written in one INSERT.
@@ -63,10 +67,10 @@ const BATCH: usize = 256;
 
 impl AuditLog {
     /// Starts the writer task on the current runtime.
-    pub fn start(db: DatabaseConnection) -> Self {
+    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(write_loop(db, rx));
-        Self { tx }
+        Self { tx, metrics }
     }
 
     pub async fn record(
@@ -77,6 +81,9 @@ impl AuditLog {
         at: DateTime<Utc>,
     ) {
         let ip = meta.map(|m| m.ip.to_string());
+        self.metrics
+            .counter("identity_audit_events_total", &[("event", event.as_str())])
+            .increment(1);
         tracing::info!(
             target: "audit",
             event = event.as_str(),

@@ -13,6 +13,7 @@ use crate::{
     mail::templates,
     security::{password::Verification, random},
     store::{
+        outbox,
         sessions::{self, NewSession, RevokeReason, Rotation},
         users::{self, InsertError, NewUser},
     },
@@ -135,6 +136,8 @@ impl AuthService {
         // Counted before the password is checked: aliases and batches cannot run more
         // attempts than the account's budget, even concurrently.
         if let Err(e) = self.deps.throttle.begin_login(&email).await {
+            self.deps.metrics.login("throttled");
+            self.deps.metrics.rate_limited("login_account");
             self.deps
                 .audit(AuditEvent::LoginThrottled, None, Some(meta))
                 .await;
@@ -157,6 +160,7 @@ impl AuthService {
             }
             (user, _) => {
                 let user_id = user.map(|u| u.id);
+                self.deps.metrics.login("failed");
                 self.deps
                     .audit(AuditEvent::LoginFailed, user_id, Some(meta))
                     .await;
@@ -164,6 +168,7 @@ impl AuthService {
             }
         };
         self.deps.throttle.forget_login_attempts(&email).await;
+        self.deps.metrics.login("succeeded");
         let new_hash = if needs_rehash {
             Some(self.deps.hasher.hash(password).await?)
         } else {
@@ -222,12 +227,8 @@ impl AuthService {
                     .audit(AuditEvent::RefreshReuseDetected, Some(user.id), Some(meta))
                     .await;
                 let mail = templates::session_revoked(&self.deps.config.service_name, &user.email);
-                let mailer = std::sync::Arc::clone(&self.deps.mailer);
-                self.deps.background.spawn(async move {
-                    if let Err(error) = mailer.send(mail).await {
-                        tracing::error!(?error, "session revoked mail not sent");
-                    }
-                });
+                outbox::enqueue(&self.deps.db, "session_revoked", mail, None, now).await?;
+                self.deps.outbox.wake();
                 Err(AppError::InvalidToken)
             }
             Rotation::Invalid => Err(AppError::InvalidToken),

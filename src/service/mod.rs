@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod outbox;
 pub mod password_reset;
 pub mod users;
 
@@ -17,6 +18,7 @@ use crate::{
     domain::{password::PasswordPolicy, user::User},
     error::AppError,
     mail::Mailer,
+    metrics::Metrics,
     security::{
         jwt::JwtKeys,
         password::PasswordHasher,
@@ -58,6 +60,8 @@ pub struct Deps {
     pub limits: Arc<RateLimits>,
     pub throttle: Arc<Throttle>,
     pub audit: AuditLog,
+    pub metrics: Metrics,
+    pub outbox: outbox::Outbox,
     pub clock: Arc<dyn Clock>,
     pub background: Background,
 }
@@ -70,13 +74,14 @@ impl Deps {
         meta: &RequestMeta,
         class: Option<IpLimit>,
     ) -> Result<(), AppError> {
-        let result = self
-            .limits
-            .check(meta.ip, IpLimit::Mutation)
-            .and_then(|()| class.map_or(Ok(()), |c| self.limits.check(meta.ip, c)));
-        match result {
-            Ok(()) => Ok(()),
-            Err(retry_after) => {
+        let classes = std::iter::once(IpLimit::Mutation).chain(class);
+        let refused = classes
+            .map(|c| (c, self.limits.check(meta.ip, c)))
+            .find_map(|(c, result)| result.err().map(|wait| (c, wait)));
+        match refused {
+            None => Ok(()),
+            Some((limit, retry_after)) => {
+                self.metrics.rate_limited(limit.as_str());
                 self.audit(AuditEvent::RateLimited, None, Some(meta)).await;
                 Err(AppError::RateLimited { retry_after })
             }
@@ -117,6 +122,10 @@ pub struct Services {
 }
 
 impl Services {
+    pub fn metrics(&self) -> Metrics {
+        self.users.metrics()
+    }
+
     pub fn new(deps: &Deps) -> Self {
         Self {
             auth: auth::AuthService::new(deps.clone()),

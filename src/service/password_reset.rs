@@ -1,5 +1,7 @@
 //! requestPasswordReset and resetPassword.
 
+use anyhow::Context;
+use sea_orm::TransactionTrait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{AuditEvent, Deps, RequestMeta};
@@ -12,6 +14,7 @@ use crate::{
     mail::templates,
     security::{random, rate_limit::IpLimit},
     store::{
+        outbox,
         sessions::{self, RevokeReason},
         users,
     },
@@ -80,7 +83,16 @@ impl PasswordResetService {
             .await?;
         let link = cfg.reset.url_template.replace("{token}", &token);
         let mail = templates::password_reset(&cfg.service_name, &user.email, &link, cfg.reset.ttl);
-        self.deps.mailer.send(mail).await?;
+        // Queued only once the token is stored: the link in it works from the start.
+        outbox::enqueue(
+            &self.deps.db,
+            "password_reset",
+            mail,
+            Some(expires_at),
+            self.deps.clock.now(),
+        )
+        .await?;
+        self.deps.outbox.wake();
         tracing::debug!(user_id = %user.id, "password reset mail sent");
         Ok(())
     }
@@ -140,11 +152,17 @@ impl PasswordResetService {
         {
             return Err(AppError::InvalidToken);
         }
-        users::set_password_hash(&self.deps.db, user.id, hash).await?;
+        // The new hash, the end of every session and the notice to the owner: all or
+        // nothing.
         let now = self.deps.clock.now();
+        let notice = templates::password_changed(&self.deps.config.service_name, &user.email);
+        let txn = self.deps.db.begin().await.context("begin password reset")?;
+        users::set_password_hash(&txn, user.id, hash).await?;
         let revoked =
-            sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::PasswordReset)
-                .await?;
+            sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
+        outbox::enqueue(&txn, "password_changed", notice, None, now).await?;
+        txn.commit().await.context("commit password reset")?;
+        self.deps.outbox.wake();
         self.deps.revoke_access(&revoked).await;
         if let Ok(email) = Email::parse(&user.email) {
             // The owner proved control of the mailbox: let them sign in at once.
@@ -157,14 +175,6 @@ impl PasswordResetService {
                 Some(meta),
             )
             .await;
-
-        let mail = templates::password_changed(&self.deps.config.service_name, &user.email);
-        let mailer = std::sync::Arc::clone(&self.deps.mailer);
-        self.deps.background.spawn(async move {
-            if let Err(error) = mailer.send(mail).await {
-                tracing::error!(?error, "password changed mail not sent");
-            }
-        });
         Ok(true)
     }
 }

@@ -20,6 +20,10 @@ impl UserService {
         Self { deps }
     }
 
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.deps.metrics.clone()
+    }
+
     /// The active user an access token speaks for; `Unauthenticated` for a missing,
     /// malformed, expired or revoked token, or a deactivated account.
     #[tracing::instrument(skip_all)]

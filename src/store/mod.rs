@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod db;
 pub mod entity;
+pub mod outbox;
 pub mod sessions;
 pub mod token_store;
 pub mod users;

@@ -210,7 +210,7 @@ pub async fn revoke_by_token(
 
 /// Revokes every live session of a user; returns their ids.
 pub async fn revoke_all_for_user(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     user_id: Uuid,
     now: DateTime<Utc>,
     reason: RevokeReason,

@@ -16,7 +16,7 @@ use identity::{
     app::App,
     clock::ManualClock,
     config::Config,
-    service::{AuditLog, Background},
+    service::{AuditLog, Background, outbox::Outbox},
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -58,11 +58,11 @@ fn redis_url() -> String {
 pub struct Storage {
     pub vars: HashMap<String, String>,
     pg_db: Option<String>,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
 }
 
 impl Storage {
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("identity-test-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -238,6 +238,23 @@ impl MailSink {
         sink
     }
 
+    /// A sink for a free port that is not listening yet: mail to it fails until `resume`.
+    pub fn down() -> Self {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Self {
+            addr,
+            mails: Arc::default(),
+            server: Arc::default(),
+        }
+    }
+
+    pub fn resume(&self) {
+        self.serve(TcpListener::bind(self.addr).unwrap());
+    }
+
     pub fn stop(&self) {
         if let Some(task) = self.server.lock().unwrap().take() {
             task.abort();
@@ -338,6 +355,7 @@ pub struct TestApp {
     pub mail: MailSink,
     pub background: Background,
     pub audit: AuditLog,
+    pub outbox: Outbox,
     server: tokio::task::JoinHandle<()>,
     pub storage: Arc<Storage>,
 }
@@ -349,7 +367,7 @@ impl Drop for TestApp {
 }
 
 /// Settings every test starts from; `overrides` replace or add to them.
-fn test_vars(
+pub fn test_vars(
     storage: &Storage,
     mail: &MailSink,
     overrides: &[(&str, &str)],
@@ -380,9 +398,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_mail(MailSink::start(), overrides).await
+}
+
+/// As `spawn_app_with`, mailing to `mail` (e.g. a sink that is down).
+pub async fn spawn_app_with_mail(mail: MailSink, overrides: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
     let storage = Arc::new(Storage::new().await);
-    start(storage, MailSink::start(), overrides).await
+    start(storage, mail, overrides).await
 }
 
 /// Starts a server on existing storage (a restart, or a second instance).
@@ -397,6 +420,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
     let addr = app.local_addr();
     let background = app.background();
     let audit = app.audit();
+    let outbox = app.outbox();
     let server = tokio::spawn(async move {
         let _ = app.run_until(std::future::pending()).await;
     });
@@ -407,6 +431,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         mail,
         background,
         audit,
+        outbox,
         server,
         storage,
     }
@@ -568,6 +593,10 @@ impl TestApp {
         assert!(
             self.background.drain(Duration::from_secs(10)).await,
             "background work finished"
+        );
+        assert!(
+            self.outbox.settle(Duration::from_secs(10)).await,
+            "outbox idle"
         );
         assert!(
             self.audit.flush(Duration::from_secs(10)).await,
@@ -742,5 +771,196 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A PostgreSQL server of the test's own (initdb in a temporary directory, a free
+/// port), that the test can stop and start. PostgreSQL refuses to run as root, so as
+/// root it runs as the `postgres` user.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("identity-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = Self { port, dir, bin };
+        if pg.as_root() {
+            std::os::unix::fs::chown(&pg.dir, Some(101), Some(104)).ok();
+            let status = std::process::Command::new("chown")
+                .args(["postgres:postgres", pg.dir.to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                pg.data().as_str(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        pg.start_server();
+        pg
+    }
+
+    fn as_root(&self) -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut cmd = if self.as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    pub fn stop_server(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The service binary as a child process, with the test's storage, its output in a
+/// file, as an operator would run it.
+pub struct ServiceProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    pub log: std::path::PathBuf,
+}
+
+impl ServiceProcess {
+    pub async fn start(storage: &Storage, mail: &MailSink, overrides: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut vars = test_vars(storage, mail, &[("BIND_ADDR", bind.as_str())]);
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let log = storage.dir.join(format!("service-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_identity"))
+            .arg("serve")
+            .env_clear()
+            .envs(&vars)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let process = Self {
+            child,
+            url: format!("http://{bind}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{}/readyz", process.url)).send().await
+                && r.status() == 200
+            {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the service did not become ready: {}", process.output());
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping a container does.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -12,6 +12,7 @@ mod http;
 mod login;
 mod logout;
 mod me;
+mod ops;
 mod password_reset;
 mod passwords;
 mod refresh;

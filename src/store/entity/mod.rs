@@ -1,6 +1,7 @@
 //! SeaORM models. They stay inside `store`: services see `domain` types.
 
 pub mod audit_event;
+pub mod outbox;
 pub mod refresh_token;
 pub mod session;
 pub mod user;

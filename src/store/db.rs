@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use migration::MigratorTrait;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseConfig;
@@ -33,11 +35,25 @@ pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection>
         .context("connect to the database (DATABASE_URL)")
 }
 
-/// Applies every pending migration.
+/// Any fixed number: the advisory lock that makes instances migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x1d3_7117;
+
+/// Applies every pending migration. On PostgreSQL, instances starting together take
+/// turns (a transaction-scoped advisory lock), and each migrates in one transaction.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    migration::Migrator::up(db, None)
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migration::Migrator::up(db, None)
+            .await
+            .context("apply database migrations");
+    }
+    let txn = db.begin().await.context("begin migrations")?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         .await
-        .context("apply database migrations")
+        .context("take the migration lock")?;
+    migration::Migrator::up(&txn, None)
+        .await
+        .context("apply database migrations")?;
+    txn.commit().await.context("commit migrations")
 }
 
 pub async fn ping(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -629,3 +629,18 @@ fn env_example_documents_every_setting() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_a_fresh_database_all_come_up() {
+    let storage = std::sync::Arc::new(Storage::new().await);
+    let sink = MailSink::start();
+    let (a, b, c) = tokio::join!(
+        start(storage.clone(), sink.clone(), &[]),
+        start(storage.clone(), sink.clone(), &[]),
+        start(storage.clone(), sink.clone(), &[]),
+    );
+    let email = unique_email();
+    a.signed_up(&email).await;
+    data(&b.login(&email, PASSWORD).await, "login");
+    data(&c.login(&email, PASSWORD).await, "login");
+}

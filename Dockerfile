@@ -21,7 +21,8 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/identity --create-home identity
+ && groupadd --system --gid 10001 identity \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/identity --create-home identity
 COPY --from=build /out/identity /out/migration /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/identity

@@ -23,7 +23,11 @@ use crate::{
     security::{
         jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits, throttle::Throttle,
     },
-    service::{AuditLog, Background, Deps, Services, outbox::Outbox},
+    service::{
+        AuditLog, Deps, Services,
+        outbox::Outbox,
+        reset_queue::{self, ResetQueue},
+    },
     store::{
         db,
         token_store::{MemoryTokenStore, RedisTokenStore, TokenStore},
@@ -84,9 +88,9 @@ impl App {
         self.addr
     }
 
-    /// The runner of off-request work (mail), e.g. to wait until it is idle.
-    pub fn background(&self) -> Background {
-        self.deps.background.clone()
+    /// The queue of password-reset requests, e.g. to wait until it is empty.
+    pub fn reset_queue(&self) -> ResetQueue {
+        self.deps.reset_queue.clone()
     }
 
     /// The audit trail, e.g. to wait until its events are stored.
@@ -155,13 +159,14 @@ impl App {
             }
         };
 
+        if !deps.reset_queue.stop(DRAIN_LIMIT).await {
+            tracing::warn!("password reset requests still queued at shutdown");
+        }
         tracing::info!("delivering due mail before stopping");
         if tokio::time::timeout(DRAIN_LIMIT, outbox).await.is_err() {
             tracing::warn!("mail delivery still running at shutdown");
         }
-        if !deps.background.drain(DRAIN_LIMIT).await {
-            tracing::warn!("background work still running at shutdown");
-        }
+
         if !deps.audit.flush(DRAIN_LIMIT).await {
             tracing::warn!("audit events still unwritten at shutdown");
         }
@@ -217,7 +222,8 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg, &hasher_metrics))
             .await
             .context("set up the password hasher")??;
-    Ok(Deps {
+    let (reset_queue, reset_requests) = ResetQueue::new();
+    let deps = Deps {
         jwt: Arc::new(JwtKeys::from_config(&config.tokens)?),
         policy: Arc::new(PasswordPolicy::new(
             config.password.min_length,
@@ -238,14 +244,16 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             config.outbox.clone(),
         ),
         metrics,
-        background: Background::new(8),
         db,
         tokens,
         mailer,
         hasher,
         clock,
         config,
-    })
+        reset_queue,
+    };
+    tokio::spawn(reset_queue::run(deps.clone(), reset_requests));
+    Ok(deps)
 }
 
 async fn shutdown_signal() {

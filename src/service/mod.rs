@@ -3,9 +3,9 @@
 
 pub mod audit;
 pub mod auth;
-pub mod background;
 pub mod outbox;
 pub mod password_reset;
+pub mod reset_queue;
 pub mod users;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -29,7 +29,6 @@ use crate::{
 };
 
 pub use audit::{AuditEvent, AuditLog};
-pub use background::Background;
 
 /// Who is asking: recorded on sessions, and the key of per-client limits.
 #[derive(Debug, Clone)]
@@ -63,7 +62,7 @@ pub struct Deps {
     pub metrics: Metrics,
     pub outbox: outbox::Outbox,
     pub clock: Arc<dyn Clock>,
-    pub background: Background,
+    pub reset_queue: reset_queue::ResetQueue,
 }
 
 impl Deps {

@@ -37,64 +37,16 @@ impl PasswordResetService {
     }
 
     /// Answers `true` for every valid address, at once: looking the account up, storing
-    /// the token and sending the mail all happen off the request path, so the answer
-    /// takes the same time whether or not the address is known.
+    /// the token and queueing the mail happen off the request path (`reset_queue`), so
+    /// the answer takes the same time whether or not the address is known.
     #[tracing::instrument(skip_all)]
     pub async fn request(&self, email: &str, meta: &RequestMeta) -> Result<bool, AppError> {
         self.deps
             .check_ip_limits(meta, Some(IpLimit::ResetRequest))
             .await?;
         let email = Email::parse(email).map_err(|m| AppError::field("email", m))?;
-        let this = self.clone();
-        let meta = meta.clone();
-        self.deps.background.spawn(async move {
-            if let Err(error) = this.send_reset_mail(email, &meta).await {
-                tracing::error!(?error, "password reset mail not sent");
-            }
-        });
+        self.deps.reset_queue.push(email, meta.clone()).await?;
         Ok(true)
-    }
-
-    async fn send_reset_mail(&self, email: Email, meta: &RequestMeta) -> anyhow::Result<()> {
-        // Counted for every address, known or not, so the limit tells nothing either.
-        if !self.deps.throttle.allow_reset_mail(&email).await? {
-            self.deps
-                .audit(AuditEvent::PasswordResetThrottled, None, Some(meta))
-                .await;
-            return Ok(());
-        }
-        let user = users::find_by_email(&self.deps.db, email.as_str()).await?;
-        self.deps
-            .audit(
-                AuditEvent::PasswordResetRequested,
-                user.as_ref().map(|u| u.id),
-                Some(meta),
-            )
-            .await;
-        let Some(user) = user.filter(|u| u.is_active) else {
-            return Ok(());
-        };
-        let cfg = &self.deps.config;
-        let token = random::token();
-        let expires_at = self.deps.clock.now() + chrono::Duration::from_std(cfg.reset.ttl)?;
-        self.deps
-            .tokens
-            .put_reset_token(user.id, &random::hash(&token), expires_at)
-            .await?;
-        let link = cfg.reset.url_template.replace("{token}", &token);
-        let mail = templates::password_reset(&cfg.service_name, &user.email, &link, cfg.reset.ttl);
-        // Queued only once the token is stored: the link in it works from the start.
-        outbox::enqueue(
-            &self.deps.db,
-            "password_reset",
-            mail,
-            Some(expires_at),
-            self.deps.clock.now(),
-        )
-        .await?;
-        self.deps.outbox.wake();
-        tracing::debug!(user_id = %user.id, "password reset mail sent");
-        Ok(())
     }
 
     /// Checks the new password before consuming the token, so a rejected password

@@ -3,7 +3,8 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 
@@ -38,18 +39,22 @@ pub async fn connect(cfg: &DatabaseConfig) -> anyhow::Result<DatabaseConnection>
 /// Any fixed number: the advisory lock that makes instances migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x1d3_7117;
 
-/// Applies every pending migration. On PostgreSQL, instances starting together take
-/// turns (a transaction-scoped advisory lock), and each migrates in one transaction.
+/// Applies every pending migration, in one transaction. Instances starting together
+/// take turns: on PostgreSQL through an advisory lock, on SQLite through the write lock
+/// that `BEGIN IMMEDIATE` takes (later ones wait, then find nothing left to do).
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return migration::Migrator::up(db, None)
-            .await
-            .context("apply database migrations");
-    }
-    let txn = db.begin().await.context("begin migrations")?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
         .await
-        .context("take the migration lock")?;
+        .context("begin migrations")?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .context("take the migration lock")?;
+    }
     migration::Migrator::up(&txn, None)
         .await
         .context("apply database migrations")?;

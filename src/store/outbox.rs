@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Expr, LockBehavior, LockType, Order, Query},
@@ -23,32 +22,62 @@ pub struct Claimed {
     pub attempts: u32,
 }
 
+/// A mail to queue.
+pub struct NewMail {
+    pub kind: &'static str,
+    pub mail: OutgoingMail,
+    /// Not to be sent after this (a reset link's expiry).
+    pub not_after: Option<DateTime<Utc>>,
+}
+
 pub async fn enqueue(
     db: &impl ConnectionTrait,
-    kind: &str,
+    kind: &'static str,
     mail: OutgoingMail,
     not_after: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    outbox::ActiveModel {
+    enqueue_many(
+        db,
+        vec![NewMail {
+            kind,
+            mail,
+            not_after,
+        }],
+        now,
+    )
+    .await
+}
+
+/// Queues several mails in one insert.
+pub async fn enqueue_many(
+    db: &impl ConnectionTrait,
+    mails: Vec<NewMail>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let rows = mails.into_iter().map(|m| outbox::ActiveModel {
         id: Set(Uuid::now_v7()),
         created_at: Set(now),
-        kind: Set(kind.to_owned()),
-        recipient: Set(mail.to),
-        subject: Set(mail.subject),
-        text_body: Set(Some(mail.text)),
-        html_body: Set(Some(mail.html)),
-        not_after: Set(not_after),
+        kind: Set(m.kind.to_owned()),
+        recipient: Set(m.mail.to),
+        subject: Set(m.mail.subject),
+        text_body: Set(Some(m.mail.text)),
+        html_body: Set(Some(m.mail.html)),
+        not_after: Set(m.not_after),
         attempts: Set(0),
         next_attempt_at: Set(now),
         locked_until: Set(None),
         sent_at: Set(None),
         failed_at: Set(None),
         last_error: Set(None),
-    }
-    .insert(db)
-    .await
-    .context("queue mail")?;
+    });
+    outbox::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+        .context("queue mail")?;
     Ok(())
 }
 

@@ -55,6 +55,24 @@ pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> anyhow::Re
         .map(User::from))
 }
 
+/// The users with any of these (normalised) addresses, in one query.
+pub async fn find_by_emails(
+    db: &impl ConnectionTrait,
+    emails: &[&str],
+) -> anyhow::Result<Vec<User>> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.is_in(emails.iter().copied()))
+        .all(db)
+        .await
+        .context("find users by email")?
+        .into_iter()
+        .map(User::from)
+        .collect())
+}
+
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> anyhow::Result<Option<User>> {
     Ok(user::Entity::find_by_id(id)
         .one(db)

@@ -16,7 +16,7 @@ use identity::{
     app::App,
     clock::ManualClock,
     config::Config,
-    service::{AuditLog, Background, outbox::Outbox},
+    service::{AuditLog, outbox::Outbox, reset_queue::ResetQueue},
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -353,7 +353,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub mail: MailSink,
-    pub background: Background,
+    pub reset_queue: ResetQueue,
     pub audit: AuditLog,
     pub outbox: Outbox,
     server: tokio::task::JoinHandle<()>,
@@ -418,7 +418,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         .await
         .expect("the app starts");
     let addr = app.local_addr();
-    let background = app.background();
+    let reset_queue = app.reset_queue();
     let audit = app.audit();
     let outbox = app.outbox();
     let server = tokio::spawn(async move {
@@ -429,7 +429,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         http: reqwest::Client::new(),
         clock,
         mail,
-        background,
+        reset_queue,
         audit,
         outbox,
         server,
@@ -591,8 +591,8 @@ impl TestApp {
     /// Waits until no background work (mail) is left running.
     pub async fn settle(&self) {
         assert!(
-            self.background.drain(Duration::from_secs(10)).await,
-            "background work finished"
+            self.reset_queue.flush(Duration::from_secs(10)).await,
+            "reset requests handled"
         );
         assert!(
             self.outbox.settle(Duration::from_secs(10)).await,

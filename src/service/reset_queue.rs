@@ -1,0 +1,178 @@
+//! Password-reset requests are answered at once and handled here, off the request
+//! path, in batches: one query finds the accounts of many requests, the token-store
+//! calls of a batch go out together (pipelined), and their mails are queued in one
+//! insert. The queue is bounded: under a flood, requests wait for room — known and
+//! unknown addresses alike, since the request path never looks.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AuditEvent, Deps, RequestMeta};
+use crate::{
+    domain::email::Email,
+    mail::templates,
+    security::random,
+    store::{outbox, users},
+};
+
+/// Requests that may wait for the worker.
+const CAPACITY: usize = 4096;
+/// Requests handled together.
+const BATCH: usize = 256;
+
+enum Command {
+    Request(Email, RequestMeta),
+    Flush(oneshot::Sender<()>),
+    /// The worker holds a sender too (inside `Deps`), so it is told to stop.
+    Stop,
+}
+
+#[derive(Clone)]
+pub struct ResetQueue {
+    tx: mpsc::Sender<Command>,
+}
+
+pub struct ResetQueueReceiver(mpsc::Receiver<Command>);
+
+impl ResetQueue {
+    pub fn new() -> (Self, ResetQueueReceiver) {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        (Self { tx }, ResetQueueReceiver(rx))
+    }
+
+    pub async fn push(&self, email: Email, meta: RequestMeta) -> anyhow::Result<()> {
+        self.tx
+            .send(Command::Request(email, meta))
+            .await
+            .map_err(|_| anyhow::anyhow!("the reset worker has stopped"))
+    }
+
+    /// Handles what is queued, then stops the worker.
+    pub async fn stop(&self, limit: Duration) -> bool {
+        let flushed = self.flush(limit).await;
+        let _ = self.tx.send(Command::Stop).await;
+        flushed
+    }
+
+    /// Waits (at most `limit`) until every request queued so far is handled.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Flush(done)).await.is_err() {
+            return false;
+        }
+        tokio::time::timeout(limit, wait)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// The worker: runs until every sender is gone.
+pub async fn run(deps: Deps, ResetQueueReceiver(mut rx): ResetQueueReceiver) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiting = Vec::new();
+    let mut stopping = false;
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(command) = next {
+            match command {
+                Command::Request(email, meta) => batch.push((email, meta)),
+                Command::Flush(done) => waiting.push(done),
+                Command::Stop => stopping = true,
+            }
+            next = if batch.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() {
+            let requests = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let count = requests.len();
+            if let Err(error) = handle(&deps, requests).await {
+                tracing::error!(?error, count, "password reset requests not handled");
+            }
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Result<()> {
+    // Every address counts against its quota, known or not.
+    let allowed = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(email, _)| deps.throttle.allow_reset_mail(email)),
+    )
+    .await;
+    let mut wanted = Vec::new();
+    for ((email, meta), allowed) in requests.into_iter().zip(allowed) {
+        if allowed? {
+            wanted.push((email, meta));
+        } else {
+            deps.audit(AuditEvent::PasswordResetThrottled, None, Some(&meta))
+                .await;
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<&str> = wanted.iter().map(|(e, _)| e.as_str()).collect();
+    let found = users::find_by_emails(&deps.db, &addresses).await?;
+
+    let cfg = &deps.config;
+    let now = deps.clock.now();
+    let expires_at = now + chrono::Duration::from_std(cfg.reset.ttl)?;
+    let mut mails = Vec::new();
+    let mut tokens = Vec::new();
+    for (email, meta) in &wanted {
+        let user = found.iter().find(|u| u.email == email.as_str());
+        deps.audit(
+            AuditEvent::PasswordResetRequested,
+            user.map(|u| u.id),
+            Some(meta),
+        )
+        .await;
+        let Some(user) = user.filter(|u| u.is_active) else {
+            continue;
+        };
+        let token = random::token();
+        let link = cfg.reset.url_template.replace("{token}", &token);
+        tokens.push((user.id, random::hash(&token)));
+        mails.push(templates::password_reset(
+            &cfg.service_name,
+            &user.email,
+            &link,
+            cfg.reset.ttl,
+        ));
+    }
+    if mails.is_empty() {
+        return Ok(());
+    }
+    // Stored before the mail is queued: the link works from the start.
+    let stored = futures::future::join_all(
+        tokens
+            .iter()
+            .map(|(user, hash)| deps.tokens.put_reset_token(*user, hash, expires_at)),
+    )
+    .await;
+    let mut queued = Vec::new();
+    for (mail, stored) in mails.into_iter().zip(stored) {
+        match stored {
+            Ok(()) => queued.push(outbox::NewMail {
+                kind: "password_reset",
+                mail,
+                not_after: Some(expires_at),
+            }),
+            Err(error) => tracing::error!(?error, "reset token not stored; no mail"),
+        }
+    }
+    outbox::enqueue_many(&deps.db, queued, now).await?;
+    deps.outbox.wake();
+    Ok(())
+}

@@ -15,7 +15,12 @@ use axum::{
 };
 
 use super::{HttpState, error_body};
-use crate::{graphql::RequestCtx, service::RequestMeta};
+use tracing::Instrument;
+
+use crate::{
+    graphql::{AppSchema, RequestCtx},
+    service::RequestMeta,
+};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Longest user agent kept on a session.
@@ -58,7 +63,10 @@ pub async fn post(
     }
     record_operation(batch.iter().map(|r| r.operation_name.as_deref()));
     let batch = batch.data(request_ctx(&state, &headers, peer));
-    render(&state.schema.execute_batch(batch).await, &headers)
+    match run_detached(state.schema.clone(), batch).await {
+        Some(response) => render(&response, &headers),
+        None => internal_error(),
+    }
 }
 
 pub async fn get(
@@ -98,7 +106,36 @@ pub async fn get(
     }
     record_operation(std::iter::once(operation_name.as_deref()));
     let request = request.data(request_ctx(&state, &headers, peer));
-    render(&state.schema.execute(request).await.into(), &headers)
+    match run_detached(state.schema.clone(), request.into()).await {
+        Some(response) => render(&response, &headers),
+        None => internal_error(),
+    }
+}
+
+/// Executes on a task of its own, so that a client going away (or the request timing
+/// out) cannot cancel an operation half-way: a reset whose token is consumed always
+/// sets the password, a rotation always commits or rolls back. `None` if it panicked.
+async fn run_detached(schema: AppSchema, batch: BatchRequest) -> Option<BatchResponse> {
+    let span = tracing::Span::current();
+    let task = tokio::spawn(async move { schema.execute_batch(batch).await }.instrument(span));
+    match task.await {
+        Ok(response) => Some(response),
+        Err(error) => {
+            tracing::error!(
+                panicked = error.is_panic(),
+                "a GraphQL request failed to complete"
+            );
+            None
+        }
+    }
+}
+
+fn internal_error() -> Response {
+    client_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal server error",
+        "INTERNAL_SERVER_ERROR",
+    )
 }
 
 /// Puts the client's operation name(s) on the request's log span.

@@ -644,3 +644,45 @@ async fn instances_starting_together_on_a_fresh_database_all_come_up() {
     data(&b.login(&email, PASSWORD).await, "login");
     data(&c.login(&email, PASSWORD).await, "login");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_completes_even_if_the_client_goes_away() {
+    // Hashing made slow (over a second), so the client can leave mid-operation.
+    let app = spawn_app_with(&[("ARGON2_MEMORY_KIB", "131072"), ("ARGON2_ITERATIONS", "6")]).await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let token = app.reset_token_for(&email).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({ "query": "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }",
+                       "variables": { "i": { "token": token, "newPassword": NEW_PASSWORD, "newPasswordConfirm": NEW_PASSWORD } } }))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    // The reset ran to its end regardless: the new password works, the token is spent.
+    let started = Instant::now();
+    loop {
+        if app
+            .login(&email, NEW_PASSWORD)
+            .await
+            .get("errors")
+            .is_none()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the reset did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_code(
+        &app.reset_password(&token, "another fine passphrase", "another fine passphrase")
+            .await,
+        "INVALID_TOKEN",
+    );
+}

@@ -1,0 +1,28 @@
+-- logout: each request ends a fresh seeded session (BENCH_FILE.<thread id>: one live
+-- refresh token per line, used once). logout answers true even for an unknown token,
+-- so once the tokens run out the request is sent without its variable instead: a
+-- GraphQL validation error, counted as `starved` and as a failure.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local bench = require "common"
+bench.install()
+
+local query = "mutation($t: String!){ logout(refreshToken:$t) }"
+local tokens, i = {}, 0
+
+function init(args)
+   tokens = bench.thread_file()
+end
+
+function request()
+   i = i + 1
+   local token = tokens[i]
+   if not token then
+      bench_starved = bench_starved + 1
+      return bench.graphql(query, "{}")
+   end
+   return bench.graphql(query, '{"t":"' .. token .. '"}')
+end
+
+function response(status, headers, body)
+   bench.check(status, body, '"logout":true')
+end

@@ -163,8 +163,14 @@ impl App {
             tracing::warn!("password reset requests still queued at shutdown");
         }
         tracing::info!("delivering due mail before stopping");
-        if tokio::time::timeout(DRAIN_LIMIT, outbox).await.is_err() {
-            tracing::warn!("mail delivery still running at shutdown");
+        let mut outbox = outbox;
+        if tokio::time::timeout(DRAIN_LIMIT, &mut outbox)
+            .await
+            .is_err()
+        {
+            // What is left stays queued (its lease runs out) for the next instance.
+            outbox.abort();
+            tracing::warn!("mail still queued at shutdown; it will be sent after the restart");
         }
 
         if !deps.audit.flush(DRAIN_LIMIT).await {

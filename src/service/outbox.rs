@@ -9,6 +9,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use futures::StreamExt;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::{
     clock::Clock,
@@ -102,28 +103,40 @@ impl Outbox {
             if claimed.is_empty() {
                 return;
             }
-            futures::stream::iter(claimed)
-                .for_each_concurrent(PARALLEL, |row| self.deliver(row))
+            let sent: Vec<Uuid> = futures::stream::iter(claimed)
+                .map(|row| self.deliver(row))
+                .buffer_unordered(PARALLEL)
+                .filter_map(|id| async move { id })
+                .collect()
                 .await;
+            let count = sent.len();
+            self.record(
+                outbox::mark_sent(&self.db, &sent, self.clock.now()).await,
+                "sent",
+                count,
+            );
         }
     }
 
-    async fn deliver(&self, row: Claimed) {
+    /// Sends one claimed mail; its id if it went out (recorded by the caller, with the
+    /// others of the round). Expiry and failures are recorded here.
+    async fn deliver(&self, row: Claimed) -> Option<Uuid> {
         let now = self.clock.now();
         if row.not_after.is_some_and(|limit| limit <= now) {
             // A reset link that expired while waiting is useless, and confusing.
             self.record(
                 outbox::mark_failed(&self.db, row.id, now, "expired").await,
                 "expired",
+                1,
             );
-            return;
+            return None;
         }
         let sent = tokio::time::timeout(SEND_TIMEOUT, self.mailer.send(row.mail))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
         let now = self.clock.now();
         match sent {
-            Ok(()) => self.record(outbox::mark_sent(&self.db, row.id, now).await, "sent"),
+            Ok(()) => Some(row.id),
             Err(error) => {
                 let attempts = row.attempts + 1;
                 let reason = format!("{error:#}");
@@ -132,6 +145,7 @@ impl Outbox {
                     self.record(
                         outbox::mark_failed(&self.db, row.id, now, &reason).await,
                         "failed",
+                        1,
                     );
                 } else {
                     let next = now
@@ -139,8 +153,10 @@ impl Outbox {
                     self.record(
                         outbox::mark_retry(&self.db, row.id, attempts, next, &reason).await,
                         "retry",
+                        1,
                     );
                 }
+                None
             }
         }
     }
@@ -154,13 +170,13 @@ impl Outbox {
             .min(self.cfg.retry_max)
     }
 
-    fn record(&self, stored: anyhow::Result<()>, result: &str) {
+    fn record(&self, stored: anyhow::Result<()>, result: &str, count: usize) {
         if let Err(error) = stored {
             // The lease runs out and the row is tried again: at least once, not lost.
             tracing::error!(?error, result, "cannot record a delivery outcome");
         }
         self.metrics
             .counter("identity_mail_total", &[("result", result)])
-            .increment(1);
+            .increment(count as u64);
     }
 }

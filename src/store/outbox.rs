@@ -133,13 +133,17 @@ pub async fn claim(
         .collect())
 }
 
-/// Delivered: the body (which may hold a reset link) is erased.
+/// Delivered: the bodies (which may hold a reset link) are erased; one statement for
+/// a whole round.
 pub async fn mark_sent(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    finish(db, id, outbox::Column::SentAt, now, None).await
+    if ids.is_empty() {
+        return Ok(());
+    }
+    finish(db, ids, outbox::Column::SentAt, now, None).await
 }
 
 /// Given up (expired, or too many attempts): the body is erased too.
@@ -149,12 +153,12 @@ pub async fn mark_failed(
     now: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    finish(db, id, outbox::Column::FailedAt, now, Some(reason)).await
+    finish(db, &[id], outbox::Column::FailedAt, now, Some(reason)).await
 }
 
 async fn finish(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    ids: &[Uuid],
     column: outbox::Column,
     now: DateTime<Utc>,
     reason: Option<&str>,
@@ -177,10 +181,10 @@ async fn finish(
         update = update.col_expr(outbox::Column::LastError, Expr::value(truncate(reason)));
     }
     update
-        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .exec(db)
         .await
-        .context("finish outbox row")?;
+        .context("finish outbox rows")?;
     Ok(())
 }
 

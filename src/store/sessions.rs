@@ -11,9 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
+    sea_query::{Expr, LockType, Query},
 };
 use uuid::Uuid;
 
@@ -94,6 +97,10 @@ pub struct Lifetimes {
 }
 
 /// Exchanges a refresh token for its successor, atomically, with reuse detection.
+///
+/// Five round trips on PostgreSQL: BEGIN; one statement that finds the token's session
+/// and user and locks the session row; a fresh read of the token under that lock; one
+/// statement for the writes; COMMIT.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
@@ -101,52 +108,39 @@ pub async fn rotate(
     now: DateTime<Utc>,
     lifetimes: &Lifetimes,
 ) -> anyhow::Result<Rotation> {
-    let Some(token) = find_token(db, token_hash).await? else {
-        return Ok(Rotation::Invalid);
-    };
-    let session_id = token.session_id;
     let txn = begin_write(db).await?;
-    let session = session::Entity::find_by_id(session_id)
-        .lock_exclusive()
-        .one(&txn)
-        .await
-        .context("lock session")?;
-    let user = match &session {
-        Some(s) => user::Entity::find_by_id(s.user_id)
-            .one(&txn)
-            .await
-            .context("load session user")?
-            .map(User::from),
-        None => None,
-    };
-    let (Some(session), Some(user)) = (session, user) else {
+    let of_token = Query::select()
+        .column(refresh_token::Column::SessionId)
+        .from(refresh_token::Entity)
+        .and_where(refresh_token::Column::TokenHash.eq(token_hash))
+        .to_owned();
+    let mut select = session::Entity::find()
+        .find_also_related(user::Entity)
+        .filter(session::Column::Id.in_subquery(of_token));
+    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [session::Entity]);
+    let found = select.one(&txn).await.context("lock session")?;
+    let Some((session, Some(user))) = found else {
         txn.rollback().await.context("rollback rotate")?;
         return Ok(Rotation::Invalid);
     };
+    let user = User::from(user);
     let live = session.revoked_at.is_none()
         && session.expires_at > now
         && session.last_used_at + delta(lifetimes.idle) > now
         && user.is_active;
-    if !live {
+    // Read under the lock: a concurrent rotation may have committed meanwhile.
+    let token = match live {
+        true => find_token(&txn, token_hash).await?,
+        false => None,
+    };
+    let Some(token) = token else {
         txn.rollback().await.context("rollback rotate")?;
         return Ok(Rotation::Invalid);
-    }
-    // Read under the lock: a concurrent rotation may have committed meanwhile.
-    let token = refresh_token::Entity::find_by_id(token.id)
-        .one(&txn)
-        .await
-        .context("reload refresh token")?
-        .context("refresh token vanished")?;
+    };
+    let session_id = session.id;
     let outcome = match token.rotated_at {
         None => {
-            refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-                .filter(refresh_token::Column::Id.eq(token.id))
-                .exec(&txn)
-                .await
-                .context("mark refresh token rotated")?;
-            insert_token(&txn, session_id, successor_hash, now).await?;
-            touch(&txn, session_id, now).await?;
+            rotate_writes(&txn, token.id, session_id, successor_hash, now).await?;
             Rotation::Rotated { session_id, user }
         }
         Some(rotated_at) if now.signed_duration_since(rotated_at) <= delta(lifetimes.grace) => {
@@ -160,6 +154,45 @@ pub async fn rotate(
     };
     txn.commit().await.context("commit rotate")?;
     Ok(outcome)
+}
+
+/// Marks the token rotated, stores its successor and marks the session used: one
+/// statement on PostgreSQL (data-modifying CTEs), three on SQLite.
+async fn rotate_writes(
+    txn: &DatabaseTransaction,
+    token_id: Uuid,
+    session_id: Uuid,
+    successor_hash: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let sql = "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2), \
+                   touched AS (UPDATE sessions SET last_used_at = $1 WHERE id = $3) \
+                   INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, rotated_at) \
+                   VALUES ($4, $3, $5, $1, NULL)";
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [
+                now.into(),
+                token_id.into(),
+                session_id.into(),
+                Uuid::now_v7().into(),
+                successor_hash.into(),
+            ],
+        ))
+        .await
+        .context("rotate refresh token")?;
+        return Ok(());
+    }
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+        .filter(refresh_token::Column::Id.eq(token_id))
+        .exec(txn)
+        .await
+        .context("mark refresh token rotated")?;
+    insert_token(txn, session_id, successor_hash, now).await?;
+    touch(txn, session_id, now).await
 }
 
 /// A session ended by `revoke_by_token`.

@@ -104,6 +104,11 @@ impl Metrics {
                 None,
                 "Mails waiting in the outbox",
             ),
+            d(
+                "identity_local_state_trusted",
+                None,
+                "1 while this instance's memory of revocations is complete (pub/sub heard)",
+            ),
             d("identity_mail_total", None, "Outbox deliveries by result"),
             d(
                 "identity_audit_events_total",

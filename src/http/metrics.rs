@@ -76,6 +76,13 @@ pub async fn render(State(state): State<HttpState>) -> Response {
     metrics
         .gauge("identity_db_pool_max_connections", &[])
         .set(f64::from(max));
+    metrics
+        .gauge("identity_local_state_trusted", &[])
+        .set(if deps.tokens.local_state_trusted() {
+            1.0
+        } else {
+            0.0
+        });
     match outbox::backlog(&deps.db).await {
         Ok(backlog) => metrics
             .gauge("identity_outbox_backlog", &[])

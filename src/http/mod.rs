@@ -28,25 +28,36 @@ use tower_http::{
 
 use crate::{config::Config, graphql::AppSchema, service::Deps};
 
-/// What the handlers share.
+/// What the handlers share: one allocation, since axum clones the state for every
+/// extractor of every request.
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<Shared>);
+
+pub struct Shared {
     pub schema: AppSchema,
     pub deps: Deps,
     pub config: Arc<Config>,
-    pub graphiql_html: Arc<str>,
+    pub graphiql_html: String,
+}
+
+impl std::ops::Deref for HttpState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl HttpState {
     pub fn new(schema: AppSchema, deps: Deps) -> Self {
         let config = Arc::clone(&deps.config);
-        let graphiql_html = graphiql::page(&format!("{} GraphQL", config.service_name)).into();
-        Self {
+        let graphiql_html = graphiql::page(&format!("{} GraphQL", config.service_name));
+        Self(Arc::new(Shared {
             schema,
             deps,
             config,
             graphiql_html,
-        }
+        }))
     }
 }
 

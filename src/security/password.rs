@@ -160,6 +160,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match queue.lock() {
@@ -263,6 +264,19 @@ impl PasswordHasher {
         }
         let outcome = result.await.context("hashing thread dropped the job")?;
         Ok(outcome?)
+    }
+}
+
+/// Hashing yields to request handling when both want the cores (nice ≈ 9): a flood of
+/// logins then slows logins, not every other request. With nothing else to run, the
+/// hashing threads still get all the CPU.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    let Ok(value) = ThreadPriorityValue::try_from(25u8) else {
+        return;
+    };
+    if let Err(error) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+        tracing::warn!(?error, "hashing threads keep the normal priority");
     }
 }
 

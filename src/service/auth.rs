@@ -176,6 +176,7 @@ impl AuthService {
         };
         let now = self.deps.clock.now();
         users::record_login(&self.deps.db, user.id, now, new_hash).await?;
+        super::users::UserService::announce_change(&self.deps, user.id).await;
         tracing::debug!(user_id = %user.id, rehashed = needs_rehash, "password verified");
         self.deps
             .audit(AuditEvent::LoginSucceeded, Some(user.id), Some(meta))

@@ -114,6 +114,7 @@ impl PasswordResetService {
             sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
         outbox::enqueue(&txn, "password_changed", notice, None, now).await?;
         txn.commit().await.context("commit password reset")?;
+        super::users::UserService::announce_change(&self.deps, user.id).await;
         self.deps.outbox.wake();
         self.deps.revoke_access(&revoked).await;
         if let Ok(email) = Email::parse(&user.email) {

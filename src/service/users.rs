@@ -38,9 +38,27 @@ impl UserService {
         if self.session_revoked(claims.sid).await? {
             return Err(AppError::Unauthenticated);
         }
-        match users::find_by_id(&self.deps.db, claims.sub).await? {
+        let user = match self.deps.tokens.cached_user(claims.sub) {
+            Some(user) => Some(user),
+            None => {
+                let user = users::find_by_id(&self.deps.db, claims.sub).await?;
+                if let Some(user) = &user {
+                    self.deps.tokens.cache_user(user);
+                }
+                user
+            }
+        };
+        match user {
             Some(user) if user.is_active => Ok(user),
             _ => Err(AppError::Unauthenticated),
+        }
+    }
+
+    /// Tells every instance a user's record changed (a login moved `lastLogin`, a reset
+    /// or deactivation changed more); a failure is logged: copies expire on their own.
+    pub(super) async fn announce_change(deps: &Deps, user_id: uuid::Uuid) {
+        if let Err(error) = deps.tokens.user_changed(user_id).await {
+            tracing::warn!(?error, "user change not announced");
         }
     }
 
@@ -65,6 +83,7 @@ impl UserService {
             return Ok(false);
         };
         users::set_active(&self.deps.db, user.id, false).await?;
+        Self::announce_change(&self.deps, user.id).await;
         let now = self.deps.clock.now();
         let revoked =
             sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::Deactivated)

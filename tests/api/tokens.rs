@@ -291,3 +291,51 @@ async fn reuse_detection_mails_the_user() {
     );
     assert!(!mail.text().contains(&first.refresh));
 }
+
+async fn trusts_its_memory(app: &TestApp) -> bool {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines().any(|l| l == "identity_local_state_trusted 1")
+}
+
+async fn wait_trusting(app: &TestApp) {
+    for _ in 0..100 {
+        if trusts_its_memory(app).await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the instance never trusted its memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_instance_holds_on_another_at_once() {
+    if backend() != Backend::Postgres {
+        // Instances share revocations through Redis; the embedded default is one instance.
+        return;
+    }
+    let a = spawn_app().await;
+    let b = a.sibling(&[]).await;
+    let email = unique_email();
+    let session = a.signed_up(&email).await;
+    wait_trusting(&b).await;
+    // B answers from memory now: it has the profile and knows of no revocation.
+    data(&b.me(Some(&session.access)).await, "me");
+    data(&b.me(Some(&session.access)).await, "me");
+    data(&a.logout(&session.refresh).await, "logout");
+    assert_code(&b.me(Some(&session.access)).await, "UNAUTHENTICATED");
+
+    // A login on A moves lastLogin; B's copy of the profile is dropped at once.
+    let other = Session::from_payload(data(&a.login(&email, PASSWORD).await, "login"));
+    let seen_by_b = data(&b.me(Some(&other.access)).await, "me")["lastLogin"].clone();
+    let seen_by_a = data(&a.me(Some(&other.access)).await, "me")["lastLogin"].clone();
+    assert!(seen_by_b.is_string());
+    assert_eq!(seen_by_b, seen_by_a);
+}

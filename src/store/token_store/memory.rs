@@ -3,17 +3,28 @@ use std::{
     sync::{Mutex, MutexGuard},
 };
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use std::time::Duration;
-
-use super::{Backoff, TokenStore, decode_entry, encode_entry};
+use super::{Backoff, LocalState, TokenStore, decode_entry, encode_entry};
+use crate::domain::user::User;
 
 /// The embedded token store: one process, entries expire by the clock they are given.
-#[derive(Default)]
 pub struct MemoryTokenStore {
     inner: Mutex<Inner>,
+    /// Revocations and profiles: complete, since this process is the only instance.
+    local: LocalState,
+}
+
+impl Default for MemoryTokenStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            local: LocalState::authoritative(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -22,8 +33,6 @@ struct Inner {
     reset_tokens: HashMap<String, (String, DateTime<Utc>)>,
     /// user → their current token hash
     reset_by_user: HashMap<Uuid, String>,
-    /// session → revoked until
-    revoked: HashMap<Uuid, DateTime<Utc>>,
     /// account → login attempts
     attempts: HashMap<String, Attempts>,
     /// key → (count, end of window)
@@ -47,7 +56,6 @@ impl Inner {
         self.reset_tokens.retain(|_, (_, exp)| *exp > now);
         let live = &self.reset_tokens;
         self.reset_by_user.retain(|_, hash| live.contains_key(hash));
-        self.revoked.retain(|_, until| *until > now);
         self.attempts.retain(|_, a| a.expires > now);
         self.counters.retain(|_, (_, end)| *end > now);
     }
@@ -122,11 +130,11 @@ impl TokenStore for MemoryTokenStore {
         session_ids: &[Uuid],
         until: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let mut inner = self.lock();
-        for id in session_ids {
-            inner.revoked.insert(*id, until);
-        }
-        inner.maybe_purge(Utc::now());
+        self.local.revoke(
+            session_ids,
+            until.timestamp_millis(),
+            Utc::now().timestamp_millis(),
+        );
         Ok(())
     }
 
@@ -135,11 +143,24 @@ impl TokenStore for MemoryTokenStore {
         session_id: Uuid,
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool> {
-        Ok(self
-            .lock()
-            .revoked
-            .get(&session_id)
-            .is_some_and(|until| *until > now))
+        Ok(self.local.is_revoked(session_id, now.timestamp_millis()))
+    }
+
+    fn local_state_trusted(&self) -> bool {
+        self.local.is_trusted()
+    }
+
+    fn cached_user(&self, id: Uuid) -> Option<User> {
+        self.local.user(id)
+    }
+
+    fn cache_user(&self, user: &User) {
+        self.local.put_user(user);
+    }
+
+    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()> {
+        self.local.forget_user(id);
+        Ok(())
     }
 
     async fn begin_login_attempt(

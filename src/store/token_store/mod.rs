@@ -1,7 +1,10 @@
 //! Short-lived security state outside the database: password-reset tokens (kept only
-//! as hashes, with a TTL, single use) and the set of revoked sessions that access
-//! tokens are checked against. Redis when `REDIS_URL` is set, in-process otherwise.
+//! as hashes, with a TTL, single use), the set of revoked sessions that access tokens
+//! are checked against, per-account counters, and each instance's in-memory copy of
+//! revocations and user profiles (`LocalState`), kept current by Redis pub/sub. Redis
+//! when `REDIS_URL` is set, in-process otherwise.
 
+mod local;
 mod memory;
 mod redis;
 
@@ -10,6 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::user::User;
+
+pub use local::{LocalState, TRUST_WINDOW};
 pub use memory::MemoryTokenStore;
 pub use redis::RedisTokenStore;
 
@@ -75,6 +81,19 @@ pub trait TokenStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         window: Duration,
     ) -> anyhow::Result<u64>;
+
+    /// Whether this instance's memory of revocations is complete right now (checks
+    /// then cost no round trip).
+    fn local_state_trusted(&self) -> bool;
+
+    /// A user's profile, if this instance holds a copy it can trust right now.
+    fn cached_user(&self, id: Uuid) -> Option<User>;
+
+    /// Keeps a profile just read from the database.
+    fn cache_user(&self, user: &User);
+
+    /// The user's record changed: every instance drops its copy.
+    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()>;
 
     /// Reachability, for `/readyz`.
     async fn ping(&self) -> anyhow::Result<()>;

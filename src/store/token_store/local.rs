@@ -1,0 +1,196 @@
+//! What an instance keeps in memory to answer without a round trip: the revoked
+//! sessions, and recently read user profiles. It is only used while it is known to be
+//! complete: always for the in-process store (one instance), and for Redis while the
+//! instance hears its heartbeats through the pub/sub subscription that carries every
+//! revocation and user change. Otherwise callers ask Redis and the database directly.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use mini_moka::sync::Cache;
+use uuid::Uuid;
+
+use crate::domain::user::User;
+
+/// How long the memory is trusted after the last heartbeat heard.
+pub const TRUST_WINDOW: Duration = Duration::from_secs(1);
+/// How long a profile is kept; also bounds a stale copy in a rare read/invalidate race.
+const USER_TTL: Duration = Duration::from_secs(10);
+const USER_CAPACITY: u64 = 10_000;
+
+pub struct LocalState {
+    /// session → revoked until (Unix ms)
+    revoked: Mutex<HashMap<Uuid, i64>>,
+    users: Cache<Uuid, User>,
+    /// `None`: always trusted (the in-process store is the only truth).
+    heartbeat: Option<Heartbeat>,
+    writes: AtomicU64,
+}
+
+struct Heartbeat {
+    epoch: Instant,
+    /// ms since `epoch` of the last heartbeat heard; negative: never.
+    last_ms: AtomicI64,
+}
+
+impl LocalState {
+    /// The memory of the in-process store: complete by construction.
+    pub fn authoritative() -> Self {
+        Self::new(None)
+    }
+
+    /// The memory of one instance among several, fed by pub/sub.
+    pub fn follower() -> Self {
+        Self::new(Some(Heartbeat {
+            epoch: Instant::now(),
+            last_ms: AtomicI64::new(-1),
+        }))
+    }
+
+    fn new(heartbeat: Option<Heartbeat>) -> Self {
+        Self {
+            revoked: Mutex::default(),
+            users: Cache::builder()
+                .max_capacity(USER_CAPACITY)
+                .time_to_live(USER_TTL)
+                .build(),
+            heartbeat,
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_trusted(&self) -> bool {
+        match &self.heartbeat {
+            None => true,
+            Some(h) => {
+                let last = h.last_ms.load(Ordering::Acquire);
+                let window = i64::try_from(TRUST_WINDOW.as_millis()).unwrap_or(i64::MAX);
+                last >= 0 && elapsed_ms(h.epoch) - last <= window
+            }
+        }
+    }
+
+    pub fn heard_heartbeat(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.last_ms.store(elapsed_ms(h.epoch), Ordering::Release);
+        }
+    }
+
+    /// Stops trusting the memory until the next heartbeat (e.g. messages were lost).
+    pub fn distrust(&self) {
+        if let Some(h) = &self.heartbeat {
+            h.last_ms.store(-1, Ordering::Release);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, i64>> {
+        self.revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn revoke(&self, sessions: &[Uuid], until_ms: i64, now_ms: i64) {
+        let mut revoked = self.lock();
+        for id in sessions {
+            let entry = revoked.entry(*id).or_insert(until_ms);
+            *entry = (*entry).max(until_ms);
+        }
+        if self
+            .writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(256)
+        {
+            revoked.retain(|_, until| *until > now_ms);
+        }
+    }
+
+    pub fn is_revoked(&self, session: Uuid, now_ms: i64) -> bool {
+        self.lock()
+            .get(&session)
+            .is_some_and(|until| *until > now_ms)
+    }
+
+    /// After a gap: the revocations read back from the store replace what was known,
+    /// and every cached profile is dropped (changes may have been missed).
+    pub fn replace(&self, revoked: HashMap<Uuid, i64>) {
+        *self.lock() = revoked;
+        self.users.invalidate_all();
+    }
+
+    pub fn user(&self, id: Uuid) -> Option<User> {
+        if self.is_trusted() {
+            self.users.get(&id)
+        } else {
+            None
+        }
+    }
+
+    /// Keeps a profile (never its password hash).
+    pub fn put_user(&self, user: &User) {
+        let profile = User {
+            password_hash: String::new(),
+            ..user.clone()
+        };
+        self.users.insert(user.id, profile);
+    }
+
+    pub fn forget_user(&self, id: Uuid) {
+        self.users.invalidate(&id);
+    }
+}
+
+fn elapsed_ms(epoch: Instant) -> i64 {
+    i64::try_from(epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: Uuid) -> User {
+        User {
+            id,
+            email: "ada@example.com".into(),
+            full_name: "Ada".into(),
+            password_hash: "$argon2id$secret".into(),
+            is_active: true,
+            date_joined: chrono::Utc::now(),
+            last_login: None,
+        }
+    }
+
+    #[test]
+    fn a_follower_is_trusted_only_just_after_a_heartbeat() {
+        let state = LocalState::follower();
+        let id = Uuid::new_v4();
+        state.put_user(&user(id));
+        assert!(!state.is_trusted());
+        assert!(state.user(id).is_none(), "untrusted memory answers nothing");
+        state.heard_heartbeat();
+        assert!(state.is_trusted());
+        let cached = state.user(id).unwrap();
+        assert!(cached.password_hash.is_empty(), "no hash kept");
+        state.distrust();
+        assert!(state.user(id).is_none());
+        assert!(LocalState::authoritative().is_trusted());
+    }
+
+    #[test]
+    fn revocations_expire_and_can_be_replaced() {
+        let state = LocalState::authoritative();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        state.revoke(&[a], 1_000, 0);
+        assert!(state.is_revoked(a, 999));
+        assert!(!state.is_revoked(a, 1_000));
+        state.put_user(&user(b));
+        state.replace(HashMap::from([(b, 5_000)]));
+        assert!(!state.is_revoked(a, 10) && state.is_revoked(b, 10));
+        assert!(state.user(b).is_none(), "profiles are dropped after a gap");
+    }
+}

@@ -71,13 +71,72 @@ fn check_strength(var: &'static str, key: &str) -> Result<(), ConfigError> {
             ),
         ));
     }
-    if zxcvbn::zxcvbn(key, &[]).score() < zxcvbn::Score::Four {
+    if !looks_random(key) {
         return Err(ConfigError::new(
             var,
             format!("is too easy to guess; {hint}"),
         ));
     }
     Ok(())
+}
+
+/// Whether a secret looks like the output of a random generator, as a key should:
+/// enough variety (Shannon entropy of at least 3.5 bits per character), no repeating
+/// pattern, no run like `abcdef` or `987654` over half of it, and not assembled from
+/// common passwords. (zxcvbn judges the same things, but keeps 8 MiB of dictionaries
+/// resident for the life of the process to do it once at start.)
+fn looks_random(key: &str) -> bool {
+    let chars: Vec<char> = key.chars().collect();
+    let len = chars.len();
+    if len == 0 {
+        return false;
+    }
+    let mut counts: std::collections::HashMap<char, usize> = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_default() += 1;
+    }
+    let entropy: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / len as f64;
+            -p * p.log2()
+        })
+        .sum();
+    if entropy < 3.5 {
+        return false;
+    }
+    // A period p: most characters equal the one p places on.
+    let periodic = (1..=len / 2).any(|p| {
+        let same = (0..len - p).filter(|&i| chars[i] == chars[i + p]).count();
+        same * 10 >= (len - p) * 8
+    });
+    if periodic {
+        return false;
+    }
+    // The longest run of consecutive code points, up or down.
+    let (mut longest, mut run, mut step) = (1usize, 1usize, 0i64);
+    for pair in chars.windows(2) {
+        let d = i64::from(u32::from(pair[1])) - i64::from(u32::from(pair[0]));
+        if (d == 1 || d == -1) && (run == 1 || d == step) {
+            run += 1;
+            step = d;
+        } else {
+            run = 1;
+            step = 0;
+        }
+        longest = longest.max(run);
+    }
+    if longest * 2 > len {
+        return false;
+    }
+    // Common passwords (five characters or more) taken out, enough must remain.
+    let mut rest = key.to_lowercase();
+    for word in crate::domain::password::common_passwords().filter(|w| w.len() >= 5) {
+        if rest.contains(word) {
+            rest = rest.replace(word, "");
+        }
+    }
+    rest.chars().filter(|c| c.is_alphanumeric()).count() >= 16
 }
 
 /// The access-token signing set-up: HS256 over `SECRET_KEY` (default), or EdDSA with

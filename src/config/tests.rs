@@ -48,10 +48,24 @@ fn weak_secrets_are_refused_even_when_long() {
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         "changeme-changeme-changeme-changeme",
         "passwordpasswordpasswordpassword12",
+        "0123456789abcdefghijklmnopqrstuv",
+        "password-dragon-letmein-welcome-monkey-sunshine",
     ] {
         let err = config(&[("SECRET_KEY", weak)]).expect_err(weak);
         assert_eq!(err.var, "SECRET_KEY");
         assert!(err.message.contains("guess"), "{err}");
+    }
+}
+
+#[test]
+fn random_and_long_passphrase_secrets_are_accepted() {
+    for strong in [
+        "kQ2lN8bVvI1v3s2h3JmW5nS0eXq9rT4yZpB6uC7d",
+        "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4",
+        "test-secret-key-that-is-long-enough-0123456789",
+        "3f9c2a7e1b8d4f6a0c5e9b2d7f1a3c8e4b6d0f2a9c7e5b1d3f8a6c4e2b0d9f7a",
+    ] {
+        config(&[("SECRET_KEY", strong)]).expect(strong);
     }
 }
 

@@ -19,6 +19,14 @@ const MAX_SIMILARITY: f64 = 0.7;
 /// compiled by Royce Williams). 19,640 entries remain after Django's deduplication.
 const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 
+/// The bundled common passwords, lower-case.
+pub fn common_passwords() -> impl Iterator<Item = &'static str> {
+    COMMON_PASSWORDS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+}
+
 /// NFKC form of a password: what is measured, compared and hashed.
 pub fn normalise(raw: &str) -> SecretString {
     SecretString::from(raw.nfkc().collect::<String>())
@@ -39,11 +47,7 @@ pub struct PasswordPolicy {
 
 impl PasswordPolicy {
     pub fn new(min_length: usize, service_name: &str) -> Self {
-        let common = COMMON_PASSWORDS
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect();
+        let common = common_passwords().collect();
         let mut context_words: Vec<String> = split_words(&service_name.to_lowercase())
             .filter(|w| w.chars().count() >= 4)
             .map(str::to_owned)

@@ -267,18 +267,25 @@ impl PasswordHasher {
     }
 }
 
-/// Hashing yields to request handling when both want the cores (nice ≈ 9): a flood of
-/// logins then slows logins, not every other request. With nothing else to run, the
-/// hashing threads still get all the CPU.
+/// Hashing runs only when nothing else wants the cores (Linux `SCHED_IDLE`): a flood
+/// of logins then slows logins, not every other request. With nothing else to run,
+/// the hashing threads still get all the CPU.
+#[cfg(target_os = "linux")]
 fn lower_priority() {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
-    let Ok(value) = ThreadPriorityValue::try_from(25u8) else {
-        return;
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
     };
-    if let Err(error) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    if let Err(error) =
+        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+    {
         tracing::warn!(?error, "hashing threads keep the normal priority");
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 fn capped(password: &SecretString) -> &[u8] {
     let bytes = password.expose_secret().as_bytes();

@@ -1,10 +1,9 @@
 //! Sessions (refresh-token families) and their refresh tokens.
 //!
-//! Every state change of a session happens in one transaction that first locks the
-//! session row (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction takes
-//! the database write lock at `BEGIN IMMEDIATE`). Rotations, reuse detection and
-//! revocations of one family are therefore serialised, and since revocation is a mark
-//! on the session row, it also covers a successor inserted concurrently.
+//! Revocation is a mark on the session row, so revoking a family is one update that
+//! also covers successors stored concurrently. Rotations of one token take turns on
+//! the token's row lock (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite every write
+//! transaction takes the database lock at `BEGIN IMMEDIATE`).
 
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement, TransactionOptions,
     TransactionTrait,
-    sea_query::{Expr, LockType, Query},
+    sea_query::{Expr, LockType},
 };
 use uuid::Uuid;
 
@@ -98,9 +97,8 @@ pub struct Lifetimes {
 
 /// Exchanges a refresh token for its successor, atomically, with reuse detection.
 ///
-/// Five round trips on PostgreSQL: BEGIN; one statement that finds the token's session
-/// and user and locks the session row; a fresh read of the token under that lock; one
-/// statement for the writes; COMMIT.
+/// Four round trips on PostgreSQL: BEGIN; one statement that finds the token, its
+/// session and user and locks the token row; one statement for the writes; COMMIT.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
@@ -109,31 +107,29 @@ pub async fn rotate(
     lifetimes: &Lifetimes,
 ) -> anyhow::Result<Rotation> {
     let txn = begin_write(db).await?;
-    let of_token = Query::select()
-        .column(refresh_token::Column::SessionId)
-        .from(refresh_token::Entity)
-        .and_where(refresh_token::Column::TokenHash.eq(token_hash))
-        .to_owned();
-    let mut select = session::Entity::find()
-        .find_also_related(user::Entity)
-        .filter(session::Column::Id.in_subquery(of_token));
-    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [session::Entity]);
+    // One statement finds the token, its session and user, and locks the token row:
+    // concurrent rotations of one token take turns, and under the lock PostgreSQL
+    // returns the row's latest committed version, so a rotation that committed
+    // meanwhile is seen. The session row needs no lock: revocation is a mark on it, so
+    // a successor stored while its family is revoked is refused like the rest.
+    let mut select = refresh_token::Entity::find()
+        .find_also_related(session::Entity)
+        .and_also_related(user::Entity)
+        .filter(refresh_token::Column::TokenHash.eq(token_hash));
+    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [refresh_token::Entity]);
     let found = select.one(&txn).await.context("lock session")?;
-    let Some((session, Some(user))) = found else {
-        txn.rollback().await.context("rollback rotate")?;
-        return Ok(Rotation::Invalid);
+    let (token, session, user) = match found {
+        Some((token, Some(session), user)) => (token, session, user.map(User::from)),
+        _ => {
+            txn.rollback().await.context("rollback rotate")?;
+            return Ok(Rotation::Invalid);
+        }
     };
-    let user = User::from(user);
     let live = session.revoked_at.is_none()
         && session.expires_at > now
         && session.last_used_at + delta(lifetimes.idle) > now
-        && user.is_active;
-    // Read under the lock: a concurrent rotation may have committed meanwhile.
-    let token = match live {
-        true => find_token(&txn, token_hash).await?,
-        false => None,
-    };
-    let Some(token) = token else {
+        && user.as_ref().is_some_and(|u| u.is_active);
+    let (true, Some(user)) = (live, user) else {
         txn.rollback().await.context("rollback rotate")?;
         return Ok(Rotation::Invalid);
     };

@@ -137,6 +137,9 @@ impl RedisTokenStore {
 
         let subscriber = Builder::from_config(FredConfig::from_url(cfg.url.expose_secret())?)
             .with_connection_config(|c| c.connection_timeout = cfg.command_timeout)
+            // Room for bursts (thousands of revocations a second under load): a listener
+            // that falls behind loses messages, and must distrust its memory.
+            .with_performance_config(|p| p.broadcast_channel_capacity = 2_048)
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build_subscriber_client()
             .context("build the Redis subscriber")?;

@@ -13,8 +13,8 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    FromQueryResult, QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
     sea_query::{Expr, LockType},
 };
 use uuid::Uuid;
@@ -97,8 +97,11 @@ pub struct Lifetimes {
 
 /// Exchanges a refresh token for its successor, atomically, with reuse detection.
 ///
-/// Four round trips on PostgreSQL: BEGIN; one statement that finds the token, its
-/// session and user and locks the token row; one statement for the writes; COMMIT.
+/// On PostgreSQL the usual case, a live token presented for the first time, is one
+/// statement in one round trip (`rotate_live_pg`). Everything else (a replay within
+/// the grace window, reuse, an unknown or dead token) and every rotation on SQLite
+/// takes the general path: BEGIN; one statement that finds the token, its session and
+/// user and locks the token row; one statement for the writes; COMMIT.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
@@ -106,6 +109,12 @@ pub async fn rotate(
     now: DateTime<Utc>,
     lifetimes: &Lifetimes,
 ) -> anyhow::Result<Rotation> {
+    if db.get_database_backend() == DbBackend::Postgres
+        && let Some(rotated) =
+            rotate_live_pg(db, token_hash, &successor_hash, now, lifetimes.idle).await?
+    {
+        return Ok(rotated);
+    }
     let txn = begin_write(db).await?;
     // One statement finds the token, its session and user, and locks the token row:
     // concurrent rotations of one token take turns, and under the lock PostgreSQL
@@ -150,6 +159,61 @@ pub async fn rotate(
     };
     txn.commit().await.context("commit rotate")?;
     Ok(outcome)
+}
+
+/// The usual rotation in one statement (its own transaction): lock the token row if the
+/// token is live and not yet rotated, mark it rotated, store its successor, mark the
+/// session used, and return the session and user. `None` when the token is not in that
+/// state, including when a concurrent rotation of it committed first: under the row
+/// lock PostgreSQL re-checks the conditions against the row's latest version, so the
+/// loser finds no row and the caller's general path answers it (as a replay).
+async fn rotate_live_pg(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    successor_hash: &str,
+    now: DateTime<Utc>,
+    idle: Duration,
+) -> anyhow::Result<Option<Rotation>> {
+    let sql = "WITH live AS ( \
+                 SELECT rt.id AS token_id, rt.session_id FROM refresh_tokens rt \
+                 JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id \
+                 WHERE rt.token_hash = $1 AND rt.rotated_at IS NULL AND s.revoked_at IS NULL \
+                   AND s.expires_at > $2 AND s.last_used_at > $3 AND u.is_active \
+                 FOR UPDATE OF rt), \
+               rotated AS (UPDATE refresh_tokens SET rotated_at = $2 FROM live \
+                 WHERE refresh_tokens.id = live.token_id RETURNING live.session_id), \
+               touched AS (UPDATE sessions SET last_used_at = $2 FROM rotated \
+                 WHERE sessions.id = rotated.session_id), \
+               successor AS (INSERT INTO refresh_tokens \
+                 (id, session_id, token_hash, created_at, rotated_at) \
+                 SELECT $4, session_id, $5, $2, NULL FROM rotated) \
+               SELECT rotated.session_id AS rotated_session_id, u.* FROM rotated \
+               JOIN sessions s ON s.id = rotated.session_id JOIN users u ON u.id = s.user_id";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [
+                token_hash.into(),
+                now.into(),
+                (now - delta(idle)).into(),
+                Uuid::now_v7().into(),
+                successor_hash.into(),
+            ],
+        ))
+        .await
+        .context("rotate live refresh token")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let session_id: Uuid = row
+        .try_get("", "rotated_session_id")
+        .context("rotated session id")?;
+    let user = user::Model::from_query_result(&row, "").context("rotated session user")?;
+    Ok(Some(Rotation::Rotated {
+        session_id,
+        user: user.into(),
+    }))
 }
 
 /// Marks the token rotated, stores its successor and marks the session used: one

@@ -29,7 +29,7 @@ use crate::{
         reset_queue::{self, ResetQueue},
     },
     store::{
-        db,
+        db, outbox as outbox_store, sessions,
         token_store::{MemoryTokenStore, RedisTokenStore, TokenStore},
     },
 };
@@ -191,17 +191,46 @@ impl App {
 /// Periodic housekeeping: forget idle rate-limit keys, keep the metrics exporter tidy.
 async fn maintain(deps: Deps, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let retention = deps.config.retention.clone();
+    // The first purge one interval after start, not at once: instances restarting
+    // together do not all purge at the same moment.
+    let mut purge = tokio::time::interval_at(
+        tokio::time::Instant::now() + retention.interval,
+        retention.interval,
+    );
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds = 0u64;
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                rounds += 1;
+                deps.metrics.upkeep();
+                if rounds.is_multiple_of(12) {
+                    deps.limits.retain_recent();
+                }
+            }
+            _ = purge.tick() => purge_finished_records(&deps, &retention).await,
             () = shutdown.cancelled() => return,
         }
-        rounds += 1;
-        deps.metrics.upkeep();
-        if rounds.is_multiple_of(12) {
-            deps.limits.retain_recent();
-        }
+    }
+}
+
+/// Rows kept per delete statement by the purge.
+const PURGE_BATCH: u64 = 1000;
+
+/// Deletes sessions long ended and mail long finished (see `RetentionConfig`).
+async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
+    let now = deps.clock.now();
+    let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
+    match sessions::purge_ended(&deps.db, before(retention.sessions), PURGE_BATCH).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "purged ended sessions"),
+        Err(error) => tracing::warn!(?error, "cannot purge ended sessions"),
+    }
+    match outbox_store::purge_finished(&deps.db, before(retention.outbox), PURGE_BATCH).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "purged finished mail"),
+        Err(error) => tracing::warn!(?error, "cannot purge finished mail"),
     }
 }
 

@@ -6,7 +6,7 @@ mod m20261124_000001_create_users;
 mod m20261124_000002_create_sessions;
 mod m20261124_000003_create_audit_events;
 mod m20261124_000004_create_outbox;
-mod m20261124_000005_outbox_due_index;
+mod m20261124_000005_claim_and_retention_indexes;
 
 pub struct Migrator;
 
@@ -18,7 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_sessions::Migration),
             Box::new(m20261124_000003_create_audit_events::Migration),
             Box::new(m20261124_000004_create_outbox::Migration),
-            Box::new(m20261124_000005_outbox_due_index::Migration),
+            Box::new(m20261124_000005_claim_and_retention_indexes::Migration),
         ]
     }
 }

@@ -57,6 +57,7 @@ pub struct Config {
     pub reset: ResetConfig,
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
+    pub retention: RetentionConfig,
     pub password: PasswordConfig,
     pub rate_limit: RateLimitConfig,
 }
@@ -160,6 +161,17 @@ pub struct OutboxConfig {
     pub retry_max: Duration,
     /// Deliveries tried before a mail is given up on.
     pub max_attempts: u32,
+}
+
+/// How long finished records are kept before the periodic purge deletes them.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How often each instance purges.
+    pub interval: Duration,
+    /// Kept this long after their absolute expiry (refresh tokens go with them).
+    pub sessions: Duration,
+    /// Sent or given-up mail (bodies already erased), from when it was queued.
+    pub outbox: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +365,11 @@ impl Config {
             retry_max: vars.secs("OUTBOX_RETRY_MAX", 600, 1)?,
             max_attempts: vars.positive("OUTBOX_MAX_ATTEMPTS", 12)?,
         };
+        let retention = RetentionConfig {
+            interval: vars.secs("RETENTION_INTERVAL", 3600, 1)?,
+            sessions: vars.secs("SESSION_RETENTION", 30 * 24 * 3600, 1)?,
+            outbox: vars.secs("OUTBOX_RETENTION", 7 * 24 * 3600, 1)?,
+        };
 
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let password = PasswordConfig {
@@ -417,6 +434,7 @@ impl Config {
             reset,
             mail,
             outbox,
+            retention,
             password,
             rate_limit,
         })
@@ -536,6 +554,9 @@ impl Config {
             ("OUTBOX_RETRY_BASE", secs(self.outbox.retry_base)),
             ("OUTBOX_RETRY_MAX", secs(self.outbox.retry_max)),
             ("OUTBOX_MAX_ATTEMPTS", self.outbox.max_attempts.to_string()),
+            ("RETENTION_INTERVAL", secs(self.retention.interval)),
+            ("SESSION_RETENTION", secs(self.retention.sessions)),
+            ("OUTBOX_RETENTION", secs(self.retention.outbox)),
             (
                 "METRICS_ADDR",
                 self.http

@@ -245,6 +245,39 @@ pub async fn backlog(db: &impl ConnectionTrait) -> anyhow::Result<u64> {
         .context("count outbox backlog")
 }
 
+/// Deletes sent or given-up rows queued before `before`, `batch` at a time (short
+/// statements, short locks); returns how many went.
+pub async fn purge_finished(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> anyhow::Result<u64> {
+    let mut purged = 0;
+    loop {
+        let finished = Query::select()
+            .column(outbox::Column::Id)
+            .from(outbox::Entity)
+            .and_where(outbox::Column::CreatedAt.lt(before))
+            .cond_where(
+                sea_orm::Condition::any()
+                    .add(outbox::Column::SentAt.is_not_null())
+                    .add(outbox::Column::FailedAt.is_not_null()),
+            )
+            .limit(batch)
+            .to_owned();
+        let deleted = outbox::Entity::delete_many()
+            .filter(outbox::Column::Id.in_subquery(finished))
+            .exec(db)
+            .await
+            .context("purge outbox rows")?
+            .rows_affected;
+        purged += deleted;
+        if deleted < batch {
+            return Ok(purged);
+        }
+    }
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(255).collect()
 }

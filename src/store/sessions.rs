@@ -15,7 +15,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait,
-    sea_query::{Expr, LockType},
+    sea_query::{Expr, LockType, Query},
 };
 use uuid::Uuid;
 
@@ -253,6 +253,36 @@ async fn rotate_writes(
         .context("mark refresh token rotated")?;
     insert_token(txn, session_id, successor_hash, now).await?;
     touch(txn, session_id, now).await
+}
+
+/// Deletes sessions that expired before `before`, with their refresh tokens (the
+/// foreign key cascades), `batch` at a time; returns how many went. Nothing of such a
+/// session can be used any more: its refresh tokens died at `expires_at`, its access
+/// tokens long before `before`.
+pub async fn purge_ended(
+    db: &DatabaseConnection,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> anyhow::Result<u64> {
+    let mut purged = 0;
+    loop {
+        let ended = Query::select()
+            .column(session::Column::Id)
+            .from(session::Entity)
+            .and_where(session::Column::ExpiresAt.lt(before))
+            .limit(batch)
+            .to_owned();
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::Id.in_subquery(ended))
+            .exec(db)
+            .await
+            .context("purge ended sessions")?
+            .rows_affected;
+        purged += deleted;
+        if deleted < batch {
+            return Ok(purged);
+        }
+    }
 }
 
 /// A session ended by `revoke_by_token`.

@@ -7,6 +7,9 @@ use sea_orm_migration::prelude::*;
 /// backlog grew faster than it drained. A partial index on `next_attempt_at` over the
 /// pending rows only is read in order and stops at the limit, and stays as small as
 /// the backlog.
+///
+/// The periodic purge deletes sessions by `expires_at` and finished mail by
+/// `created_at`: both indexed, so an hourly purge never scans a whole table.
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -31,10 +34,44 @@ impl MigrationTrait for Migration {
                     .and_where(Expr::col(Outbox::FailedAt).is_null())
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_outbox_created_at")
+                    .table(Outbox::Table)
+                    .col(Outbox::CreatedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_expires_at")
+                    .table(Sessions::Table)
+                    .col(Sessions::ExpiresAt)
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_sessions_expires_at")
+                    .table(Sessions::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_outbox_created_at")
+                    .table(Outbox::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()
@@ -60,7 +97,14 @@ impl MigrationTrait for Migration {
 #[derive(DeriveIden)]
 enum Outbox {
     Table,
+    CreatedAt,
     SentAt,
     FailedAt,
     NextAttemptAt,
+}
+
+#[derive(DeriveIden)]
+enum Sessions {
+    Table,
+    ExpiresAt,
 }

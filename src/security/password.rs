@@ -3,15 +3,14 @@
 //! The async runtime never hashes: a burst of logins queues for the hashing threads
 //! instead of stalling other requests. When the queue is full the answer comes at
 //! once (`RATE_LIMITED`, retry in a second) rather than after an ever-growing wait.
-//! Each thread keeps one argon2 workspace (`m` KiB) for its whole life and reuses it,
-//! so memory is bounded by threads × `m`, and no hash pays for allocating and
-//! page-faulting 19 MiB of fresh memory.
+//! Each thread keeps one argon2 workspace (`m` KiB) and reuses it while hashes keep
+//! coming, so memory is bounded by threads × `m` and a busy thread never pays for
+//! allocating and page-faulting 19 MiB of fresh memory; a thread left idle for
+//! `IDLE_RELEASE` gives its workspace back, so a quiet service does not hold
+//! threads × `m` for nothing.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        mpsc::{self, SyncSender, TrySendError},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -20,6 +19,7 @@ use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, Version,
     password_hash::phc::{Output, ParamsString, Salt},
 };
+use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
 use metrics::{Counter, Gauge, Histogram};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
@@ -29,6 +29,9 @@ use crate::{config::PasswordConfig, error::AppError, metrics::Metrics};
 /// Longest input hashed, in bytes. The policy allows 128 code points (at most 512
 /// bytes); anything longer cannot be a valid password and is not worth hashing.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A hashing thread idle this long frees its workspace.
+const IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 /// What a caller is told to wait when the queue is full.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
@@ -53,6 +56,11 @@ impl Workspace {
             params,
             blocks: Vec::new(),
         }
+    }
+
+    /// Gives the memory back; the next hash allocates it again.
+    fn release(&mut self) {
+        self.blocks = Vec::new();
     }
 
     /// At least `count` blocks, allocated once and then reused.
@@ -132,7 +140,7 @@ struct Inner {
     params: Params,
     /// Verified against when the email is unknown, so that answer costs the same.
     dummy_hash: String,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
     depth: Gauge,
     hash_time: Histogram,
     verify_time: Histogram,
@@ -152,25 +160,20 @@ impl PasswordHasher {
             .hash(crate::security::random::token().as_bytes())
             .context("hash the dummy password")?;
 
-        let (jobs, queue) = mpsc::sync_channel::<Job>(cfg.hash_queue);
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(cfg.hash_queue);
         for n in 0..cfg.hash_concurrency.max(1) {
-            let queue = Arc::clone(&queue);
+            let queue = queue.clone();
             let mut workspace = Workspace::new(params.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
                     lower_priority();
                     loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match queue.lock() {
-                            Ok(receiver) => receiver.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
+                        match queue.recv_timeout(IDLE_RELEASE) {
                             Ok(job) => job(&mut workspace),
+                            Err(RecvTimeoutError::Timeout) => workspace.release(),
                             // Every sender dropped: the service is gone.
-                            Err(_) => return,
+                            Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
                 })
@@ -350,6 +353,18 @@ mod tests {
             hasher.verify("anything".into(), None).await.unwrap(),
             Verification::Invalid
         );
+    }
+
+    #[test]
+    fn a_released_workspace_hashes_and_verifies_as_before() {
+        let params = Params::new(8_192, 1, 1, None).unwrap();
+        let mut workspace = Workspace::new(params);
+        let phc = workspace.hash(b"correct horse").unwrap();
+        workspace.release();
+        assert!(workspace.blocks.is_empty(), "the memory is given back");
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(workspace.verify(b"correct horse", &parsed));
+        assert!(!workspace.verify(b"wrong horse", &parsed));
     }
 
     #[tokio::test]

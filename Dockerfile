@@ -6,6 +6,10 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
+# jemalloc (tikv-jemallocator) is built from C with make; the slim image has gcc only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies and build artefacts live in BuildKit cache mounts, so an edit to the
 # sources recompiles the project crates only.

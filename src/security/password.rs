@@ -270,18 +270,23 @@ impl PasswordHasher {
     }
 }
 
-/// Hashing runs only when nothing else wants the cores (Linux `SCHED_IDLE`): a flood
-/// of logins then slows logins, not every other request. With nothing else to run,
-/// the hashing threads still get all the CPU.
+/// Hashing threads run at the lowest priority of the normal policy (nice 19): when the
+/// cores are busy, a flood of logins slows logins, not every other request; with nothing
+/// else to run they still get all the CPU. Not `SCHED_IDLE`, which was tried: a thread
+/// at that policy can be kept off the CPU for as long as the cores stay busy, and one
+/// that was in the middle of page-faulting its workspace held the process's memory-map
+/// lock all that time, stalling every thread that needed it (seen: `me` requests
+/// waiting a whole second under a login flood). At nice 19 a thread still gets its
+/// small share, so nothing it holds is held for long.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     use thread_priority::{
         NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
         set_thread_priority_and_policy, thread_native_id,
     };
-    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    let lowest = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
     if let Err(error) =
-        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, lowest)
     {
         tracing::warn!(?error, "hashing threads keep the normal priority");
     }

@@ -273,11 +273,9 @@ impl PasswordHasher {
 /// Hashing threads run at the lowest priority of the normal policy (nice 19): when the
 /// cores are busy, a flood of logins slows logins, not every other request; with nothing
 /// else to run they still get all the CPU. Not `SCHED_IDLE`, which was tried: a thread
-/// at that policy can be kept off the CPU for as long as the cores stay busy, and one
-/// that was in the middle of page-faulting its workspace held the process's memory-map
-/// lock all that time, stalling every thread that needed it (seen: `me` requests
-/// waiting a whole second under a login flood). At nice 19 a thread still gets its
-/// small share, so nothing it holds is held for long.
+/// at that policy can be kept off the CPU for as long as the cores stay busy, holding
+/// whatever lock it holds (an allocator's, the memory map's while it page-faults its
+/// workspace) all that time; at nice 19 it still gets a small share.
 #[cfg(target_os = "linux")]
 fn lower_priority() {
     use thread_priority::{

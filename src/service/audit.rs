@@ -119,29 +119,24 @@ impl AuditLog {
 }
 
 async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Command>) {
-    let mut rows = Vec::with_capacity(BATCH);
-    let mut waiting = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(command) = next {
+    let mut commands = Vec::with_capacity(BATCH);
+    // Waits for one command, then takes whatever else is queued (up to a batch).
+    while rx.recv_many(&mut commands, BATCH).await > 0 {
+        let mut rows = Vec::with_capacity(commands.len());
+        let mut waiting = Vec::new();
+        for command in commands.drain(..) {
             match command {
                 Command::Record(row) => rows.push(row),
                 Command::Flush(done) => waiting.push(done),
             }
-            next = if rows.len() < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
         }
         if !rows.is_empty() {
-            let batch = std::mem::replace(&mut rows, Vec::with_capacity(BATCH));
-            let count = batch.len();
-            if let Err(error) = audit::insert_many(&db, batch).await {
+            let count = rows.len();
+            if let Err(error) = audit::insert_many(&db, rows).await {
                 tracing::error!(?error, count, "audit events not stored");
             }
         }
-        for done in waiting.drain(..) {
+        for done in waiting {
             let _ = done.send(());
         }
     }

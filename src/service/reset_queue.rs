@@ -69,31 +69,26 @@ impl ResetQueue {
 
 /// The worker: runs until every sender is gone.
 pub async fn run(deps: Deps, ResetQueueReceiver(mut rx): ResetQueueReceiver) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut waiting = Vec::new();
-    let mut stopping = false;
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(command) = next {
+    let mut commands = Vec::with_capacity(BATCH);
+    // Waits for one command, then takes whatever else is queued (up to a batch).
+    while rx.recv_many(&mut commands, BATCH).await > 0 {
+        let mut requests = Vec::with_capacity(commands.len());
+        let mut waiting = Vec::new();
+        let mut stopping = false;
+        for command in commands.drain(..) {
             match command {
-                Command::Request(email, meta) => batch.push((email, meta)),
+                Command::Request(email, meta) => requests.push((email, meta)),
                 Command::Flush(done) => waiting.push(done),
                 Command::Stop => stopping = true,
             }
-            next = if batch.len() < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
         }
-        if !batch.is_empty() {
-            let requests = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+        if !requests.is_empty() {
             let count = requests.len();
             if let Err(error) = handle(&deps, requests).await {
                 tracing::error!(?error, count, "password reset requests not handled");
             }
         }
-        for done in waiting.drain(..) {
+        for done in waiting {
             let _ = done.send(());
         }
         if stopping {

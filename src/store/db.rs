@@ -3,8 +3,9 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::MigratorTrait;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, sea_query::Query,
 };
 use secrecy::ExposeSecret;
 
@@ -47,13 +48,7 @@ const MIGRATION_LOCK: i64 = 0x1d3_7117;
 /// take turns: on PostgreSQL through an advisory lock, on SQLite through the write lock
 /// that `BEGIN IMMEDIATE` takes (later ones wait, then find nothing left to do).
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await
-        .context("begin migrations")?;
+    let txn = begin_write(db).await.context("begin migrations")?;
     if db.get_database_backend() == DbBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             .await
@@ -63,6 +58,46 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .await
         .context("apply database migrations")?;
     txn.commit().await.context("commit migrations")
+}
+
+/// A transaction that will write: on SQLite it takes the write lock at `BEGIN
+/// IMMEDIATE`, so it never has to upgrade a read lock and fail; on PostgreSQL rows are
+/// locked where needed by `SELECT … FOR UPDATE`.
+pub async fn begin_write(db: &DatabaseConnection) -> anyhow::Result<DatabaseTransaction> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+    .context("begin transaction")
+}
+
+/// Deletes the rows of `E` that match `condition`, `batch` at a time (short statements,
+/// short locks); returns how many went.
+pub async fn delete_in_batches<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    id: E::Column,
+    condition: Condition,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let mut deleted = 0;
+    loop {
+        let chunk = Query::select()
+            .column(id)
+            .from(E::default())
+            .cond_where(condition.clone())
+            .limit(batch)
+            .to_owned();
+        let n = E::delete_many()
+            .filter(id.in_subquery(chunk))
+            .exec(db)
+            .await?
+            .rows_affected;
+        deleted += n;
+        if n < batch {
+            return Ok(deleted);
+        }
+    }
 }
 
 pub async fn ping(db: &DatabaseConnection) -> anyhow::Result<()> {

@@ -252,30 +252,16 @@ pub async fn purge_finished(
     before: DateTime<Utc>,
     batch: u64,
 ) -> anyhow::Result<u64> {
-    let mut purged = 0;
-    loop {
-        let finished = Query::select()
-            .column(outbox::Column::Id)
-            .from(outbox::Entity)
-            .and_where(outbox::Column::CreatedAt.lt(before))
-            .cond_where(
-                sea_orm::Condition::any()
-                    .add(outbox::Column::SentAt.is_not_null())
-                    .add(outbox::Column::FailedAt.is_not_null()),
-            )
-            .limit(batch)
-            .to_owned();
-        let deleted = outbox::Entity::delete_many()
-            .filter(outbox::Column::Id.in_subquery(finished))
-            .exec(db)
-            .await
-            .context("purge outbox rows")?
-            .rows_affected;
-        purged += deleted;
-        if deleted < batch {
-            return Ok(purged);
-        }
-    }
+    let finished = sea_orm::Condition::all()
+        .add(outbox::Column::CreatedAt.lt(before))
+        .add(
+            sea_orm::Condition::any()
+                .add(outbox::Column::SentAt.is_not_null())
+                .add(outbox::Column::FailedAt.is_not_null()),
+        );
+    super::db::delete_in_batches::<outbox::Entity>(db, outbox::Column::Id, finished, batch)
+        .await
+        .context("purge outbox rows")
 }
 
 fn truncate(s: &str) -> String {

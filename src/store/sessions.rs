@@ -13,13 +13,15 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, QueryTrait, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
-    sea_query::{Expr, LockType, Query},
+    FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Statement,
+    sea_query::{Expr, LockType},
 };
 use uuid::Uuid;
 
-use super::entity::{refresh_token, session, user};
+use super::{
+    db::begin_write,
+    entity::{refresh_token, session, user},
+};
 use crate::domain::user::User;
 
 pub struct NewSession {
@@ -264,25 +266,10 @@ pub async fn purge_ended(
     before: DateTime<Utc>,
     batch: u64,
 ) -> anyhow::Result<u64> {
-    let mut purged = 0;
-    loop {
-        let ended = Query::select()
-            .column(session::Column::Id)
-            .from(session::Entity)
-            .and_where(session::Column::ExpiresAt.lt(before))
-            .limit(batch)
-            .to_owned();
-        let deleted = session::Entity::delete_many()
-            .filter(session::Column::Id.in_subquery(ended))
-            .exec(db)
-            .await
-            .context("purge ended sessions")?
-            .rows_affected;
-        purged += deleted;
-        if deleted < batch {
-            return Ok(purged);
-        }
-    }
+    let ended = sea_orm::Condition::all().add(session::Column::ExpiresAt.lt(before));
+    super::db::delete_in_batches::<session::Entity>(db, session::Column::Id, ended, batch)
+        .await
+        .context("purge ended sessions")
 }
 
 /// A session ended by `revoke_by_token`.
@@ -351,18 +338,6 @@ pub async fn revoke_all_for_user(
         revoke_session_rows(db, &ids, now, reason).await?;
     }
     Ok(ids)
-}
-
-/// A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE),
-/// so it never has to upgrade a read lock and fail; on PostgreSQL rows are locked by
-/// `SELECT … FOR UPDATE`.
-async fn begin_write(db: &DatabaseConnection) -> anyhow::Result<DatabaseTransaction> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
-    .context("begin transaction")
 }
 
 async fn touch(

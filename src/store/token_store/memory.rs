@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Backoff, LocalState, TokenStore, decode_entry, encode_entry};
-use crate::domain::user::User;
 
 /// The embedded token store: one process, entries expire by the clock they are given.
 pub struct MemoryTokenStore {
@@ -146,16 +145,8 @@ impl TokenStore for MemoryTokenStore {
         Ok(self.local.is_revoked(session_id, now.timestamp_millis()))
     }
 
-    fn local_state_trusted(&self) -> bool {
-        self.local.is_trusted()
-    }
-
-    fn cached_user(&self, id: Uuid) -> Option<User> {
-        self.local.user(id)
-    }
-
-    fn cache_user(&self, user: &User) {
-        self.local.put_user(user);
+    fn local(&self) -> &LocalState {
+        &self.local
     }
 
     async fn user_changed(&self, id: Uuid) -> anyhow::Result<()> {

@@ -82,15 +82,24 @@ pub trait TokenStore: Send + Sync + 'static {
         window: Duration,
     ) -> anyhow::Result<u64>;
 
+    /// This instance's memory of revocations and user profiles.
+    fn local(&self) -> &LocalState;
+
     /// Whether this instance's memory of revocations is complete right now (checks
     /// then cost no round trip).
-    fn local_state_trusted(&self) -> bool;
+    fn local_state_trusted(&self) -> bool {
+        self.local().is_trusted()
+    }
 
     /// A user's profile, if this instance holds a copy it can trust right now.
-    fn cached_user(&self, id: Uuid) -> Option<User>;
+    fn cached_user(&self, id: Uuid) -> Option<User> {
+        self.local().user(id)
+    }
 
     /// Keeps a profile just read from the database.
-    fn cache_user(&self, user: &User);
+    fn cache_user(&self, user: &User) {
+        self.local().put_user(user);
+    }
 
     /// The user's record changed: every instance drops its copy.
     async fn user_changed(&self, id: Uuid) -> anyhow::Result<()>;

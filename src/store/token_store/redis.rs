@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use super::{Backoff, LocalState, TokenStore, decode_entry, encode_entry, ttl_from_now};
 use crate::config::RedisConfig;
-use crate::domain::user::User;
 
 /// Replaces a user's reset token atomically: the old token stops working at the same
 /// moment the new one starts.
@@ -320,16 +319,8 @@ impl TokenStore for RedisTokenStore {
         Ok(until.is_some_and(|ms| ms > now.timestamp_millis()))
     }
 
-    fn local_state_trusted(&self) -> bool {
-        self.local.is_trusted()
-    }
-
-    fn cached_user(&self, id: Uuid) -> Option<User> {
-        self.local.user(id)
-    }
-
-    fn cache_user(&self, user: &User) {
-        self.local.put_user(user);
+    fn local(&self) -> &LocalState {
+        &self.local
     }
 
     async fn user_changed(&self, id: Uuid) -> anyhow::Result<()> {

@@ -20,18 +20,14 @@ use crate::{
     http::{self, HttpState},
     mail::{Mailer, log::LogMailer, smtp::SmtpMailer},
     metrics::Metrics,
-    security::{
-        jwt::JwtKeys, password::PasswordHasher, rate_limit::RateLimits, throttle::Throttle,
-    },
+    security::{jwt::JwtKeys, password::PasswordHasher, per_ip_limits::PerIpLimits},
     service::{
         AuditLog, Deps, Services,
         outbox::Outbox,
+        per_account_limits::PerAccountLimits,
         reset_queue::{self, ResetQueue},
     },
-    store::{
-        db, outbox as outbox_store, sessions,
-        token_store::{MemoryTokenStore, RedisTokenStore, TokenStore},
-    },
+    store::{db, ephemeral::EphemeralStores, outbox as outbox_store, sessions},
 };
 
 /// How long shutdown waits for in-flight background work (mail).
@@ -55,8 +51,9 @@ impl App {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let deps = build_deps(config, clock).await?;
         let config = Arc::clone(&deps.config);
-        let schema = graphql::build_schema(Services::new(&deps), &config.http);
-        let http_state = HttpState::new(schema, deps.clone());
+        let services = Services::new(&deps);
+        let schema = graphql::build_schema(services.clone(), &config.http);
+        let http_state = HttpState::new(schema, services, Arc::clone(&config));
         let router = http::router(http_state.clone());
         let listener = TcpListener::bind(config.http.bind_addr)
             .await
@@ -206,7 +203,7 @@ async fn maintain(deps: Deps, shutdown: CancellationToken) {
                 rounds += 1;
                 deps.metrics.upkeep();
                 if rounds.is_multiple_of(12) {
-                    deps.limits.retain_recent();
+                    deps.per_ip_limits.retain_recent();
                 }
             }
             _ = purge.tick() => purge_finished_records(&deps, &retention).await,
@@ -242,10 +239,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     if config.database.run_migrations {
         db::migrate(&db).await?;
     }
-    let tokens: Arc<dyn TokenStore> = match &config.redis {
-        Some(redis) => Arc::new(RedisTokenStore::connect(redis).await?),
-        None => Arc::new(MemoryTokenStore::new()),
-    };
+    let ephemeral = EphemeralStores::connect(config.redis.as_ref()).await?;
     let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
         Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
         None => Arc::new(LogMailer),
@@ -264,9 +258,9 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             config.password.min_length,
             &config.service_name,
         )),
-        limits: Arc::new(RateLimits::new(&config.rate_limit)),
-        throttle: Arc::new(Throttle::new(
-            Arc::clone(&tokens),
+        per_ip_limits: Arc::new(PerIpLimits::new(&config.rate_limit)),
+        per_account_limits: Arc::new(PerAccountLimits::new(
+            Arc::clone(&ephemeral.counters),
             Arc::clone(&clock),
             &config.rate_limit,
         )),
@@ -280,7 +274,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         ),
         metrics,
         db,
-        tokens,
+        ephemeral,
         mailer,
         hasher,
         clock,

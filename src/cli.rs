@@ -42,11 +42,20 @@ enum Command {
         /// The account's email address.
         email: String,
     },
-    /// Exit 0 if the service on BIND_ADDR answers /healthz (for container health checks).
+    /// Exit 0 if the service on BIND_ADDR answers /healthz (for container health checks);
+    /// with `--ready`, /readyz; with `--wait SECS`, keep asking until it does or SECS pass
+    /// (what scripts use to wait for a service they started).
     Healthcheck {
-        /// Defaults to http://<BIND_ADDR>/healthz (0.0.0.0 is asked on 127.0.0.1).
+        /// Defaults to http://<BIND_ADDR>/healthz, or /readyz with `--ready` (0.0.0.0 is
+        /// asked on 127.0.0.1).
         #[arg(long)]
         url: Option<String>,
+        /// Ask /readyz (database and stores reachable) instead of /healthz.
+        #[arg(long)]
+        ready: bool,
+        /// Retry for up to this many seconds before failing.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        wait: u64,
     },
 }
 
@@ -59,7 +68,7 @@ pub async fn run() -> ExitCode {
         Command::Migrate => migrate().await,
         Command::PrintSchema { output } => print_schema(output),
         Command::CheckConfig => check_config(),
-        Command::Healthcheck { url } => healthcheck(url).await,
+        Command::Healthcheck { url, ready, wait } => healthcheck(url, ready, wait).await,
         Command::DeactivateUser { email } => deactivate_user(&email).await,
     };
     match result {
@@ -129,7 +138,7 @@ fn check_config() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+async fn healthcheck(url: Option<String>, ready: bool, wait_secs: u64) -> anyhow::Result<()> {
     let url = match url {
         Some(url) => url,
         None => {
@@ -140,20 +149,23 @@ async fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            format!("http://{addr}/healthz")
+            let path = if ready { "readyz" } else { "healthz" };
+            format!("http://{addr}/{path}")
         }
     };
-    let response = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
-        .build()?
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "{url} answered {}",
-        response.status()
-    );
-    Ok(())
+        .build()?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+    loop {
+        let outcome = match client.get(&url).send().await {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) => anyhow::anyhow!("{url} answered {}", response.status()),
+            Err(e) => anyhow::anyhow!("{url}: {e}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(outcome);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -101,6 +101,26 @@ impl AppError {
     }
 }
 
+impl From<crate::service::per_account_limits::LoginRefused> for AppError {
+    fn from(e: crate::service::per_account_limits::LoginRefused) -> Self {
+        use crate::service::per_account_limits::LoginRefused;
+        match e {
+            LoginRefused::CoolingDown { retry_after } => Self::RateLimited { retry_after },
+            LoginRefused::Store(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<crate::security::password::HashError> for AppError {
+    fn from(e: crate::security::password::HashError) -> Self {
+        use crate::security::password::HashError;
+        match e {
+            HashError::Busy { retry_after } => Self::RateLimited { retry_after },
+            HashError::Failed(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for AppError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::Internal(e.into())

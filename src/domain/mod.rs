@@ -2,5 +2,6 @@
 //! and password are, and what a user is.
 
 pub mod email;
+pub mod mail;
 pub mod password;
 pub mod user;

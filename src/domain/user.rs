@@ -4,12 +4,14 @@ use uuid::Uuid;
 /// Longest accepted full name, in characters.
 pub const FULL_NAME_MAX: usize = 150;
 
+/// A user's profile: what the API shows and the services pass around. The password
+/// hash is deliberately not here (see `store::users::Credential`), so nothing above the
+/// store can log, cache or return it by accident.
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
-    pub password_hash: String,
     pub is_active: bool,
     pub date_joined: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,

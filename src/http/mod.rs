@@ -26,7 +26,7 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{config::Config, graphql::AppSchema, service::Deps};
+use crate::{config::Config, graphql::AppSchema, metrics::Metrics, service::Services};
 
 /// What the handlers share: one allocation, since axum clones the state for every
 /// extractor of every request.
@@ -35,7 +35,8 @@ pub struct HttpState(Arc<Shared>);
 
 pub struct Shared {
     pub schema: AppSchema,
-    pub deps: Deps,
+    pub services: Services,
+    pub metrics: Metrics,
     pub config: Arc<Config>,
     pub graphiql_html: String,
 }
@@ -49,12 +50,12 @@ impl std::ops::Deref for HttpState {
 }
 
 impl HttpState {
-    pub fn new(schema: AppSchema, deps: Deps) -> Self {
-        let config = Arc::clone(&deps.config);
+    pub fn new(schema: AppSchema, services: Services, config: Arc<Config>) -> Self {
         let graphiql_html = graphiql::page(&format!("{} GraphQL", config.service_name));
         Self(Arc::new(Shared {
             schema,
-            deps,
+            metrics: services.metrics(),
+            services,
             config,
             graphiql_html,
         }))
@@ -156,7 +157,7 @@ pub fn metrics_router(state: HttpState) -> Router {
 /// The public keys that verify access tokens, when they are signed with EdDSA; other
 /// services verify tokens with these, without a shared secret.
 async fn jwks(axum::extract::State(state): axum::extract::State<HttpState>) -> Response {
-    match state.deps.jwt.jwks() {
+    match state.services.auth.jwks() {
         Some(keys) => (
             [
                 (header::CONTENT_TYPE, "application/jwk-set+json"),

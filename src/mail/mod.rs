@@ -4,14 +4,7 @@ pub mod log;
 pub mod smtp;
 pub mod templates;
 
-/// A message with a plain-text and an HTML body.
-#[derive(Debug, Clone)]
-pub struct OutgoingMail {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
+pub use crate::domain::mail::OutgoingMail;
 
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + 'static {

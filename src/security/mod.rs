@@ -1,7 +1,6 @@
 //! Cryptography and abuse controls: password hashing, JWTs, opaque tokens, rate limits.
 
 pub mod jwt;
+pub mod opaque_token;
 pub mod password;
-pub mod random;
-pub mod rate_limit;
-pub mod throttle;
+pub mod per_ip_limits;

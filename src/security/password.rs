@@ -24,7 +24,7 @@ use metrics::{Counter, Gauge, Histogram};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 
-use crate::{config::PasswordConfig, error::AppError, metrics::Metrics};
+use crate::{config::PasswordConfig, metrics::Metrics};
 
 /// Longest input hashed, in bytes. The policy allows 128 code points (at most 512
 /// bytes); anything longer cannot be a valid password and is not worth hashing.
@@ -157,7 +157,7 @@ impl PasswordHasher {
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let dummy_hash = Workspace::new(params.clone())
-            .hash(crate::security::random::token().as_bytes())
+            .hash(crate::security::opaque_token::generate().as_bytes())
             .context("hash the dummy password")?;
 
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(cfg.hash_queue);
@@ -197,7 +197,7 @@ impl PasswordHasher {
     }
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with the current parameters.
-    pub async fn hash(&self, password: SecretString) -> Result<String, AppError> {
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         let timer = self.inner.hash_time.clone();
         self.run(timer, move |workspace| workspace.hash(capped(&password)))
             .await
@@ -209,7 +209,7 @@ impl PasswordHasher {
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> Result<Verification, AppError> {
+    ) -> Result<Verification, HashError> {
         let known = stored.is_some();
         let current = self.inner.params.clone();
         let stored = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
@@ -232,7 +232,7 @@ impl PasswordHasher {
     }
 
     /// Queues `work` for a hashing thread, in the caller's span, and waits for it.
-    async fn run<T, F>(&self, timer: Histogram, work: F) -> Result<T, AppError>
+    async fn run<T, F>(&self, timer: Histogram, work: F) -> Result<T, HashError>
     where
         F: FnOnce(&mut Workspace) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
@@ -254,13 +254,13 @@ impl PasswordHasher {
             Err(TrySendError::Full(_)) => {
                 self.inner.depth.decrement(1.0);
                 self.inner.rejected.increment(1);
-                return Err(AppError::RateLimited {
+                return Err(HashError::Busy {
                     retry_after: BUSY_RETRY,
                 });
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.inner.depth.decrement(1.0);
-                return Err(AppError::internal(anyhow::anyhow!(
+                return Err(HashError::Failed(anyhow::anyhow!(
                     "hashing threads are gone"
                 )));
             }
@@ -268,6 +268,17 @@ impl PasswordHasher {
         let outcome = result.await.context("hashing thread dropped the job")?;
         Ok(outcome?)
     }
+}
+
+/// Why a hash or verification did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing thread is busy and the queue is full: the caller should retry
+    /// after `retry_after` (the client is told `RATE_LIMITED`).
+    #[error("the password hashing queue is full")]
+    Busy { retry_after: std::time::Duration },
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
 }
 
 /// Hashing threads run at the lowest priority of the normal policy (nice 19): when the
@@ -432,7 +443,7 @@ mod tests {
             futures::future::join_all((0..3).map(|_| hasher.hash("correct horse".into()))).await;
         let refused = results
             .iter()
-            .filter(|r| matches!(r, Err(AppError::RateLimited { .. })))
+            .filter(|r| matches!(r, Err(HashError::Busy { .. })))
             .count();
         assert!(refused >= 1, "{refused} refused");
         assert!(results.iter().any(Result::is_ok));

@@ -11,7 +11,7 @@ use crate::{
     },
     error::{AppError, FieldErrors},
     mail::templates,
-    security::{password::Verification, random},
+    security::{opaque_token, password::Verification},
     store::{
         outbox,
         sessions::{self, NewSession, RevokeReason, Rotation},
@@ -44,7 +44,7 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(deps: Deps) -> Self {
-        let successor_key = random::hmac_bytes(
+        let successor_key = opaque_token::hmac_bytes(
             deps.config.tokens.secret_key.expose_secret().as_bytes(),
             b"identity/refresh-token-successor/v1",
         );
@@ -135,24 +135,25 @@ impl AuthService {
 
         // Counted before the password is checked: aliases and batches cannot run more
         // attempts than the account's budget, even concurrently.
-        if let Err(e) = self.deps.throttle.begin_login(&email).await {
+        if let Err(refused) = self.deps.per_account_limits.begin_login(&email).await {
             self.deps.metrics.login("throttled");
             self.deps.metrics.rate_limited("login_account");
             self.deps
                 .audit(AuditEvent::LoginThrottled, None, Some(meta))
                 .await;
-            return Err(e);
+            return Err(refused.into());
         }
-        let user = users::find_by_email(&self.deps.db, email.as_str()).await?;
+        let credential = users::find_credential(&self.deps.db, email.as_str()).await?;
         let password = password::normalise(input.password.expose_secret());
         // Unknown emails are verified against a dummy hash: same work, same time.
+        let (user, password_hash) = match credential {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
         let verification = self
             .deps
             .hasher
-            .verify(
-                password.clone(),
-                user.as_ref().map(|u| u.password_hash.clone()),
-            )
+            .verify(password.clone(), password_hash)
             .await?;
         let (user, needs_rehash) = match (user, verification) {
             (Some(user), Verification::Valid { needs_rehash }) if user.is_active => {
@@ -167,7 +168,10 @@ impl AuthService {
                 return Err(AppError::InvalidCredentials);
             }
         };
-        self.deps.throttle.forget_login_attempts(&email).await;
+        self.deps
+            .per_account_limits
+            .forget_login_attempts(&email)
+            .await;
         self.deps.metrics.login("succeeded");
         let new_hash = if needs_rehash {
             Some(self.deps.hasher.hash(password).await?)
@@ -202,8 +206,8 @@ impl AuthService {
         let now = self.deps.clock.now();
         let rotation = sessions::rotate(
             &self.deps.db,
-            &random::hash(refresh_token),
-            random::hash(&successor),
+            &opaque_token::digest(refresh_token),
+            opaque_token::digest(&successor),
             now,
             &sessions::Lifetimes {
                 idle: self.deps.config.tokens.refresh_idle_ttl,
@@ -247,7 +251,7 @@ impl AuthService {
         let now = self.deps.clock.now();
         let session = sessions::revoke_by_token(
             &self.deps.db,
-            &random::hash(refresh_token),
+            &opaque_token::digest(refresh_token),
             now,
             RevokeReason::Logout,
         )
@@ -265,14 +269,14 @@ impl AuthService {
 
     async fn start_session(&self, user: User, meta: &RequestMeta) -> Result<AuthPayload, AppError> {
         let now = self.deps.clock.now();
-        let refresh_token = random::token();
+        let refresh_token = opaque_token::generate();
         let refresh_ttl = chrono::Duration::from_std(self.deps.config.tokens.refresh_ttl)
             .map_err(AppError::internal)?;
         let session_id = sessions::create(
             &self.deps.db,
             NewSession {
                 user_id: user.id,
-                token_hash: random::hash(&refresh_token),
+                token_hash: opaque_token::digest(&refresh_token),
                 now,
                 expires_at: now + refresh_ttl,
                 user_agent: meta.user_agent.clone(),
@@ -289,9 +293,15 @@ impl AuthService {
         })
     }
 
+    /// The public keys that verify access tokens (JWKS), when they are signed with
+    /// EdDSA; `None` with HS256.
+    pub fn jwks(&self) -> Option<&serde_json::Value> {
+        self.deps.jwt.jwks()
+    }
+
     /// The successor of a refresh token is derived, not random: every concurrent
     /// refresh with one token gets the same successor, and no plaintext is stored.
     fn successor_of(&self, refresh_token: &str) -> String {
-        random::hmac(&self.successor_key, refresh_token.as_bytes())
+        opaque_token::hmac(&self.successor_key, refresh_token.as_bytes())
     }
 }

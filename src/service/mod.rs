@@ -3,8 +3,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod health;
 pub mod outbox;
 pub mod password_reset;
+pub mod per_account_limits;
 pub mod reset_queue;
 pub mod users;
 
@@ -22,11 +24,12 @@ use crate::{
     security::{
         jwt::JwtKeys,
         password::PasswordHasher,
-        rate_limit::{IpLimit, RateLimits},
-        throttle::Throttle,
+        per_ip_limits::{IpLimit, PerIpLimits},
     },
-    store::token_store::TokenStore,
+    store::ephemeral::EphemeralStores,
 };
+
+use per_account_limits::PerAccountLimits;
 
 pub use audit::{AuditEvent, AuditLog};
 
@@ -51,13 +54,14 @@ pub struct AuthPayload {
 pub struct Deps {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
-    pub tokens: Arc<dyn TokenStore>,
+    /// Reset tokens, revocations (with the profile cache) and per-account counters.
+    pub ephemeral: EphemeralStores,
     pub mailer: Arc<dyn Mailer>,
     pub hasher: PasswordHasher,
     pub jwt: Arc<JwtKeys>,
     pub policy: Arc<PasswordPolicy>,
-    pub limits: Arc<RateLimits>,
-    pub throttle: Arc<Throttle>,
+    pub per_ip_limits: Arc<PerIpLimits>,
+    pub per_account_limits: Arc<PerAccountLimits>,
     pub audit: AuditLog,
     pub metrics: Metrics,
     pub outbox: outbox::Outbox,
@@ -75,7 +79,7 @@ impl Deps {
     ) -> Result<(), AppError> {
         let classes = std::iter::once(IpLimit::Mutation).chain(class);
         let refused = classes
-            .map(|c| (c, self.limits.check(meta.ip, c)))
+            .map(|c| (c, self.per_ip_limits.check(meta.ip, c)))
             .find_map(|(c, result)| result.err().map(|wait| (c, wait)));
         match refused {
             None => Ok(()),
@@ -106,7 +110,12 @@ impl Deps {
             return;
         }
         let until = self.jwt.latest_expiry(self.clock.now());
-        if let Err(error) = self.tokens.revoke_sessions(session_ids, until).await {
+        if let Err(error) = self
+            .ephemeral
+            .revocations
+            .revoke_sessions(session_ids, until)
+            .await
+        {
             tracing::error!(?error, "could not add sessions to the revocation set");
         }
     }
@@ -116,6 +125,7 @@ impl Deps {
 #[derive(Clone)]
 pub struct Services {
     pub auth: auth::AuthService,
+    pub health: health::HealthService,
     pub password_reset: password_reset::PasswordResetService,
     pub users: users::UserService,
 }
@@ -128,6 +138,7 @@ impl Services {
     pub fn new(deps: &Deps) -> Self {
         Self {
             auth: auth::AuthService::new(deps.clone()),
+            health: health::HealthService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
             users: users::UserService::new(deps.clone()),
         }

@@ -12,7 +12,7 @@ use crate::{
     },
     error::{AppError, FieldErrors},
     mail::templates,
-    security::{random, rate_limit::IpLimit},
+    security::{opaque_token, per_ip_limits::IpLimit},
     store::{
         outbox,
         sessions::{self, RevokeReason},
@@ -64,9 +64,15 @@ impl PasswordResetService {
         if input.token.is_empty() || input.token.len() > 256 {
             return Err(AppError::InvalidToken);
         }
-        let token_hash = random::hash(&input.token);
+        let token_hash = opaque_token::digest(&input.token);
         let now = self.deps.clock.now();
-        let Some(user_id) = self.deps.tokens.peek_reset_token(&token_hash, now).await? else {
+        let Some(user_id) = self
+            .deps
+            .ephemeral
+            .reset_tokens
+            .peek_reset_token(&token_hash, now)
+            .await?
+        else {
             return Err(AppError::InvalidToken);
         };
         let user = match users::find_by_id(&self.deps.db, user_id).await? {
@@ -97,7 +103,8 @@ impl PasswordResetService {
         // Only one of any number of concurrent resets with this token gets past here.
         if self
             .deps
-            .tokens
+            .ephemeral
+            .reset_tokens
             .take_reset_token(&token_hash, self.deps.clock.now())
             .await?
             .is_none()
@@ -119,7 +126,10 @@ impl PasswordResetService {
         self.deps.revoke_access(&revoked).await;
         if let Ok(email) = Email::parse(&user.email) {
             // The owner proved control of the mailbox: let them sign in at once.
-            self.deps.throttle.forget_login_attempts(&email).await;
+            self.deps
+                .per_account_limits
+                .forget_login_attempts(&email)
+                .await;
         }
         self.deps
             .audit(

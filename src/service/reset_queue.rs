@@ -12,7 +12,7 @@ use super::{AuditEvent, Deps, RequestMeta};
 use crate::{
     domain::email::Email,
     mail::templates,
-    security::random,
+    security::opaque_token,
     store::{outbox, users},
 };
 
@@ -102,7 +102,7 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Res
     let allowed = futures::future::join_all(
         requests
             .iter()
-            .map(|(email, _)| deps.throttle.allow_reset_mail(email)),
+            .map(|(email, _)| deps.per_account_limits.allow_reset_mail(email)),
     )
     .await;
     let mut wanted = Vec::new();
@@ -136,9 +136,9 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Res
         let Some(user) = user.filter(|u| u.is_active) else {
             continue;
         };
-        let token = random::token();
+        let token = opaque_token::generate();
         let link = cfg.reset.url_template.replace("{token}", &token);
-        tokens.push((user.id, random::hash(&token)));
+        tokens.push((user.id, opaque_token::digest(&token)));
         mails.push(templates::password_reset(
             &cfg.service_name,
             &user.email,
@@ -150,11 +150,11 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Res
         return Ok(());
     }
     // Stored before the mail is queued: the link works from the start.
-    let stored = futures::future::join_all(
-        tokens
-            .iter()
-            .map(|(user, hash)| deps.tokens.put_reset_token(*user, hash, expires_at)),
-    )
+    let stored = futures::future::join_all(tokens.iter().map(|(user, hash)| {
+        deps.ephemeral
+            .reset_tokens
+            .put_reset_token(*user, hash, expires_at)
+    }))
     .await;
     let mut queued = Vec::new();
     for (mail, stored) in mails.into_iter().zip(stored) {

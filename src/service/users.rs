@@ -38,12 +38,12 @@ impl UserService {
         if self.session_revoked(claims.sid).await? {
             return Err(AppError::Unauthenticated);
         }
-        let user = match self.deps.tokens.cached_user(claims.sub) {
+        let user = match self.deps.ephemeral.revocations.cached_user(claims.sub) {
             Some(user) => Some(user),
             None => {
                 let user = users::find_by_id(&self.deps.db, claims.sub).await?;
                 if let Some(user) = &user {
-                    self.deps.tokens.cache_user(user);
+                    self.deps.ephemeral.revocations.cache_user(user);
                 }
                 user
             }
@@ -57,7 +57,7 @@ impl UserService {
     /// Tells every instance a user's record changed (a login moved `lastLogin`, a reset
     /// or deactivation changed more); a failure is logged: copies expire on their own.
     pub(super) async fn announce_change(deps: &Deps, user_id: uuid::Uuid) {
-        if let Err(error) = deps.tokens.user_changed(user_id).await {
+        if let Err(error) = deps.ephemeral.revocations.user_changed(user_id).await {
             tracing::warn!(?error, "user change not announced");
         }
     }
@@ -66,7 +66,13 @@ impl UserService {
     /// cannot be reached, the session row answers instead (slower, still correct).
     async fn session_revoked(&self, session_id: uuid::Uuid) -> Result<bool, AppError> {
         let now = self.deps.clock.now();
-        match self.deps.tokens.is_session_revoked(session_id, now).await {
+        match self
+            .deps
+            .ephemeral
+            .revocations
+            .is_session_revoked(session_id, now)
+            .await
+        {
             Ok(revoked) => Ok(revoked),
             Err(error) => {
                 tracing::warn!(?error, "revocation set unreachable; asking the database");

@@ -1,10 +1,11 @@
-//! Persistence: the relational database (SeaORM, PostgreSQL or SQLite) and the token
-//! store (Redis or in-process).
+//! Persistence: the relational database (SeaORM, PostgreSQL or SQLite): one module of
+//! plain functions per table; and the ephemeral stores (reset tokens, revocations,
+//! counters) on Redis or in process.
 
 pub mod audit;
 pub mod db;
 pub mod entity;
+pub mod ephemeral;
 pub mod outbox;
 pub mod sessions;
-pub mod token_store;
 pub mod users;

@@ -12,7 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entity::outbox;
-use crate::mail::OutgoingMail;
+use crate::domain::mail::OutgoingMail;
 
 /// A row claimed for delivery.
 pub struct Claimed {

@@ -46,13 +46,30 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Ins
     }
 }
 
+/// A user with the password hash to check a password against. Only the login path
+/// reads it; the profile `User` never carries the hash.
+pub struct Credential {
+    pub user: User,
+    pub password_hash: String,
+}
+
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> anyhow::Result<Option<User>> {
+    Ok(find_credential(db, email).await?.map(|c| c.user))
+}
+
+pub async fn find_credential(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> anyhow::Result<Option<Credential>> {
     Ok(user::Entity::find()
         .filter(user::Column::Email.eq(email))
         .one(db)
         .await
         .context("find user by email")?
-        .map(User::from))
+        .map(|m| Credential {
+            password_hash: m.password_hash.clone(),
+            user: User::from(m),
+        }))
 }
 
 /// The users with any of these (normalised) addresses, in one query.

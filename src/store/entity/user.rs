@@ -25,7 +25,6 @@ impl From<Model> for crate::domain::user::User {
             id: m.id,
             email: m.email,
             full_name: m.full_name,
-            password_hash: m.password_hash,
             is_active: m.is_active,
             date_joined: m.date_joined,
             last_login: m.last_login,

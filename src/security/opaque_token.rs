@@ -7,14 +7,14 @@ use rand::RngExt;
 use sha2::{Digest, Sha256};
 
 /// A fresh token of 32 random bytes.
-pub fn token() -> String {
+pub fn generate() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// What is stored in place of a token.
-pub fn hash(token: &str) -> String {
+pub fn digest(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -37,11 +37,11 @@ mod tests {
 
     #[test]
     fn tokens_are_long_and_distinct() {
-        let (a, b) = (token(), token());
+        let (a, b) = (generate(), generate());
         assert_ne!(a, b);
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
-        assert_eq!(hash(&a), hash(&a));
-        assert_ne!(hash(&a), a);
+        assert_eq!(digest(&a), digest(&a));
+        assert_ne!(digest(&a), a);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Per-account limits: back-off on login attempts, and a cap on reset mails. The
-//! counters live in the token store, so with Redis every instance shares one budget.
-//! If the token store cannot be reached, an in-process store takes over: the limits
-//! then hold per instance instead of failing open.
+//! Per-account limits: back-off on login attempts, and a cap on reset mails. (Per-IP
+//! limits are `security::per_ip_limits`.) The counters live in the counter store, so
+//! with Redis every instance shares one budget. If it cannot be reached, an in-process
+//! store takes over: the limits then hold per instance instead of failing open.
 
 use std::sync::Arc;
 
@@ -12,13 +12,23 @@ use crate::{
     clock::Clock,
     config::RateLimitConfig,
     domain::email::Email,
-    error::AppError,
-    store::token_store::{Backoff, MemoryTokenStore, TokenStore},
+    store::ephemeral::{Backoff, CounterStore, MemoryStore},
 };
 
-pub struct Throttle {
-    store: Arc<dyn TokenStore>,
-    fallback: MemoryTokenStore,
+/// Why a login attempt may not start now.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefused {
+    /// The account is cooling down after failed attempts; the client may retry then.
+    #[error("the account is cooling down for {retry_after:?}")]
+    CoolingDown { retry_after: std::time::Duration },
+    /// Neither the counter store nor the in-process fallback could count the attempt.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+pub struct PerAccountLimits {
+    store: Arc<dyn CounterStore>,
+    fallback: MemoryStore,
     clock: Arc<dyn Clock>,
     backoff: Backoff,
     reset_per_account: u32,
@@ -31,11 +41,11 @@ fn account_key(kind: &str, email: &Email) -> String {
     format!("{kind}:{}", URL_SAFE_NO_PAD.encode(digest))
 }
 
-impl Throttle {
-    pub fn new(store: Arc<dyn TokenStore>, clock: Arc<dyn Clock>, cfg: &RateLimitConfig) -> Self {
+impl PerAccountLimits {
+    pub fn new(store: Arc<dyn CounterStore>, clock: Arc<dyn Clock>, cfg: &RateLimitConfig) -> Self {
         Self {
             store,
-            fallback: MemoryTokenStore::new(),
+            fallback: MemoryStore::new(),
             clock,
             backoff: Backoff {
                 free: cfg.login_failures,
@@ -49,7 +59,7 @@ impl Throttle {
     }
 
     /// Counts a login attempt for `email`, or refuses it while the account cools down.
-    pub async fn begin_login(&self, email: &Email) -> Result<(), AppError> {
+    pub async fn begin_login(&self, email: &Email) -> Result<(), LoginRefused> {
         let key = account_key("login", email);
         let now = self.clock.now();
         let wait = match self
@@ -69,7 +79,7 @@ impl Throttle {
             }
         };
         match wait {
-            Some(retry_after) => Err(AppError::RateLimited { retry_after }),
+            Some(retry_after) => Err(LoginRefused::CoolingDown { retry_after }),
             None => Ok(()),
         }
     }

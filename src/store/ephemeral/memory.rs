@@ -8,20 +8,23 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Backoff, LocalState, TokenStore, decode_entry, encode_entry};
+use super::{
+    Backoff, CounterStore, LocalMirror, Reachable, ResetTokenStore, RevocationStore, decode_entry,
+    encode_entry,
+};
 
-/// The embedded token store: one process, entries expire by the clock they are given.
-pub struct MemoryTokenStore {
+/// The embedded backend of the three stores: one process, entries expire by the clock they are given.
+pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// Revocations and profiles: complete, since this process is the only instance.
-    local: LocalState,
+    local: LocalMirror,
 }
 
-impl Default for MemoryTokenStore {
+impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             inner: Mutex::default(),
-            local: LocalState::authoritative(),
+            local: LocalMirror::authoritative(),
         }
     }
 }
@@ -60,7 +63,7 @@ impl Inner {
     }
 }
 
-impl MemoryTokenStore {
+impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
@@ -75,7 +78,7 @@ impl MemoryTokenStore {
 }
 
 #[async_trait::async_trait]
-impl TokenStore for MemoryTokenStore {
+impl ResetTokenStore for MemoryStore {
     async fn put_reset_token(
         &self,
         user_id: Uuid,
@@ -123,7 +126,10 @@ impl TokenStore for MemoryTokenStore {
         }
         Ok(user)
     }
+}
 
+#[async_trait::async_trait]
+impl RevocationStore for MemoryStore {
     async fn revoke_sessions(
         &self,
         session_ids: &[Uuid],
@@ -145,7 +151,7 @@ impl TokenStore for MemoryTokenStore {
         Ok(self.local.is_revoked(session_id, now.timestamp_millis()))
     }
 
-    fn local(&self) -> &LocalState {
+    fn mirror(&self) -> &LocalMirror {
         &self.local
     }
 
@@ -153,7 +159,10 @@ impl TokenStore for MemoryTokenStore {
         self.local.forget_user(id);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl CounterStore for MemoryStore {
     async fn begin_login_attempt(
         &self,
         account: &str,
@@ -207,7 +216,10 @@ impl TokenStore for MemoryTokenStore {
         entry.0 += 1;
         Ok(entry.0)
     }
+}
 
+#[async_trait::async_trait]
+impl Reachable for MemoryStore {
     async fn ping(&self) -> anyhow::Result<()> {
         Ok(())
     }

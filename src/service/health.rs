@@ -1,0 +1,124 @@
+//! What the service says about its dependencies: readiness (`/readyz`) and the gauges
+//! read when `/metrics` is scraped. The HTTP layer asks here, never a pool or a store.
+
+use std::time::Duration;
+
+use sea_orm::DbBackend;
+
+use super::Deps;
+use crate::{
+    metrics::Metrics,
+    store::{db, outbox},
+};
+
+/// How long one readiness check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The outcome of one dependency check; the text names no secret (no URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Ok,
+    Failed(&'static str),
+}
+
+impl Check {
+    pub fn is_ok(&self) -> bool {
+        *self == Self::Ok
+    }
+}
+
+/// What `/readyz` reports: each dependency by the name it is shown under.
+pub struct Readiness {
+    pub checks: Vec<(&'static str, Check)>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, c)| c.is_ok())
+    }
+}
+
+#[derive(Clone)]
+pub struct HealthService {
+    deps: Deps,
+}
+
+impl HealthService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Whether the database and the ephemeral stores answer in time, checked together.
+    pub async fn readiness(&self) -> Readiness {
+        let deps = &self.deps;
+        let (database, ephemeral) =
+            tokio::join!(check(db::ping(&deps.db)), check(deps.ephemeral.ping()));
+        Readiness {
+            checks: vec![("database", database), (deps.ephemeral.kind(), ephemeral)],
+        }
+    }
+
+    /// Sets the gauges that are read rather than counted (pool usage, mirror trust,
+    /// outbox backlog) and returns the recorder to render.
+    pub async fn scrape(&self) -> &Metrics {
+        let deps = &self.deps;
+        let metrics = &deps.metrics;
+        let (size, idle, max) = pool_usage(&deps.db);
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        metrics
+            .gauge("identity_db_pool_connections", &[("state", "idle")])
+            .set(f64::from(idle));
+        metrics
+            .gauge("identity_db_pool_connections", &[("state", "in_use")])
+            .set(f64::from(size.saturating_sub(idle)));
+        metrics
+            .gauge("identity_db_pool_max_connections", &[])
+            .set(f64::from(max));
+        let trusted = deps.ephemeral.revocations.mirror_trusted();
+        metrics
+            .gauge("identity_local_state_trusted", &[])
+            .set(if trusted { 1.0 } else { 0.0 });
+        match outbox::backlog(&deps.db).await {
+            Ok(backlog) => metrics
+                .gauge("identity_outbox_backlog", &[])
+                .set(backlog as f64),
+            Err(error) => tracing::warn!(?error, "cannot count the outbox backlog"),
+        }
+        metrics
+    }
+}
+
+/// (connections, idle, maximum) of the database pool.
+fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u32, usize, u32) {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => (0, 0, 0),
+    }
+}
+
+/// Runs one check with a deadline.
+async fn check(fut: impl Future<Output = anyhow::Result<()>>) -> Check {
+    match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) => Check::Ok,
+        Ok(Err(e)) => {
+            tracing::warn!(error = ?e, "readiness check failed");
+            Check::Failed("unreachable")
+        }
+        Err(_) => Check::Failed("timed out"),
+    }
+}

@@ -1,0 +1,150 @@
+//! The Redis backend of the ephemeral stores, through a `fred` connection pool and a
+//! subscriber connection for the events channel. Every key starts with the configured
+//! prefix, so deployments (and tests) can share a server.
+
+mod counters;
+mod reset_tokens;
+mod revocations;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use fred::{
+    interfaces::{ClientLike, PubsubInterface},
+    prelude::{Builder, Client, Pool, ReconnectPolicy},
+    types::{config::Config as FredConfig, scripts::Script},
+};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::{LocalMirror, Reachable};
+use crate::config::RedisConfig;
+
+/// The Redis backend.
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    put_script: Script,
+    login_script: Script,
+    count_script: Script,
+    /// Revocations and profiles in memory, fed by `channel`.
+    local: Arc<LocalMirror>,
+    /// Every instance publishes revocations, user changes and heartbeats here.
+    channel: String,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RedisStore {
+    pub async fn connect(cfg: &RedisConfig) -> anyhow::Result<Self> {
+        let config = FredConfig::from_url(cfg.url.expose_secret()).context("parse REDIS_URL")?;
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = cfg.command_timeout;
+                c.internal_command_timeout = cfg.command_timeout;
+                c.max_command_attempts = 2;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = cfg.command_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_pool(cfg.pool_size)
+            .context("build the Redis pool")?;
+        pool.init().await.context("connect to Redis (REDIS_URL)")?;
+
+        let subscriber = Builder::from_config(FredConfig::from_url(cfg.url.expose_secret())?)
+            .with_connection_config(|c| c.connection_timeout = cfg.command_timeout)
+            // Room for bursts (thousands of revocations a second under load): a listener
+            // that falls behind loses messages, and must distrust its memory.
+            .with_performance_config(|p| p.broadcast_channel_capacity = 2_048)
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_subscriber_client()
+            .context("build the Redis subscriber")?;
+        subscriber
+            .init()
+            .await
+            .context("connect the Redis subscriber")?;
+        // Subscribes again after every reconnection.
+        let resubscriber = subscriber.manage_subscriptions();
+        let channel = format!("{}events", cfg.key_prefix);
+        subscriber
+            .subscribe(channel.clone())
+            .await
+            .context("subscribe to the events channel")?;
+
+        let local = Arc::new(LocalMirror::follower());
+        let listener = tokio::spawn(revocations::listen(
+            subscriber,
+            pool.clone(),
+            Arc::clone(&local),
+            cfg.key_prefix.clone(),
+        ));
+        let heartbeat = tokio::spawn(revocations::beat(pool.clone(), channel.clone()));
+        Ok(Self {
+            pool,
+            prefix: cfg.key_prefix.clone(),
+            put_script: Script::from_lua(reset_tokens::PUT_RESET_TOKEN),
+            login_script: Script::from_lua(counters::BEGIN_LOGIN_ATTEMPT),
+            count_script: Script::from_lua(counters::COUNT_IN_WINDOW),
+            local,
+            channel,
+            tasks: vec![
+                resubscriber.abort_handle(),
+                listener.abort_handle(),
+                heartbeat.abort_handle(),
+            ],
+        })
+    }
+
+    async fn publish(&self, event: revocations::Event) -> anyhow::Result<()> {
+        let _: i64 = self
+            .connected()?
+            .publish(self.channel.clone(), event.encode())
+            .await
+            .context("publish an event")?;
+        Ok(())
+    }
+
+    fn reset_key(&self, token_hash: &str) -> String {
+        format!("{}reset:token:{token_hash}", self.prefix)
+    }
+
+    fn reset_user_key(&self, user_id: Uuid) -> String {
+        format!("{}reset:user:{user_id}", self.prefix)
+    }
+
+    fn revoked_key(&self, session_id: Uuid) -> String {
+        format!("{}revoked:sid:{session_id}", self.prefix)
+    }
+
+    fn attempts_key(&self, account: &str) -> String {
+        format!("{}login:{account}", self.prefix)
+    }
+
+    /// Fails at once while disconnected, instead of queueing until the command
+    /// timeout: callers have a fallback, and answers must stay fast during an outage.
+    fn connected(&self) -> anyhow::Result<&Client> {
+        let client = self.pool.next();
+        anyhow::ensure!(client.is_connected(), "Redis is not connected");
+        Ok(client)
+    }
+
+    pub async fn quit(&self) {
+        let _ = self.pool.quit().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Reachable for RedisStore {
+    async fn ping(&self) -> anyhow::Result<()> {
+        let _: String = self.connected()?.ping(None).await.context("ping Redis")?;
+        Ok(())
+    }
+}

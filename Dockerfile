@@ -3,9 +3,14 @@
 # Build: docker build -t identity .
 # The build stage runs scripts/build-release, the same command CI runs.
 
-ARG RUST_VERSION=1.95
+# The same Rust as rust-toolchain.toml (the build below checks that they agree).
+ARG RUST_VERSION=1.95.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
+ARG RUST_VERSION
+# Build with the image's toolchain as installed: rust-toolchain.toml would have rustup
+# add rustfmt and clippy, which a release build does not use.
+ENV RUSTUP_TOOLCHAIN=${RUST_VERSION}
 # jemalloc (tikv-jemallocator) is built from C with make; the slim image has gcc only.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make \
@@ -14,6 +19,8 @@ WORKDIR /src
 # Dependencies and build artefacts live in BuildKit cache mounts, so an edit to the
 # sources recompiles the project crates only.
 COPY . .
+RUN grep -qx "channel = \"${RUST_VERSION}\"" rust-toolchain.toml \
+ || { echo "RUST_VERSION ${RUST_VERSION} is not rust-toolchain.toml's channel" >&2; exit 1; }
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

@@ -1,0 +1,212 @@
+"""The cells of the table (an operation at a number of connections) and how each is
+measured: the data each operation's script needs, the login flood, the hashing
+ceiling, and the checkpoint before and the settling after every run."""
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from .env import HASH_CEILING_BIN, Mode, log, machine, psql, run
+from .seed import Seeder
+from .server import Server
+from .wrk import WRK_THREADS, Wrk, WrkResult
+
+CONNECTIONS = (8, 64)
+HEALTHZ_CONNECTIONS = 64
+FLOOD_LOGIN_CONNECTIONS, FLOOD_ME_CONNECTIONS = 64, 8
+# After each run, wait until the server is idle (below IDLE_CPU of one core over
+# IDLE_WINDOW_S): work it does off the request path (reset mails) must neither spill
+# into the next cell nor go unnoticed. The wait is reported as "busy after".
+IDLE_WINDOW_S, IDLE_CPU = 0.25, 0.10
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # as in the table
+    script: str  # in bench/
+    reference: str = ""  # "hash" or "healthz": how the table relates it to a reference
+
+
+OPERATIONS = [
+    Operation("register", "register.lua", reference="hash"),
+    Operation("login", "login.lua", reference="hash"),
+    Operation("me", "me.lua", reference="healthz"),
+    Operation("refreshToken", "refresh.lua"),
+    Operation("logout", "logout.lua"),
+    Operation("requestPasswordReset (known)", "reset_known.lua"),
+    Operation("requestPasswordReset (unknown)", "reset_unknown.lua"),
+]
+
+
+def select_operations(only: list[str] | None) -> tuple[list[Operation], bool]:
+    """--only: the operations (by name, case-insensitive substring) and whether the
+    login-flood cell runs; every reference still runs."""
+    ops = [op for op in OPERATIONS
+           if only is None or any(o.lower() in op.name.lower() for o in only)]
+    with_flood = only is None or "flood" in [o.lower() for o in only]
+    return ops, with_flood
+
+
+@dataclass
+class Cell:
+    operation: str
+    conns: int
+    runs: list[WrkResult] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.runs)
+
+    @property
+    def errors(self) -> int:  # a total, not a median: every failure counts
+        return sum(r.errors for r in self.runs)
+
+
+def checkpoint() -> None:
+    """Flushes PostgreSQL's dirty pages before a cell, so that a checkpoint the
+    previous cells' writes made due does not land in the middle of this one (seen:
+    refreshToken at 120 req/s instead of 3,000 while the WAL fsyncs queued behind
+    one). A benchmark step only: the service's settings are untouched."""
+    psql("CHECKPOINT")
+
+
+def settle(server: Server, limit_s: float) -> float:
+    """Waits until the server is idle; returns how long it stayed busy."""
+    started = time.perf_counter()
+    cpu = server.cpu_seconds()
+    while True:
+        time.sleep(IDLE_WINDOW_S)
+        now = server.cpu_seconds()
+        used, cpu = now - cpu, now
+        busy = time.perf_counter() - started - IDLE_WINDOW_S
+        if used <= IDLE_CPU * IDLE_WINDOW_S:
+            return busy
+        if busy >= limit_s:
+            log(f"the server is still busy {busy:.0f} s after the run: going on")
+            return busy
+
+
+def hash_ceiling(seconds: float) -> dict:
+    """One sample of bench/hash-ceiling: argon2id verifies with every core busy."""
+    nproc = machine()["nproc"]
+    out = run([str(HASH_CEILING_BIN), "--seconds", str(seconds),
+               "--threads", str(nproc)]).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    log(f"argon2id verify with {nproc} cores busy: {result['mean_verify_ms']:.2f} ms "
+        f"-> hashing ceiling {result['ceiling_per_s']:.1f} verifies/s")
+    return result
+
+
+def ceiling_figures(samples: list[dict]) -> dict:
+    """The hashing ceiling from its samples (one per run): the median verify time."""
+    verify_ms = statistics.median(c["mean_verify_ms"] for c in samples)
+    threads = samples[0]["threads"]
+    return {"threads": threads, "mean_verify_ms": verify_ms,
+            "ceiling_per_s": threads * 1e3 / verify_ms, "samples": samples}
+
+
+class Measurements:
+    """Runs the cells against one server and keeps every run of every cell."""
+
+    def __init__(self, mode: Mode, server: Server, wrk: Wrk, seeder: Seeder):
+        self.mode = mode
+        self.server = server
+        self.wrk = wrk
+        self.seeder = seeder
+        self.cells: dict[tuple[str, int], Cell] = {}
+
+    def run_round(self, ops: list[Operation], with_flood: bool, label: str) -> dict:
+        """Every cell once, after the hashing ceiling (measured with the server idle);
+        returns the ceiling's sample."""
+        self.settle()
+        ceiling = hash_ceiling(self.mode.ceiling_seconds)
+        self.record("GET /healthz", HEALTHZ_CONNECTIONS,
+                    self.wrk.run("healthz.lua", HEALTHZ_CONNECTIONS, self.mode.cell_seconds,
+                                 path="/healthz"), label)
+        for op in ops:
+            for conns in CONNECTIONS:
+                self.record(op.name, conns, self.measure(op, conns), label)
+        if with_flood:
+            self.flood(label)
+        return ceiling
+
+    def settle(self) -> float:
+        return settle(self.server, self.mode.settle_limit_s)
+
+    def record(self, name: str, conns: int, result: WrkResult, label: str) -> None:
+        # The server's RSS right after each run, to tell which operation drives the peak.
+        result.raw["server_rss_after_mib"] = rss = round(self.server.rss_mib(), 1)
+        result.raw["busy_after_s"] = busy = round(self.settle(), 1)
+        self.cells.setdefault((name, conns), Cell(name, conns)).runs.append(result)
+        log(f"{label} {name:31} c={conns:<3} {result.summary()}  (server RSS {rss} MiB"
+            + (f", busy {busy:.1f} s after the run)" if busy else ")"))
+
+    # -- one cell: each script gets the data it consumes --
+
+    def measure(self, op: Operation, conns: int) -> WrkResult:
+        checkpoint()
+        how = {
+            "login.lua": self.with_users,
+            "reset_known.lua": self.with_users,
+            "me.lua": self.with_access_tokens,
+            "refresh.lua": self.with_rotation_chains,
+            "logout.lua": self.with_logout_tokens,
+        }.get(op.script, self.without_data)
+        return how(op.script, conns)
+
+    def without_data(self, script: str, conns: int) -> WrkResult:
+        return self.wrk.run(script, conns, self.mode.cell_seconds)
+
+    def with_users(self, script: str, conns: int) -> WrkResult:
+        return self.wrk.run(script, conns, self.mode.cell_seconds, self.seeder.users_file)
+
+    def with_access_tokens(self, script: str, conns: int) -> WrkResult:
+        return self.wrk.run(script, conns, self.mode.cell_seconds,
+                            self.seeder.access_tokens_file())
+
+    def with_rotation_chains(self, script: str, conns: int) -> WrkResult:
+        # One fresh rotation chain per connection, plus one spare per thread: wrk
+        # calls request() once more on thread 0 before the run (to count pipelined
+        # requests) and throws that request away, and with it a chain's token.
+        per_thread = [conns // WRK_THREADS] * WRK_THREADS  # wrk's split of connections
+        chains_per_thread = [n + 1 for n in per_thread]
+        tokens = self.seeder.seed_sessions(sum(chains_per_thread))
+        return self.wrk.run(script, conns, self.mode.cell_seconds,
+                            self.seeder.write_thread_files("chains", tokens, chains_per_thread))
+
+    def with_logout_tokens(self, script: str, conns: int) -> WrkResult:
+        """A token per logout; if the run used them all up, again with three times as
+        many (at most three tries, then reported as errors)."""
+        need = self.logout_tokens_needed()
+        for _ in range(3):
+            n = -(-need // WRK_THREADS)
+            tokens = self.seeder.seed_sessions(n * WRK_THREADS)
+            files = self.seeder.write_thread_files("logout", tokens, [n] * WRK_THREADS)
+            result = self.wrk.run(script, conns, self.mode.cell_seconds, files)
+            if not result.raw["starved"]:
+                return result
+            need *= 3
+            log(f"logout ran out of its {n * WRK_THREADS} seeded tokens: again with {need}")
+        return result  # still starved: reported as errors
+
+    def logout_tokens_needed(self) -> int:
+        """Enough fresh tokens for one logout run: twice the best rate seen so far (of
+        logout, else of refreshToken, else a guess) over the run, plus a margin."""
+        def best(op: str) -> float:
+            return max((r.rps for (name, _), c in self.cells.items() if name == op
+                        for r in c.runs), default=0.0)
+        rate = best("logout") or 2 * best("refreshToken") or 5_000
+        return int(2 * rate * self.mode.cell_seconds) + 2_000
+
+    def flood(self, label: str) -> None:
+        """`me` (8 connections) while 64 connections flood login."""
+        seconds = self.mode.cell_seconds
+        tokens = self.seeder.access_tokens_file()
+        checkpoint()
+        login = self.wrk.start("login.lua", FLOOD_LOGIN_CONNECTIONS, seconds + 2,
+                               self.seeder.users_file)
+        time.sleep(1)  # the flood is on before `me` starts, and lasts past its end
+        me = self.wrk.run("me.lua", FLOOD_ME_CONNECTIONS, seconds, tokens)
+        login_result = Wrk.finish(login)
+        self.record("flood: me", FLOOD_ME_CONNECTIONS, me, label)
+        self.record("flood: login", FLOOD_LOGIN_CONNECTIONS, login_result, label)

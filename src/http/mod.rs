@@ -26,7 +26,7 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{config::Config, graphql::AppSchema, service::Deps};
+use crate::{config::Config, error::ErrorCode, graphql::AppSchema, service::Deps};
 
 /// What the handlers share: one allocation, since axum clones the state for every
 /// extractor of every request.
@@ -170,8 +170,8 @@ async fn jwks(axum::extract::State(state): axum::extract::State<HttpState>) -> R
 }
 
 /// A GraphQL-shaped error body with one error and its code.
-pub(crate) fn error_body(message: &str, code: &str) -> serde_json::Value {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+pub(crate) fn error_body(message: &str, code: ErrorCode) -> serde_json::Value {
+    serde_json::json!({ "errors": [code.server_error(message)] })
 }
 
 fn internal_error_response() -> Response {
@@ -179,7 +179,7 @@ fn internal_error_response() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [(header::CONTENT_TYPE, "application/json")],
-        error_body("Internal server error", "INTERNAL_SERVER_ERROR").to_string(),
+        error_body("Internal server error", ErrorCode::InternalServerError).to_string(),
     )
         .into_response()
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod new_password;
 pub mod outbox;
 pub mod password_reset;
 pub mod reset_queue;

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod new_password;
 pub mod outbox;
 pub mod password_reset;

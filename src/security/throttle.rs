@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     clock::Clock,
     config::RateLimitConfig,
-    domain::email::Email,
+    domain::{backoff::ExponentialBackoff, email::Email},
     error::AppError,
     store::token_store::{Backoff, MemoryTokenStore, TokenStore},
 };
@@ -39,8 +39,10 @@ impl Throttle {
             clock,
             backoff: Backoff {
                 free: cfg.login_failures,
-                base: cfg.login_base_delay,
-                max: cfg.login_max_delay,
+                delays: ExponentialBackoff {
+                    base: cfg.login_base_delay,
+                    max: cfg.login_max_delay,
+                },
                 window: cfg.login_window,
             },
             reset_per_account: cfg.reset_per_account,

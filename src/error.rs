@@ -11,7 +11,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use async_graphql::ErrorExtensions;
+use async_graphql::{ErrorExtensionValues, ErrorExtensions, ServerError};
 
 /// Validation messages keyed by the GraphQL input field they belong to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -28,6 +28,13 @@ impl FieldErrors {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Adds the messages of `other`, after any already collected for the same field.
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, messages) in other.0 {
+            self.0.entry(field).or_default().extend(messages);
+        }
     }
 
     pub fn get(&self, field: &str) -> Option<&[String]> {
@@ -127,27 +134,106 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
-/// The `extensions.code` values of the public contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    BadUserInput,
-    Unauthenticated,
-    InvalidCredentials,
-    InvalidToken,
-    RateLimited,
-    InternalServerError,
+/// Writes the `ErrorCode` enum, its `ALL` list and `as_str` from one table, so that a
+/// code cannot be in one and missing from another.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $code:literal,)+) => {
+        /// Every `extensions.code` the service sends: those of the public contract
+        /// (`shared/API.md`) and the transport-level ones raised before any resolver
+        /// runs. No code is written anywhere else.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[Self] = &[$(Self::$variant),+];
+
+            /// The code as it goes on the wire.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
 }
 
+error_codes! {
+    /// The HTTP request is not a GraphQL request the service takes: a body that is not
+    /// JSON (HTTP 415) or not a GraphQL request in JSON, a batch that is empty or too
+    /// large, a GET query string that does not parse (HTTP 400), a mutation over GET
+    /// (HTTP 405).
+    BadRequest => "BAD_REQUEST",
+    /// The document is not GraphQL: a syntax error (Apollo Server's code).
+    GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+    /// The document parses but is refused before anything runs: it does not fit the
+    /// schema, or it is over the depth, complexity, alias, directive or nesting limits
+    /// (Apollo Server's code).
+    GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+    /// Input failed validation (email syntax, password policy, confirmation mismatch,
+    /// email already registered), or async-graphql could not coerce an argument;
+    /// `fields` says which input field each message belongs to.
+    BadUserInput => "BAD_USER_INPUT",
+    /// Missing, malformed, expired or revoked access token.
+    Unauthenticated => "UNAUTHENTICATED",
+    /// Login with an unknown email, a wrong password or an inactive account: one
+    /// outcome for all three.
+    InvalidCredentials => "INVALID_CREDENTIALS",
+    /// Refresh or reset token unknown, expired, already used or revoked.
+    InvalidToken => "INVALID_TOKEN",
+    /// Too many attempts, from the client's IP or on the account; `retryAfter` says
+    /// how many seconds to wait.
+    RateLimited => "RATE_LIMITED",
+    /// Anything unexpected: an internal error (logged, never sent), a panic, a response
+    /// that cannot be serialised. HTTP 500 when it happens outside GraphQL.
+    InternalServerError => "INTERNAL_SERVER_ERROR",
+}
+
+/// The extension that carries the code.
+const CODE: &str = "code";
+
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadUserInput => "BAD_USER_INPUT",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::InvalidCredentials => "INVALID_CREDENTIALS",
-            Self::InvalidToken => "INVALID_TOKEN",
-            Self::RateLimited => "RATE_LIMITED",
-            Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+    /// Puts this code in an error's extensions: the one place `extensions.code` is
+    /// written.
+    pub fn set_on(self, extensions: &mut ErrorExtensionValues) {
+        extensions.set(CODE, self.as_str());
+    }
+
+    /// Puts this code in an error's extensions unless it already has one.
+    pub fn set_default_on(self, extensions: &mut ErrorExtensionValues) {
+        if extensions.get(CODE).is_none() {
+            self.set_on(extensions);
         }
+    }
+
+    /// The code in an error's extensions, if it carries one of these.
+    pub fn read(extensions: &ErrorExtensionValues) -> Option<Self> {
+        match extensions.get(CODE)? {
+            async_graphql::Value::String(code) => code.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// A GraphQL error with this code and nothing else: for errors raised outside a
+    /// resolver (document limits, HTTP-level refusals).
+    pub fn server_error(self, message: impl Into<String>) -> ServerError {
+        let mut error = ServerError::new(message, None);
+        self.set_on(error.extensions.get_or_insert_with(Default::default));
+        error
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -158,12 +244,12 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
-        let code = e.code().as_str();
+        let code = e.code();
         match e {
             AppError::Internal(source) => {
                 tracing::error!(error = ?source, "internal error");
                 async_graphql::Error::new("Internal server error")
-                    .extend_with(|_, ext| ext.set("code", code))
+                    .extend_with(|_, ext| code.set_on(ext))
             }
             AppError::BadUserInput(fields) => {
                 let message = format!("Invalid input: {}", fields.summary());
@@ -179,7 +265,7 @@ impl From<AppError> for async_graphql::Error {
                     );
                 }
                 async_graphql::Error::new(message).extend_with(|_, ext| {
-                    ext.set("code", code);
+                    code.set_on(ext);
                     ext.set("fields", async_graphql::Value::Object(map.clone()));
                 })
             }
@@ -187,16 +273,16 @@ impl From<AppError> for async_graphql::Error {
                 let secs = retry_after_secs(retry_after);
                 async_graphql::Error::new(format!("Too many attempts; try again in {secs} seconds"))
                     .extend_with(|_, ext| {
-                        ext.set("code", code);
+                        code.set_on(ext);
                         ext.set("retryAfter", secs);
                     })
             }
             AppError::Unauthenticated => async_graphql::Error::new("Not authenticated")
-                .extend_with(|_, ext| ext.set("code", code)),
+                .extend_with(|_, ext| code.set_on(ext)),
             AppError::InvalidCredentials => async_graphql::Error::new("Invalid email or password")
-                .extend_with(|_, ext| ext.set("code", code)),
+                .extend_with(|_, ext| code.set_on(ext)),
             AppError::InvalidToken => async_graphql::Error::new("Invalid or expired token")
-                .extend_with(|_, ext| ext.set("code", code)),
+                .extend_with(|_, ext| code.set_on(ext)),
         }
     }
 }
@@ -229,6 +315,72 @@ mod tests {
         assert_eq!(err.message, "Internal server error");
         let ext = serde_json::to_value(err.extensions).expect("serialisable");
         assert_eq!(ext["code"], "INTERNAL_SERVER_ERROR");
+    }
+
+    #[test]
+    fn codes_are_unique_and_screaming_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} is the code of two variants");
+            let screaming = !s.is_empty()
+                && s.split('_').all(|word| {
+                    !word.is_empty()
+                        && word
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                })
+                && s.starts_with(|c: char| c.is_ascii_uppercase());
+            assert!(screaming, "{s} is not SCREAMING_SNAKE_CASE");
+            assert_eq!(s.parse(), Ok(*code));
+        }
+    }
+
+    /// Transport-level codes (the Apollo Server ones async-graphql's own errors get, and
+    /// the HTTP-level refusals) that `shared/API.md` does not list yet. The test fails
+    /// once one of them is listed, so that it is taken off here.
+    const NOT_IN_API_MD: &[ErrorCode] = &[
+        ErrorCode::BadRequest,
+        ErrorCode::GraphqlParseFailed,
+        ErrorCode::GraphqlValidationFailed,
+    ];
+
+    #[test]
+    fn every_code_is_in_the_api_contract() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/API.md");
+        let Ok(api) = std::fs::read_to_string(path) else {
+            return;
+        };
+        for code in ErrorCode::ALL {
+            let listed = api.contains(&format!("`{}`", code.as_str()));
+            if NOT_IN_API_MD.contains(code) {
+                assert!(
+                    !listed,
+                    "{} is now in API.md: take it off NOT_IN_API_MD",
+                    code.as_str()
+                );
+            } else {
+                assert!(listed, "{} is not in {path}", code.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn codes_are_set_and_read_back() {
+        let mut ext = ErrorExtensionValues::default();
+        assert_eq!(ErrorCode::read(&ext), None);
+        ErrorCode::GraphqlValidationFailed.set_default_on(&mut ext);
+        ErrorCode::BadUserInput.set_default_on(&mut ext);
+        assert_eq!(
+            ErrorCode::read(&ext),
+            Some(ErrorCode::GraphqlValidationFailed)
+        );
+        let err = ErrorCode::BadRequest.server_error("nope");
+        let json = serde_json::to_value(&err).expect("serialisable");
+        assert_eq!(
+            json,
+            serde_json::json!({ "message": "nope", "extensions": { "code": "BAD_REQUEST" } })
+        );
     }
 
     #[test]

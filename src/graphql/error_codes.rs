@@ -1,5 +1,6 @@
 //! Gives every error a stable `extensions.code`, also those async-graphql raises itself
-//! before any resolver runs (the Apollo Server codes for those).
+//! before any resolver runs (the Apollo Server codes for those). The codes are
+//! `ErrorCode`'s.
 
 use std::sync::Arc;
 
@@ -11,9 +12,7 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
-pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+use crate::error::ErrorCode;
 
 pub struct ErrorCodes;
 
@@ -23,18 +22,9 @@ impl ExtensionFactory for ErrorCodes {
     }
 }
 
-fn has_code(e: &ServerError) -> bool {
-    e.extensions
-        .as_ref()
-        .is_some_and(|x| x.get("code").is_some())
-}
-
-fn with_code(mut e: ServerError, code: &'static str) -> ServerError {
-    if !has_code(&e) {
-        e.extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code);
-    }
+/// The error with `code`, unless it already has one.
+fn with_code(mut e: ServerError, code: ErrorCode) -> ServerError {
+    code.set_default_on(e.extensions.get_or_insert_with(Default::default));
     e
 }
 
@@ -51,9 +41,9 @@ impl Extension for ErrorCodes {
             // The parser also enforces limits (directives, recursion): those documents
             // are well-formed but refused, like a validation failure.
             let code = if e.message.contains("cannot be greater than") {
-                VALIDATION_FAILED
+                ErrorCode::GraphqlValidationFailed
             } else {
-                PARSE_FAILED
+                ErrorCode::GraphqlParseFailed
             };
             with_code(e, code)
         })
@@ -67,7 +57,7 @@ impl Extension for ErrorCodes {
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| with_code(e, VALIDATION_FAILED))
+                .map(|e| with_code(e, ErrorCode::GraphqlValidationFailed))
                 .collect()
         })
     }
@@ -83,7 +73,7 @@ impl Extension for ErrorCodes {
         let mut response = next.run(ctx, operation_name).await;
         response.errors = std::mem::take(&mut response.errors)
             .into_iter()
-            .map(|e| with_code(e, BAD_USER_INPUT))
+            .map(|e| with_code(e, ErrorCode::BadUserInput))
             .collect();
         response
     }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ServerError, ServerResult, Variables,
+    ServerResult, Variables,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
-use super::error_codes::VALIDATION_FAILED;
+use crate::error::ErrorCode;
 
 pub struct AliasLimit(pub usize);
 
@@ -61,18 +61,10 @@ impl Extension for AliasLimit {
         let document = next.run(ctx, query, variables).await?;
         let count = aliases(&document);
         if count > self.0 {
-            let mut error = ServerError::new(
-                format!(
-                    "The document has {count} aliases; at most {} are allowed",
-                    self.0
-                ),
-                None,
-            );
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", VALIDATION_FAILED);
-            return Err(error);
+            return Err(ErrorCode::GraphqlValidationFailed.server_error(format!(
+                "The document has {count} aliases; at most {} are allowed",
+                self.0
+            )));
         }
         Ok(document)
     }

@@ -18,6 +18,7 @@ use super::{HttpState, error_body};
 use tracing::Instrument;
 
 use crate::{
+    error::ErrorCode,
     graphql::{AppSchema, RequestCtx},
     service::RequestMeta,
 };
@@ -36,7 +37,7 @@ pub async fn post(
         return client_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Send the request body as application/json",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         );
     }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
@@ -45,7 +46,7 @@ pub async fn post(
             return client_error(
                 StatusCode::BAD_REQUEST,
                 "The body is not a GraphQL request in JSON",
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
             );
         }
     };
@@ -58,7 +59,7 @@ pub async fn post(
         return client_error(
             StatusCode::BAD_REQUEST,
             &format!("A batch holds 1 to {max} operations"),
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         );
     }
     record_operation(batch.iter().map(|r| r.operation_name.as_deref()));
@@ -91,7 +92,7 @@ pub async fn get(
         return client_error(
             StatusCode::BAD_REQUEST,
             "Pass the GraphQL request as ?query=…&variables=…&operationName=…",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         );
     };
     let operation_name = request.operation_name.clone();
@@ -101,7 +102,7 @@ pub async fn get(
         let mut response = client_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "Mutations are only accepted over POST",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         );
         response
             .headers_mut()
@@ -136,7 +137,7 @@ fn internal_error() -> Response {
     client_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Internal server error",
-        "INTERNAL_SERVER_ERROR",
+        ErrorCode::InternalServerError,
     )
 }
 
@@ -233,7 +234,7 @@ fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
             client_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error",
-                "INTERNAL_SERVER_ERROR",
+                ErrorCode::InternalServerError,
             )
         }
     }
@@ -246,17 +247,14 @@ fn is_request_error(response: &BatchResponse) -> bool {
     single.data == async_graphql::Value::Null
         && !single.errors.is_empty()
         && single.errors.iter().all(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(|code| {
-                    matches!(code, async_graphql::Value::String(c)
-                        if c == "GRAPHQL_PARSE_FAILED" || c == "GRAPHQL_VALIDATION_FAILED")
-                })
+            matches!(
+                e.extensions.as_ref().and_then(ErrorCode::read),
+                Some(ErrorCode::GraphqlParseFailed | ErrorCode::GraphqlValidationFailed)
+            )
         })
 }
 
-fn client_error(status: StatusCode, message: &str, code: &str) -> Response {
+fn client_error(status: StatusCode, message: &str, code: ErrorCode) -> Response {
     (
         status,
         [

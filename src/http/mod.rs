@@ -26,7 +26,9 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{config::Config, graphql::AppSchema, metrics::Metrics, service::Services};
+use crate::{
+    config::Config, error::ErrorCode, graphql::AppSchema, metrics::Metrics, service::Services,
+};
 
 /// What the handlers share: one allocation, since axum clones the state for every
 /// extractor of every request.
@@ -171,8 +173,8 @@ async fn jwks(axum::extract::State(state): axum::extract::State<HttpState>) -> R
 }
 
 /// A GraphQL-shaped error body with one error and its code.
-pub(crate) fn error_body(message: &str, code: &str) -> serde_json::Value {
-    serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+pub(crate) fn error_body(message: &str, code: ErrorCode) -> serde_json::Value {
+    serde_json::json!({ "errors": [code.server_error(message)] })
 }
 
 fn internal_error_response() -> Response {
@@ -180,7 +182,7 @@ fn internal_error_response() -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [(header::CONTENT_TYPE, "application/json")],
-        error_body("Internal server error", "INTERNAL_SERVER_ERROR").to_string(),
+        error_body("Internal server error", ErrorCode::InternalServerError).to_string(),
     )
         .into_response()
 }

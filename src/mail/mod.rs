@@ -1,5 +1,6 @@
 //! Outgoing mail: SMTP when `SMTP_URL` is set, the log otherwise.
 
+mod content;
 pub mod log;
 pub mod smtp;
 pub mod templates;

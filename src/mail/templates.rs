@@ -1,84 +1,109 @@
-//! The mails the service sends, each with a text and an HTML body.
+//! The mails the service sends, each written once (`Content`) and rendered as a text
+//! and an HTML body.
 
 use std::time::Duration;
 
-use super::OutgoingMail;
+use super::{OutgoingMail, content::Content};
 
 pub fn password_reset(service: &str, to: &str, link: &str, valid_for: Duration) -> OutgoingMail {
     let minutes = valid_for.as_secs().div_ceil(60);
-    let text = format!(
-        "Someone asked to reset the password of your {service} account.\n\n\
-         To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n\
-         The link works once. If you did not ask for this, ignore this mail: your password \
-         stays as it is."
-    );
-    let link_html = escape(link);
-    let html = format!(
-        "<p>Someone asked to reset the password of your {service} account.</p>\
-         <p>To choose a new password, open this link within {minutes} minutes:</p>\
-         <p><a href=\"{link_html}\">{link_html}</a></p>\
-         <p>The link works once. If you did not ask for this, ignore this mail: your password \
-         stays as it is.</p>",
-        service = escape(service),
-    );
-    OutgoingMail {
-        to: to.to_owned(),
-        subject: format!("Reset your {service} password"),
-        text,
-        html,
-    }
+    Content::new()
+        .paragraph(format!(
+            "Someone asked to reset the password of your {service} account."
+        ))
+        .paragraph(format!(
+            "To choose a new password, open this link within {minutes} minutes:"
+        ))
+        .link(link)
+        .paragraph(
+            "The link works once. If you did not ask for this, ignore this mail: your \
+             password stays as it is.",
+        )
+        .into_mail(to, format!("Reset your {service} password"))
 }
 
 pub fn password_changed(service: &str, to: &str) -> OutgoingMail {
-    let text = format!(
-        "The password of your {service} account was just changed, and every session was \
-         signed out.\n\nIf this was not you, reset your password now and contact support."
-    );
-    let html = format!(
-        "<p>The password of your {service} account was just changed, and every session was \
-         signed out.</p><p>If this was not you, reset your password now and contact support.</p>",
-        service = escape(service),
-    );
-    OutgoingMail {
-        to: to.to_owned(),
-        subject: format!("Your {service} password was changed"),
-        text,
-        html,
-    }
+    Content::new()
+        .paragraph(format!(
+            "The password of your {service} account was just changed, and every session \
+             was signed out."
+        ))
+        .paragraph("If this was not you, reset your password now and contact support.")
+        .into_mail(to, format!("Your {service} password was changed"))
 }
 
 pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
-    let text = format!(
-        "A session of your {service} account was signed out for your safety: a sign-in \
-         token that had already been used was presented again, which can mean it was \
-         copied.\n\nIf you signed out on another device, or are simply signed out now, \
-         sign in again. If this keeps happening, reset your password."
-    );
-    let html = format!(
-        "<p>A session of your {service} account was signed out for your safety: a sign-in \
-         token that had already been used was presented again, which can mean it was \
-         copied.</p><p>Sign in again. If this keeps happening, reset your password.</p>",
-        service = escape(service),
-    );
-    OutgoingMail {
-        to: to.to_owned(),
-        subject: format!("A {service} session was signed out for your safety"),
-        text,
-        html,
-    }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    Content::new()
+        .paragraph(format!(
+            "A session of your {service} account was signed out for your safety: a \
+             sign-in token that had already been used was presented again, which can \
+             mean it was copied."
+        ))
+        .paragraph(
+            "If you signed out on another device, or are simply signed out now, sign in \
+             again. If this keeps happening, reset your password.",
+        )
+        .into_mail(
+            to,
+            format!("A {service} session was signed out for your safety"),
+        )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every mail the service sends, with values that need escaping in HTML.
+    fn every_mail() -> Vec<(&'static str, OutgoingMail)> {
+        let service = "Tom & Jerry's <Portal>";
+        let to = "ada@example.com";
+        let link = "https://app.example/reset?token=abc&x=1";
+        vec![
+            (
+                "password_reset",
+                password_reset(service, to, link, Duration::from_secs(3600)),
+            ),
+            ("password_changed", password_changed(service, to)),
+            ("session_revoked", session_revoked(service, to)),
+        ]
+    }
+
+    fn words(s: &str) -> String {
+        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// What a reader of the HTML body sees: tags dropped, entities decoded.
+    fn html_as_text(html: &str) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => {
+                    in_tag = false;
+                    out.push(' ');
+                }
+                _ if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    }
+
+    #[test]
+    fn html_and_text_bodies_say_the_same() {
+        for (name, mail) in every_mail() {
+            assert_eq!(
+                words(&html_as_text(&mail.html)),
+                words(&mail.text),
+                "the bodies of {name} differ"
+            );
+        }
+    }
 
     #[test]
     fn reset_mail_carries_the_link_in_both_bodies() {

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::RequestMeta;
+use super::{RequestMeta, batch::BatchQueue};
 use crate::{
     metrics::Metrics,
     store::audit::{self, AuditRow},
@@ -51,26 +50,25 @@ impl AuditEvent {
     }
 }
 
-enum Command {
-    Record(AuditRow),
-    Flush(oneshot::Sender<()>),
-}
-
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Command>,
+    queue: BatchQueue<AuditRow>,
     metrics: Metrics,
 }
 
+/// Events that may wait for the writer.
+const CAPACITY: usize = 4096;
 /// Largest batch written in one INSERT.
 const BATCH: usize = 256;
 
 impl AuditLog {
     /// Starts the writer task on the current runtime.
     pub fn start(db: DatabaseConnection, metrics: Metrics) -> Self {
-        let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(write_loop(db, rx));
-        Self { tx, metrics }
+        let queue = super::batch::spawn(CAPACITY, BATCH, move |rows| {
+            let db = db.clone();
+            async move { write(&db, rows).await }
+        });
+        Self { queue, metrics }
     }
 
     pub async fn record(
@@ -98,7 +96,7 @@ impl AuditLog {
             ip,
             user_agent: meta.and_then(|m| m.user_agent.clone()),
         };
-        if self.tx.send(Command::Record(row)).await.is_err() {
+        if self.queue.push(row).await.is_err() {
             tracing::error!(
                 event = event.as_str(),
                 "audit writer stopped; event not stored"
@@ -108,36 +106,13 @@ impl AuditLog {
 
     /// Waits until every event recorded so far is stored (or `limit` passes).
     pub async fn flush(&self, limit: Duration) -> bool {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Flush(done)).await.is_err() {
-            return false;
-        }
-        tokio::time::timeout(limit, wait)
-            .await
-            .is_ok_and(|r| r.is_ok())
+        self.queue.flush(limit).await
     }
 }
 
-async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Command>) {
-    let mut commands = Vec::with_capacity(BATCH);
-    // Waits for one command, then takes whatever else is queued (up to a batch).
-    while rx.recv_many(&mut commands, BATCH).await > 0 {
-        let mut rows = Vec::with_capacity(commands.len());
-        let mut waiting = Vec::new();
-        for command in commands.drain(..) {
-            match command {
-                Command::Record(row) => rows.push(row),
-                Command::Flush(done) => waiting.push(done),
-            }
-        }
-        if !rows.is_empty() {
-            let count = rows.len();
-            if let Err(error) = audit::insert_many(&db, rows).await {
-                tracing::error!(?error, count, "audit events not stored");
-            }
-        }
-        for done in waiting {
-            let _ = done.send(());
-        }
+async fn write(db: &DatabaseConnection, rows: Vec<AuditRow>) {
+    let count = rows.len();
+    if let Err(error) = audit::insert_many(db, rows).await {
+        tracing::error!(?error, count, "audit events not stored");
     }
 }

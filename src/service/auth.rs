@@ -2,7 +2,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AuditEvent, AuthPayload, Deps, RequestMeta};
+use super::{
+    AuditEvent, AuthPayload, Deps, RequestMeta,
+    new_password::{NewPasswordFields, check_new_password},
+};
 use crate::{
     domain::{
         email::Email,
@@ -32,7 +35,6 @@ pub struct LoginInput {
 }
 
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
-pub const PASSWORDS_DIFFER: &str = "The two password fields didn't match.";
 const REQUIRED: &str = "This field is required.";
 
 #[derive(Clone)]
@@ -68,24 +70,21 @@ impl AuthService {
         let full_name = parse_full_name(&input.full_name)
             .map_err(|m| errors.add("fullName", m))
             .ok();
-        let password = password::normalise(input.password.expose_secret());
-        let confirm = password::normalise(input.password_confirm.expose_secret());
         let context = UserContext {
             email: email.as_ref().map_or(input.email.trim(), Email::as_str),
             full_name: full_name.as_deref().unwrap_or(input.full_name.trim()),
         };
-        for message in self
-            .deps
-            .policy
-            .violations(password.expose_secret(), &context)
-        {
-            errors.add("password", message);
-        }
-        if password.expose_secret() != confirm.expose_secret() {
-            errors.add("passwordConfirm", PASSWORDS_DIFFER);
-        }
+        let password = check_new_password(
+            &self.deps.policy,
+            &input.password,
+            &input.password_confirm,
+            &context,
+            NewPasswordFields::REGISTER,
+        )
+        .map_err(|e| errors.merge(e))
+        .ok();
         errors.into_result()?;
-        let (Some(email), Some(full_name)) = (email, full_name) else {
+        let (Some(email), Some(full_name), Some(password)) = (email, full_name, password) else {
             return Err(AppError::internal(anyhow::anyhow!(
                 "validated input missing"
             )));

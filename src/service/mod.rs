@@ -3,7 +3,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod health;
+pub mod new_password;
 pub mod outbox;
 pub mod password_reset;
 pub mod per_account_limits;

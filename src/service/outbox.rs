@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     clock::Clock,
     config::OutboxConfig,
+    domain::backoff::ExponentialBackoff,
     mail::Mailer,
     metrics::Metrics,
     store::outbox::{self, Claimed},
@@ -163,11 +164,11 @@ impl Outbox {
 
     /// The wait before attempt `attempts + 1`: doubling from the base, bounded.
     fn backoff(&self, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(20);
-        self.cfg
-            .retry_base
-            .saturating_mul(1 << doublings)
-            .min(self.cfg.retry_max)
+        ExponentialBackoff {
+            base: self.cfg.retry_base,
+            max: self.cfg.retry_max,
+        }
+        .delay(u64::from(attempts.saturating_sub(1)))
     }
 
     fn record(&self, stored: anyhow::Result<()>, result: &str, count: usize) {

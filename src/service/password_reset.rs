@@ -2,15 +2,15 @@
 
 use anyhow::Context;
 use sea_orm::TransactionTrait;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
-use super::{AuditEvent, Deps, RequestMeta};
+use super::{
+    AuditEvent, Deps, RequestMeta,
+    new_password::{NewPasswordFields, check_new_password},
+};
 use crate::{
-    domain::{
-        email::Email,
-        password::{self, UserContext},
-    },
-    error::{AppError, FieldErrors},
+    domain::{email::Email, password::UserContext},
+    error::AppError,
     mail::templates,
     security::{opaque_token, per_ip_limits::IpLimit},
     store::{
@@ -80,24 +80,18 @@ impl PasswordResetService {
             _ => return Err(AppError::InvalidToken),
         };
 
-        let password = password::normalise(input.new_password.expose_secret());
-        let confirm = password::normalise(input.new_password_confirm.expose_secret());
-        let mut errors = FieldErrors::new();
         let context = UserContext {
             email: &user.email,
             full_name: &user.full_name,
         };
-        for message in self
-            .deps
-            .policy
-            .violations(password.expose_secret(), &context)
-        {
-            errors.add("newPassword", message);
-        }
-        if password.expose_secret() != confirm.expose_secret() {
-            errors.add("newPasswordConfirm", super::auth::PASSWORDS_DIFFER);
-        }
-        errors.into_result()?;
+        let password = check_new_password(
+            &self.deps.policy,
+            &input.new_password,
+            &input.new_password_confirm,
+            &context,
+            NewPasswordFields::RESET,
+        )
+        .map_err(AppError::BadUserInput)?;
 
         let hash = self.deps.hasher.hash(password).await?;
         // Only one of any number of concurrent resets with this token gets past here.

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     clock::Clock,
     config::RateLimitConfig,
-    domain::email::Email,
+    domain::{backoff::ExponentialBackoff, email::Email},
     store::ephemeral::{Backoff, CounterStore, MemoryStore},
 };
 
@@ -49,8 +49,10 @@ impl PerAccountLimits {
             clock,
             backoff: Backoff {
                 free: cfg.login_failures,
-                base: cfg.login_base_delay,
-                max: cfg.login_max_delay,
+                delays: ExponentialBackoff {
+                    base: cfg.login_base_delay,
+                    max: cfg.login_max_delay,
+                },
                 window: cfg.login_window,
             },
             reset_per_account: cfg.reset_per_account,

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
-use super::{AuditEvent, Deps, RequestMeta};
+use super::{
+    AuditEvent, Deps, RequestMeta,
+    batch::{BatchQueue, BatchReceiver},
+};
 use crate::{
     domain::email::Email,
     mail::templates,
@@ -21,80 +22,48 @@ const CAPACITY: usize = 4096;
 /// Requests handled together.
 const BATCH: usize = 256;
 
-enum Command {
-    Request(Email, RequestMeta),
-    Flush(oneshot::Sender<()>),
-    /// The worker holds a sender too (inside `Deps`), so it is told to stop.
-    Stop,
-}
+type Request = (Email, RequestMeta);
 
 #[derive(Clone)]
-pub struct ResetQueue {
-    tx: mpsc::Sender<Command>,
-}
+pub struct ResetQueue(BatchQueue<Request>);
 
-pub struct ResetQueueReceiver(mpsc::Receiver<Command>);
+pub struct ResetQueueReceiver(BatchReceiver<Request>);
 
 impl ResetQueue {
     pub fn new() -> (Self, ResetQueueReceiver) {
-        let (tx, rx) = mpsc::channel(CAPACITY);
-        (Self { tx }, ResetQueueReceiver(rx))
+        let (queue, receiver) = BatchQueue::new(CAPACITY);
+        (Self(queue), ResetQueueReceiver(receiver))
     }
 
     pub async fn push(&self, email: Email, meta: RequestMeta) -> anyhow::Result<()> {
-        self.tx
-            .send(Command::Request(email, meta))
+        self.0
+            .push((email, meta))
             .await
             .map_err(|_| anyhow::anyhow!("the reset worker has stopped"))
     }
 
-    /// Handles what is queued, then stops the worker.
+    /// Handles what is queued, then stops the worker (which holds a handle of the
+    /// queue itself, inside `Deps`).
     pub async fn stop(&self, limit: Duration) -> bool {
-        let flushed = self.flush(limit).await;
-        let _ = self.tx.send(Command::Stop).await;
-        flushed
+        self.0.stop(limit).await
     }
 
     /// Waits (at most `limit`) until every request queued so far is handled.
     pub async fn flush(&self, limit: Duration) -> bool {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Flush(done)).await.is_err() {
-            return false;
-        }
-        tokio::time::timeout(limit, wait)
-            .await
-            .is_ok_and(|r| r.is_ok())
+        self.0.flush(limit).await
     }
 }
 
-/// The worker: runs until every sender is gone.
-pub async fn run(deps: Deps, ResetQueueReceiver(mut rx): ResetQueueReceiver) {
-    let mut commands = Vec::with_capacity(BATCH);
-    // Waits for one command, then takes whatever else is queued (up to a batch).
-    while rx.recv_many(&mut commands, BATCH).await > 0 {
-        let mut requests = Vec::with_capacity(commands.len());
-        let mut waiting = Vec::new();
-        let mut stopping = false;
-        for command in commands.drain(..) {
-            match command {
-                Command::Request(email, meta) => requests.push((email, meta)),
-                Command::Flush(done) => waiting.push(done),
-                Command::Stop => stopping = true,
-            }
-        }
-        if !requests.is_empty() {
+/// The worker: runs until stopped.
+pub async fn run(deps: Deps, ResetQueueReceiver(receiver): ResetQueueReceiver) {
+    receiver
+        .run(BATCH, |requests| async {
             let count = requests.len();
             if let Err(error) = handle(&deps, requests).await {
                 tracing::error!(?error, count, "password reset requests not handled");
             }
-        }
-        for done in waiting {
-            let _ = done.send(());
-        }
-        if stopping {
-            return;
-        }
-    }
+        })
+        .await;
 }
 
 async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Result<()> {

@@ -21,7 +21,10 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{config::RedisConfig, domain::user::User};
+use crate::{
+    config::RedisConfig,
+    domain::{backoff::ExponentialBackoff, user::User},
+};
 
 pub use memory::MemoryStore;
 pub use mirror::{LocalMirror, TRUST_WINDOW};
@@ -173,25 +176,20 @@ impl EphemeralStores {
 }
 
 /// Exponential back-off for one account's login attempts: `free` attempts, then a wait
-/// of `base`, doubling with each further attempt up to `max`; forgotten after `window`
-/// without attempts. Bounded, so nobody can lock an account for good.
+/// of `delays.base`, doubling with each further attempt up to `delays.max`; forgotten
+/// after `window` without attempts. Bounded, so nobody can lock an account for good.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub free: u32,
-    pub base: Duration,
-    pub max: Duration,
+    pub delays: ExponentialBackoff,
     pub window: Duration,
 }
 
 impl Backoff {
     /// The wait after attempt number `attempt` (1-based), if any.
     pub fn delay_after(&self, attempt: u64) -> Option<Duration> {
-        let free = u64::from(self.free);
-        if attempt < free {
-            return None;
-        }
-        let doublings = u32::try_from((attempt - free).min(30)).unwrap_or(30);
-        Some(self.base.saturating_mul(1 << doublings).min(self.max))
+        let step = attempt.checked_sub(u64::from(self.free))?;
+        Some(self.delays.delay(step))
     }
 }
 
@@ -226,8 +224,10 @@ mod tests {
     fn backoff_grows_and_is_bounded() {
         let b = Backoff {
             free: 3,
-            base: Duration::from_secs(2),
-            max: Duration::from_secs(60),
+            delays: ExponentialBackoff {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(60),
+            },
             window: Duration::from_secs(600),
         };
         let delays: Vec<_> = (1..=10)

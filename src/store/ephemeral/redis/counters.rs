@@ -52,8 +52,8 @@ impl CounterStore for RedisStore {
                 vec![
                     now.timestamp_millis().to_string(),
                     backoff.free.to_string(),
-                    ms(backoff.base),
-                    ms(backoff.max),
+                    ms(backoff.delays.base),
+                    ms(backoff.delays.max),
                     ms(backoff.window),
                 ],
             )

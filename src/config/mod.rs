@@ -15,6 +15,76 @@ use secrecy::{ExposeSecret, SecretString};
 pub use keys::MIN_SECRET_BYTES;
 use vars::Vars;
 
+/// Every variable the configuration reads, in the order `describe` shows them.
+pub fn known_variables() -> Vec<&'static str> {
+    VARIABLES.to_vec()
+}
+
+const VARIABLES: &[&str] = &[
+    "APP_ENV",
+    "SERVICE_NAME",
+    "DATA_DIR",
+    "LOG_FORMAT",
+    "BIND_ADDR",
+    "GRAPHIQL_ENABLED",
+    "INTROSPECTION_ENABLED",
+    "HTTP_BODY_LIMIT_BYTES",
+    "HTTP_REQUEST_TIMEOUT",
+    "GRAPHQL_MAX_BATCH",
+    "GRAPHQL_MAX_DEPTH",
+    "GRAPHQL_MAX_COMPLEXITY",
+    "GRAPHQL_MAX_ALIASES",
+    "CORS_ALLOWED_ORIGINS",
+    "TRUSTED_PROXIES",
+    "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
+    "DATABASE_ACQUIRE_TIMEOUT",
+    "RUN_MIGRATIONS",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "REDIS_POOL_SIZE",
+    "REDIS_TIMEOUT",
+    "SECRET_KEY",
+    "SECRET_KEY_PREVIOUS",
+    "JWT_ALGORITHM",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_KEYS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ACCESS_TOKEN_TTL",
+    "REFRESH_TOKEN_TTL",
+    "REFRESH_IDLE_TTL",
+    "REFRESH_REUSE_GRACE",
+    "PASSWORD_RESET_TTL",
+    "PASSWORD_RESET_URL",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "OUTBOX_POLL_INTERVAL",
+    "OUTBOX_RETRY_BASE",
+    "OUTBOX_RETRY_MAX",
+    "OUTBOX_MAX_ATTEMPTS",
+    "RETENTION_INTERVAL",
+    "SESSION_RETENTION",
+    "OUTBOX_RETENTION",
+    "METRICS_ADDR",
+    "SHUTDOWN_TIMEOUT",
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_ITERATIONS",
+    "ARGON2_PARALLELISM",
+    "PASSWORD_HASH_CONCURRENCY",
+    "PASSWORD_HASH_QUEUE",
+    "PASSWORD_MIN_LENGTH",
+    "RATE_LIMIT_IP_PER_MINUTE",
+    "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+    "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_FAILURES",
+    "RATE_LIMIT_LOGIN_BASE_DELAY",
+    "RATE_LIMIT_LOGIN_MAX_DELAY",
+    "RATE_LIMIT_LOGIN_WINDOW",
+    "RATE_LIMIT_RESET_PER_ACCOUNT",
+    "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {message}")]
 pub struct ConfigError {
@@ -446,13 +516,21 @@ impl Config {
         let secs = |d: Duration| d.as_secs().to_string();
         let join = |items: Vec<String>| items.join(",");
         let redis = self.redis.as_ref();
-        let (algorithm, previous_keys, private_key) = match &self.tokens.signing {
-            JwtSigning::Hs256 { previous } => ("HS256", previous.len(), String::new()),
+        let older = |n: usize| format!("{n} older key(s)");
+        let (algorithm, previous_secrets, private_key, previous_keys) = match &self.tokens.signing {
+            JwtSigning::Hs256 { previous } => {
+                ("HS256", older(previous.len()), String::new(), String::new())
+            }
             JwtSigning::EdDsa {
                 previous_pems,
                 source,
                 ..
-            } => ("EdDSA", previous_pems.len(), format!("******** ({source})")),
+            } => (
+                "EdDSA",
+                String::new(),
+                format!("******** ({source})"),
+                older(previous_pems.len()),
+            ),
         };
         let rl = &self.rate_limit;
         vec![
@@ -528,12 +606,10 @@ impl Config {
                 "SECRET_KEY",
                 keys::describe_secret(&self.tokens.secret_key, &self.tokens.secret_source),
             ),
-            (
-                "SECRET_KEY_PREVIOUS",
-                format!("{previous_keys} older key(s)"),
-            ),
+            ("SECRET_KEY_PREVIOUS", previous_secrets),
             ("JWT_ALGORITHM", algorithm.into()),
             ("JWT_PRIVATE_KEY", private_key),
+            ("JWT_PREVIOUS_KEYS", previous_keys),
             ("JWT_ISSUER", self.tokens.issuer.clone()),
             ("JWT_AUDIENCE", self.tokens.audience.clone()),
             ("ACCESS_TOKEN_TTL", secs(self.tokens.access_ttl)),

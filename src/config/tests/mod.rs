@@ -1,5 +1,7 @@
 use super::*;
 
+mod settings;
+
 fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<String, String> = pairs
         .iter()

@@ -177,16 +177,19 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
 }
 
-/// How access tokens are signed.
+/// How access tokens are signed. Key material arrives here parsed and checked, so a
+/// bad key stops the start with the name of its variable.
 #[derive(Debug, Clone)]
 pub enum JwtSigning {
     /// HS256 over `SECRET_KEY`; `previous` secrets still verify (rotation).
     Hs256 { previous: Vec<SecretString> },
     /// EdDSA (Ed25519); public keys served at `/.well-known/jwks.json`.
     EdDsa {
-        private_pem: SecretString,
-        /// Older keys (private or public PEM) that still verify.
-        previous_pems: Vec<String>,
+        /// The key that signs (its `Debug` shows only the public half).
+        key: Box<ed25519_dalek::SigningKey>,
+        /// Public halves of older keys (given private or public) that still verify.
+        previous: Vec<ed25519_dalek::VerifyingKey>,
+        /// Where the signing key came from, for `check-config` and the start-up log.
         source: String,
     },
 }
@@ -409,8 +412,10 @@ impl Config {
 
         let smtp_url = vars.get("SMTP_URL");
         if let Some(url) = &smtp_url {
-            crate::mail::smtp::SmtpMailer::validate_url(url)
-                .map_err(|e| ConfigError::new("SMTP_URL", e))?;
+            // The transport that will deliver the mail must accept it.
+            if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url) {
+                return Err(ConfigError::new("SMTP_URL", e.to_string()));
+            }
         }
         let from = vars
             .get("MAIL_FROM")
@@ -522,14 +527,12 @@ impl Config {
                 ("HS256", older(previous.len()), String::new(), String::new())
             }
             JwtSigning::EdDsa {
-                previous_pems,
-                source,
-                ..
+                previous, source, ..
             } => (
                 "EdDSA",
                 String::new(),
                 format!("******** ({source})"),
-                older(previous_pems.len()),
+                older(previous.len()),
             ),
         };
         let rl = &self.rate_limit;

@@ -12,10 +12,39 @@ use ed25519_dalek::{
 use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AppEnv, ConfigError, JwtSigning, vars::Vars};
+use super::{
+    AppEnv, ConfigError,
+    vars::{Described, Vars},
+};
+
+/// Read and described here for the token section (`tokens.rs`).
+pub(super) const VARS: &[&str] = &[
+    "SECRET_KEY",
+    "SECRET_KEY_PREVIOUS",
+    "JWT_ALGORITHM",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_KEYS",
+];
 
 /// The smallest accepted HMAC secret, in bytes (RFC 7518 §3.2 for HS256).
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How access tokens are signed. Key material arrives here parsed and checked, so a
+/// bad key stops the start with the name of its variable.
+#[derive(Debug, Clone)]
+pub enum JwtSigning {
+    /// HS256 over `SECRET_KEY`; `previous` secrets still verify (rotation).
+    Hs256 { previous: Vec<SecretString> },
+    /// EdDSA (Ed25519); public keys served at `/.well-known/jwks.json`.
+    EdDsa {
+        /// The key that signs (its `Debug` shows only the public half).
+        key: Box<SigningKey>,
+        /// Public halves of older keys (given private or public) that still verify.
+        previous: Vec<VerifyingKey>,
+        /// Where the signing key came from, for `check-config` and the start-up log.
+        source: String,
+    },
+}
 
 /// `SECRET_KEY` if given (and strong); otherwise, outside production, a key generated
 /// once and kept in `DATA_DIR/secret.key`.
@@ -275,10 +304,38 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// The secret's first bytes are never shown; only where it came from.
-pub(super) fn describe_secret(secret: &SecretString, source: &str) -> String {
-    format!(
-        "******** ({} bytes, {source})",
-        secret.expose_secret().len()
-    )
+/// Secrets and private keys are never shown, only their size or where they came from.
+pub(super) fn describe(
+    secret: &SecretString,
+    secret_source: &str,
+    signing: &JwtSigning,
+) -> Described {
+    let older = |n: usize| format!("{n} older key(s)");
+    // Each variable is shown empty when the algorithm in use does not read it.
+    let (algorithm, previous_secrets, private_key, previous_keys) = match signing {
+        JwtSigning::Hs256 { previous } => {
+            ("HS256", older(previous.len()), String::new(), String::new())
+        }
+        JwtSigning::EdDsa {
+            previous, source, ..
+        } => (
+            "EdDSA",
+            String::new(),
+            format!("******** ({source})"),
+            older(previous.len()),
+        ),
+    };
+    vec![
+        (
+            "SECRET_KEY",
+            format!(
+                "******** ({} bytes, {secret_source})",
+                secret.expose_secret().len()
+            ),
+        ),
+        ("SECRET_KEY_PREVIOUS", previous_secrets),
+        ("JWT_ALGORITHM", algorithm.into()),
+        ("JWT_PRIVATE_KEY", private_key),
+        ("JWT_PREVIOUS_KEYS", previous_keys),
+    ]
 }

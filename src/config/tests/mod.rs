@@ -1,6 +1,9 @@
-use ed25519_dalek::pkcs8::DecodePrivateKey;
+use std::{collections::HashMap, time::Duration};
 
-use super::*;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use secrecy::ExposeSecret;
+
+use super::{vars::mask_url, *};
 
 mod settings;
 

@@ -5,14 +5,46 @@
 use std::path::Path;
 
 use base64::Engine;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::{
+    SigningKey, VerifyingKey,
+    pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, spki::der::pem::LineEnding},
+};
 use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AppEnv, ConfigError, JwtSigning, vars::Vars};
+use super::{
+    AppEnv, ConfigError,
+    vars::{Described, Vars},
+};
+
+/// Read and described here for the token section (`tokens.rs`).
+pub(super) const VARS: &[&str] = &[
+    "SECRET_KEY",
+    "SECRET_KEY_PREVIOUS",
+    "JWT_ALGORITHM",
+    "JWT_PRIVATE_KEY",
+    "JWT_PREVIOUS_KEYS",
+];
 
 /// The smallest accepted HMAC secret, in bytes (RFC 7518 §3.2 for HS256).
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How access tokens are signed. Key material arrives here parsed and checked, so a
+/// bad key stops the start with the name of its variable.
+#[derive(Debug, Clone)]
+pub enum JwtSigning {
+    /// HS256 over `SECRET_KEY`; `previous` secrets still verify (rotation).
+    Hs256 { previous: Vec<SecretString> },
+    /// EdDSA (Ed25519); public keys served at `/.well-known/jwks.json`.
+    EdDsa {
+        /// The key that signs (its `Debug` shows only the public half).
+        key: Box<SigningKey>,
+        /// Public halves of older keys (given private or public) that still verify.
+        previous: Vec<VerifyingKey>,
+        /// Where the signing key came from, for `check-config` and the start-up log.
+        source: String,
+    },
+}
 
 /// `SECRET_KEY` if given (and strong); otherwise, outside production, a key generated
 /// once and kept in `DATA_DIR/secret.key`.
@@ -148,43 +180,76 @@ pub(super) fn jwt_signing(
 ) -> Result<JwtSigning, ConfigError> {
     match vars.choice("JWT_ALGORITHM", &["HS256", "EdDSA"])? {
         "EdDSA" => {
-            let (private_pem, source) = match vars.get("JWT_PRIVATE_KEY") {
-                Some(value) => (
-                    read_pem("JWT_PRIVATE_KEY", &value)?,
-                    "from JWT_PRIVATE_KEY".to_owned(),
-                ),
-                None if env == AppEnv::Production => {
-                    return Err(ConfigError::new(
-                        "JWT_PRIVATE_KEY",
-                        "is required with JWT_ALGORITHM=EdDSA in production",
-                    ));
-                }
-                None => {
-                    let path = data_dir.join("jwt-ed25519.pem");
-                    let pem = load_or_create(&path, generate_ed25519_pem).map_err(|e| {
-                        ConfigError::new("JWT_PRIVATE_KEY", format!("unset, and {e}"))
-                    })?;
-                    (pem, format!("generated, kept in {}", path.display()))
-                }
-            };
-            let previous_pems = vars
+            let (private_pem, source) = private_key_pem(vars, env, data_dir)?;
+            let previous_pems: Vec<String> = vars
                 .list("JWT_PREVIOUS_KEYS")
                 .iter()
                 .map(|v| read_pem("JWT_PREVIOUS_KEYS", v))
                 .collect::<Result<_, _>>()?;
-            let signing = JwtSigning::EdDsa {
-                private_pem: SecretString::from(private_pem),
-                previous_pems,
+            // Parsed now, so a bad key stops the start with the variable's name.
+            let key = signing_key(private_pem.expose_secret())
+                .map_err(|e| ConfigError::new("JWT_PRIVATE_KEY", e))?;
+            let previous = previous_pems
+                .iter()
+                .map(|pem| verifying_key(pem))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ConfigError::new("JWT_PREVIOUS_KEYS", e))?;
+            Ok(JwtSigning::EdDsa {
+                key: Box::new(key),
+                previous,
                 source,
-            };
-            // Parse now, so a bad key stops the start with the variable's name.
-            crate::security::jwt::JwtKeys::check_ed25519(&signing)
-                .map_err(|(var, e)| ConfigError::new(var, e))?;
-            Ok(signing)
+            })
         }
         _ => Ok(JwtSigning::Hs256 {
             previous: previous_secrets(vars)?,
         }),
+    }
+}
+
+/// The PEM of `JWT_PRIVATE_KEY`; unset outside production, one generated once and
+/// kept in `DATA_DIR`.
+fn private_key_pem(
+    vars: &Vars<'_>,
+    env: AppEnv,
+    data_dir: &Path,
+) -> Result<(SecretString, String), ConfigError> {
+    let (pem, source) = match vars.get("JWT_PRIVATE_KEY") {
+        Some(value) => (
+            read_pem("JWT_PRIVATE_KEY", &value)?,
+            "from JWT_PRIVATE_KEY".to_owned(),
+        ),
+        None if env == AppEnv::Production => {
+            return Err(ConfigError::new(
+                "JWT_PRIVATE_KEY",
+                "is required with JWT_ALGORITHM=EdDSA in production",
+            ));
+        }
+        None => {
+            let path = data_dir.join("jwt-ed25519.pem");
+            let pem = load_or_create(&path, generate_ed25519_pem)
+                .map_err(|e| ConfigError::new("JWT_PRIVATE_KEY", format!("unset, and {e}")))?;
+            (pem, format!("generated, kept in {}", path.display()))
+        }
+    };
+    Ok((SecretString::from(pem), source))
+}
+
+/// An Ed25519 private key (PKCS#8 PEM); a public key is refused.
+fn signing_key(pem: &str) -> Result<SigningKey, String> {
+    if pem.contains("PUBLIC KEY") {
+        return Err("needs the private key, not the public one".into());
+    }
+    SigningKey::from_pkcs8_pem(pem)
+        .map_err(|e| format!("not an Ed25519 private key (PKCS#8 PEM): {e}"))
+}
+
+/// A private (PKCS#8) or public (SPKI) Ed25519 PEM → its public key.
+fn verifying_key(pem: &str) -> Result<VerifyingKey, String> {
+    if pem.contains("PUBLIC KEY") {
+        VerifyingKey::from_public_key_pem(pem)
+            .map_err(|e| format!("not an Ed25519 public key: {e}"))
+    } else {
+        signing_key(pem).map(|k| k.verifying_key())
     }
 }
 
@@ -200,7 +265,7 @@ fn read_pem(var: &'static str, value: &str) -> Result<String, ConfigError> {
 fn generate_ed25519_pem() -> String {
     let mut seed = [0u8; 32];
     rand::rng().fill(&mut seed);
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let key = SigningKey::from_bytes(&seed);
     key.to_pkcs8_pem(LineEnding::LF)
         .map(|pem| pem.to_string())
         .unwrap_or_else(|_| unreachable!("a 32-byte Ed25519 key always encodes"))
@@ -239,10 +304,38 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
-/// The secret's first bytes are never shown; only where it came from.
-pub(super) fn describe_secret(secret: &SecretString, source: &str) -> String {
-    format!(
-        "******** ({} bytes, {source})",
-        secret.expose_secret().len()
-    )
+/// Secrets and private keys are never shown, only their size or where they came from.
+pub(super) fn describe(
+    secret: &SecretString,
+    secret_source: &str,
+    signing: &JwtSigning,
+) -> Described {
+    let older = |n: usize| format!("{n} older key(s)");
+    // Each variable is shown empty when the algorithm in use does not read it.
+    let (algorithm, previous_secrets, private_key, previous_keys) = match signing {
+        JwtSigning::Hs256 { previous } => {
+            ("HS256", older(previous.len()), String::new(), String::new())
+        }
+        JwtSigning::EdDsa {
+            previous, source, ..
+        } => (
+            "EdDSA",
+            String::new(),
+            format!("******** ({source})"),
+            older(previous.len()),
+        ),
+    };
+    vec![
+        (
+            "SECRET_KEY",
+            format!(
+                "******** ({} bytes, {secret_source})",
+                secret.expose_secret().len()
+            ),
+        ),
+        ("SECRET_KEY_PREVIOUS", previous_secrets),
+        ("JWT_ALGORITHM", algorithm.into()),
+        ("JWT_PRIVATE_KEY", private_key),
+        ("JWT_PREVIOUS_KEYS", previous_keys),
+    ]
 }

@@ -103,3 +103,26 @@ impl Vars<'_> {
             .unwrap_or_default()
     }
 }
+
+/// What a section shows for `check-config` and the start-up log: each of its
+/// variables with the value in use, secrets masked.
+pub(super) type Described = Vec<(&'static str, String)>;
+
+/// A duration as the whole seconds it was given in.
+pub(super) fn secs(duration: Duration) -> String {
+    duration.as_secs().to_string()
+}
+
+/// Hides the password part of a URL (`scheme://user:***@host/...`).
+pub(super) fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}

@@ -23,13 +23,6 @@ impl SmtpMailer {
         let from = from.parse().context("parse MAIL_FROM")?;
         Ok(Self { transport, from })
     }
-
-    /// Checks that `url` is one lettre understands, for config validation.
-    pub fn validate_url(url: &str) -> Result<(), String> {
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }
 
 #[async_trait::async_trait]

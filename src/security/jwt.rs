@@ -15,7 +15,7 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::Context;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -78,18 +78,6 @@ impl Ed25519Public {
     }
 }
 
-/// A private (PKCS#8) or public (SPKI) Ed25519 PEM → its public key.
-fn ed25519_public(pem: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
-    if pem.contains("PUBLIC KEY") {
-        ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
-            .map_err(|e| format!("not an Ed25519 public key: {e}"))
-    } else {
-        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-            .map(|k| k.verifying_key())
-            .map_err(|e| format!("not an Ed25519 private key (PKCS#8 PEM): {e}"))
-    }
-}
-
 /// kid of an HMAC secret: 64 bits of its SHA-256, which reveal nothing of it.
 fn hmac_kid(secret: &[u8]) -> String {
     format!(
@@ -99,28 +87,7 @@ fn hmac_kid(secret: &[u8]) -> String {
 }
 
 impl JwtKeys {
-    /// Checks EdDSA key material, naming the variable at fault.
-    pub fn check_ed25519(signing: &JwtSigning) -> Result<(), (&'static str, String)> {
-        if let JwtSigning::EdDsa {
-            private_pem,
-            previous_pems,
-            ..
-        } = signing
-        {
-            if private_pem.expose_secret().contains("PUBLIC KEY") {
-                return Err((
-                    "JWT_PRIVATE_KEY",
-                    "needs the private key, not the public one".into(),
-                ));
-            }
-            ed25519_public(private_pem.expose_secret()).map_err(|e| ("JWT_PRIVATE_KEY", e))?;
-            for pem in previous_pems {
-                ed25519_public(pem).map_err(|e| ("JWT_PREVIOUS_KEYS", e))?;
-            }
-        }
-        Ok(())
-    }
-
+    /// jsonwebtoken's keys, from the key material the configuration parsed and checked.
     pub fn from_config(cfg: &TokenConfig) -> anyhow::Result<Self> {
         let (algorithm, encoding, kid, verifying, jwks) = match &cfg.signing {
             JwtSigning::Hs256 { previous } => {
@@ -140,21 +107,14 @@ impl JwtKeys {
                     None,
                 )
             }
-            JwtSigning::EdDsa {
-                private_pem,
-                previous_pems,
-                ..
-            } => {
-                let pem = private_pem.expose_secret();
-                let encoding =
-                    EncodingKey::from_ed_pem(pem.as_bytes()).context("JWT_PRIVATE_KEY")?;
-                let current = Ed25519Public::new(&ed25519_public(pem).map_err(anyhow::Error::msg)?);
-                let mut publics = vec![current];
-                for old in previous_pems {
-                    publics.push(Ed25519Public::new(
-                        &ed25519_public(old).map_err(anyhow::Error::msg)?,
-                    ));
-                }
+            JwtSigning::EdDsa { key, previous, .. } => {
+                // jsonwebtoken signs with the key as PKCS#8 DER.
+                let der = key.to_pkcs8_der().context("encode JWT_PRIVATE_KEY")?;
+                let encoding = EncodingKey::from_ed_der(der.as_bytes());
+                let publics: Vec<Ed25519Public> = std::iter::once(key.verifying_key())
+                    .chain(previous.iter().copied())
+                    .map(|public| Ed25519Public::new(&public))
+                    .collect();
                 let mut verifying = HashMap::new();
                 for public in &publics {
                     verifying.insert(
@@ -273,20 +233,19 @@ mod tests {
         JwtKeys::from_config(&cfg(secret, JwtSigning::Hs256 { previous })).unwrap()
     }
 
-    fn ed_pem(seed: u8) -> String {
-        use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
+    fn ed_key(seed: u8) -> ed25519_dalek::SigningKey {
         ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
-            .to_pkcs8_pem(LineEnding::LF)
-            .unwrap()
-            .to_string()
     }
 
-    fn ed(private: &str, previous: &[String]) -> JwtKeys {
+    fn ed(seed: u8, previous: &[u8]) -> JwtKeys {
         JwtKeys::from_config(&cfg(
             SECRET,
             JwtSigning::EdDsa {
-                private_pem: SecretString::from(private),
-                previous_pems: previous.to_vec(),
+                key: Box::new(ed_key(seed)),
+                previous: previous
+                    .iter()
+                    .map(|s| ed_key(*s).verifying_key())
+                    .collect(),
                 source: "test".into(),
             },
         ))
@@ -366,7 +325,7 @@ mod tests {
     #[test]
     fn ed25519_tokens_verify_with_the_published_key() {
         let now = Utc::now();
-        let keys = ed(&ed_pem(7), &[ed_pem(3)]);
+        let keys = ed(7, &[3]);
         let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
@@ -390,11 +349,11 @@ mod tests {
         validation.set_audience(&["audience"]);
         assert!(jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).is_ok());
         // A token of the previous key still verifies; one of an unknown key does not.
-        let old = ed(&ed_pem(3), &[])
+        let old = ed(3, &[])
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
         assert!(keys.verify_access(&old, now).is_some());
-        let stranger = ed(&ed_pem(9), &[])
+        let stranger = ed(9, &[])
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
             .unwrap();
         assert!(keys.verify_access(&stranger, now).is_none());
@@ -404,7 +363,7 @@ mod tests {
     fn an_hs256_token_is_refused_by_an_eddsa_service() {
         // Algorithm confusion: an HMAC signed with the public key must not pass.
         let now = Utc::now();
-        let keys = ed(&ed_pem(7), &[]);
+        let keys = ed(7, &[]);
         let jwk_x = keys.jwks().unwrap()["keys"][0]["x"]
             .as_str()
             .unwrap()

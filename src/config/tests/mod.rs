@@ -1,4 +1,11 @@
-use super::*;
+use std::{collections::HashMap, time::Duration};
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use secrecy::ExposeSecret;
+
+use super::{vars::mask_url, *};
+
+mod settings;
 
 fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let map: HashMap<String, String> = pairs
@@ -108,12 +115,16 @@ fn generated_keys_are_kept_and_reused() {
         b.tokens.secret_key.expose_secret()
     );
     assert!(a.tokens.secret_key.expose_secret().len() >= MIN_SECRET_BYTES);
-    let pem = |c: &Config| match &c.tokens.signing {
-        JwtSigning::EdDsa { private_pem, .. } => private_pem.expose_secret().to_owned(),
+    let key = |c: &Config| match &c.tokens.signing {
+        JwtSigning::EdDsa { key, .. } => key.to_bytes(),
         JwtSigning::Hs256 { .. } => panic!("EdDSA expected"),
     };
-    assert_eq!(pem(&a), pem(&b));
-    assert!(pem(&a).starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(key(&a), key(&b));
+    // Kept as a PKCS#8 PEM, the key in use.
+    let pem = std::fs::read_to_string(std::path::Path::new(&dir).join("jwt-ed25519.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let kept = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    assert_eq!(kept.to_bytes(), key(&a));
     let _ = std::fs::remove_dir_all(dir);
 }
 

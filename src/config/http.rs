@@ -1,0 +1,147 @@
+//! The HTTP listener, GraphQL document limits, browser origins, proxies, metrics
+//! listener and shutdown.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::http::HeaderValue;
+use ipnet::IpNet;
+
+use super::{
+    AppEnv, ConfigError,
+    vars::{Described, Vars, secs},
+};
+
+pub(super) const VARS: &[&str] = &[
+    "BIND_ADDR",
+    "GRAPHIQL_ENABLED",
+    "INTROSPECTION_ENABLED",
+    "HTTP_BODY_LIMIT_BYTES",
+    "HTTP_REQUEST_TIMEOUT",
+    "GRAPHQL_MAX_BATCH",
+    "GRAPHQL_MAX_DEPTH",
+    "GRAPHQL_MAX_COMPLEXITY",
+    "GRAPHQL_MAX_ALIASES",
+    "CORS_ALLOWED_ORIGINS",
+    "TRUSTED_PROXIES",
+    "METRICS_ADDR",
+    "SHUTDOWN_TIMEOUT",
+];
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub bind_addr: SocketAddr,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    /// Operations accepted in one JSON array batch.
+    pub max_batch: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    /// Origins (`https://app.example`) allowed to call from a browser; empty: none.
+    pub cors_allowed_origins: Vec<HeaderValue>,
+    /// Proxies whose `X-Forwarded-For` is believed; empty: the socket peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A separate listener for `/metrics`; `None`: served on `bind_addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long shutdown waits for in-flight requests and background work.
+    pub shutdown_timeout: Duration,
+}
+
+impl HttpConfig {
+    /// GraphiQL and introspection default to on in development only.
+    pub(super) fn read(vars: &Vars<'_>, env: AppEnv) -> Result<Self, ConfigError> {
+        let dev = env == AppEnv::Development;
+        Ok(Self {
+            bind_addr: vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            graphiql: vars.bool("GRAPHIQL_ENABLED", dev)?,
+            introspection: vars.bool("INTROSPECTION_ENABLED", dev)?,
+            body_limit_bytes: vars.positive("HTTP_BODY_LIMIT_BYTES", 64 * 1024)?,
+            request_timeout: vars.secs("HTTP_REQUEST_TIMEOUT", 15, 1)?,
+            max_batch: vars.positive("GRAPHQL_MAX_BATCH", 10)?,
+            max_depth: vars.positive("GRAPHQL_MAX_DEPTH", 16)?,
+            max_complexity: vars.positive("GRAPHQL_MAX_COMPLEXITY", 1000)?,
+            max_aliases: vars.parse("GRAPHQL_MAX_ALIASES", 16)?,
+            cors_allowed_origins: cors_origins(&vars.list("CORS_ALLOWED_ORIGINS"))?,
+            trusted_proxies: vars
+                .list("TRUSTED_PROXIES")
+                .iter()
+                .map(|cidr| parse_cidr(cidr))
+                .collect::<Result<_, _>>()?,
+            metrics_addr: match vars.get("METRICS_ADDR") {
+                None => None,
+                Some(_) => {
+                    Some(vars.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?)
+                }
+            },
+            shutdown_timeout: vars.secs("SHUTDOWN_TIMEOUT", 20, 1)?,
+        })
+    }
+
+    pub(super) fn describe(&self) -> Described {
+        let origins: Vec<&str> = self
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| o.to_str().ok())
+            .collect();
+        let proxies: Vec<String> = self
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        vec![
+            ("BIND_ADDR", self.bind_addr.to_string()),
+            ("GRAPHIQL_ENABLED", self.graphiql.to_string()),
+            ("INTROSPECTION_ENABLED", self.introspection.to_string()),
+            ("HTTP_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
+            ("HTTP_REQUEST_TIMEOUT", secs(self.request_timeout)),
+            ("GRAPHQL_MAX_BATCH", self.max_batch.to_string()),
+            ("GRAPHQL_MAX_DEPTH", self.max_depth.to_string()),
+            ("GRAPHQL_MAX_COMPLEXITY", self.max_complexity.to_string()),
+            ("GRAPHQL_MAX_ALIASES", self.max_aliases.to_string()),
+            ("CORS_ALLOWED_ORIGINS", origins.join(",")),
+            ("TRUSTED_PROXIES", proxies.join(",")),
+            (
+                "METRICS_ADDR",
+                self.metrics_addr
+                    .map_or("(unset: /metrics on BIND_ADDR)".into(), |a| a.to_string()),
+            ),
+            ("SHUTDOWN_TIMEOUT", secs(self.shutdown_timeout)),
+        ]
+    }
+}
+
+/// Exact origins only. `*` is refused: a wildcard would let any site read the answers.
+fn cors_origins(list: &[String]) -> Result<Vec<HeaderValue>, ConfigError> {
+    list.iter()
+        .map(|origin| {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains('*')
+                && origin
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            if !valid {
+                return Err(ConfigError::new(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example"),
+                ));
+            }
+            HeaderValue::from_str(origin)
+                .map_err(|e| ConfigError::new("CORS_ALLOWED_ORIGINS", e.to_string()))
+        })
+        .collect()
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address (`10.0.0.1`).
+fn parse_cidr(raw: &str) -> Result<IpNet, ConfigError> {
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::new(
+                "TRUSTED_PROXIES",
+                format!("{raw:?} is not a CIDR or IP address"),
+            )
+        })
+}

@@ -1,0 +1,90 @@
+//! Abuse limits: per client IP, per account for logins and reset mails.
+
+use std::time::Duration;
+
+use super::{
+    ConfigError,
+    vars::{Described, Vars, secs},
+};
+
+pub(super) const VARS: &[&str] = &[
+    "RATE_LIMIT_IP_PER_MINUTE",
+    "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+    "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+    "RATE_LIMIT_LOGIN_FAILURES",
+    "RATE_LIMIT_LOGIN_BASE_DELAY",
+    "RATE_LIMIT_LOGIN_MAX_DELAY",
+    "RATE_LIMIT_LOGIN_WINDOW",
+    "RATE_LIMIT_RESET_PER_ACCOUNT",
+    "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
+];
+
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Mutations per minute from one client IP.
+    pub ip_per_minute: u32,
+    /// `requestPasswordReset` per minute from one client IP.
+    pub reset_per_ip_per_minute: u32,
+    /// `resetPassword` (token guesses) per minute from one client IP.
+    pub reset_token_per_ip_per_minute: u32,
+    /// Failed logins of one account before each further attempt waits.
+    pub login_failures: u32,
+    /// The first wait; each further failure doubles it, up to `login_max_delay`.
+    pub login_base_delay: Duration,
+    pub login_max_delay: Duration,
+    /// An account's failure count is forgotten after this long without attempts.
+    pub login_window: Duration,
+    /// Reset mails sent to one account per `reset_account_window`.
+    pub reset_per_account: u32,
+    pub reset_account_window: Duration,
+}
+
+impl RateLimitConfig {
+    pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let rate_limit = Self {
+            ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300)?,
+            reset_per_ip_per_minute: vars.positive("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", 10)?,
+            reset_token_per_ip_per_minute: vars
+                .positive("RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE", 10)?,
+            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5)?,
+            login_base_delay: vars.secs("RATE_LIMIT_LOGIN_BASE_DELAY", 2, 1)?,
+            login_max_delay: vars.secs("RATE_LIMIT_LOGIN_MAX_DELAY", 900, 1)?,
+            login_window: vars.secs("RATE_LIMIT_LOGIN_WINDOW", 3600, 1)?,
+            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3)?,
+            reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1)?,
+        };
+        if rate_limit.login_window < rate_limit.login_max_delay {
+            return Err(ConfigError::new(
+                "RATE_LIMIT_LOGIN_WINDOW",
+                "must be at least RATE_LIMIT_LOGIN_MAX_DELAY",
+            ));
+        }
+        Ok(rate_limit)
+    }
+
+    pub(super) fn describe(&self) -> Described {
+        vec![
+            ("RATE_LIMIT_IP_PER_MINUTE", self.ip_per_minute.to_string()),
+            (
+                "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+                self.reset_per_ip_per_minute.to_string(),
+            ),
+            (
+                "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+                self.reset_token_per_ip_per_minute.to_string(),
+            ),
+            ("RATE_LIMIT_LOGIN_FAILURES", self.login_failures.to_string()),
+            ("RATE_LIMIT_LOGIN_BASE_DELAY", secs(self.login_base_delay)),
+            ("RATE_LIMIT_LOGIN_MAX_DELAY", secs(self.login_max_delay)),
+            ("RATE_LIMIT_LOGIN_WINDOW", secs(self.login_window)),
+            (
+                "RATE_LIMIT_RESET_PER_ACCOUNT",
+                self.reset_per_account.to_string(),
+            ),
+            (
+                "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
+                secs(self.reset_account_window),
+            ),
+        ]
+    }
+}

@@ -1,0 +1,48 @@
+//! Password reset: how long a mailed link is valid, and where it points.
+
+use std::time::Duration;
+
+use super::{
+    ConfigError,
+    vars::{Described, Vars, secs},
+};
+
+pub(super) const VARS: &[&str] = &["PASSWORD_RESET_TTL", "PASSWORD_RESET_URL"];
+
+#[derive(Debug, Clone)]
+pub struct ResetConfig {
+    pub ttl: Duration,
+    /// Link template; `{token}` is replaced by the reset token.
+    pub url_template: String,
+}
+
+impl ResetConfig {
+    pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let url_template = vars
+            .get("PASSWORD_RESET_URL")
+            .unwrap_or_else(|| "http://localhost:3000/reset-password?token={token}".into());
+        if !url_template.contains("{token}") {
+            return Err(ConfigError::new(
+                "PASSWORD_RESET_URL",
+                "must contain the placeholder {token}",
+            ));
+        }
+        if !(url_template.starts_with("https://") || url_template.starts_with("http://")) {
+            return Err(ConfigError::new(
+                "PASSWORD_RESET_URL",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        Ok(Self {
+            ttl: vars.secs("PASSWORD_RESET_TTL", 3600, 1)?,
+            url_template,
+        })
+    }
+
+    pub(super) fn describe(&self) -> Described {
+        vec![
+            ("PASSWORD_RESET_TTL", secs(self.ttl)),
+            ("PASSWORD_RESET_URL", self.url_template.clone()),
+        ]
+    }
+}

@@ -1,0 +1,43 @@
+//! How long finished records are kept before the periodic purge deletes them.
+
+use std::time::Duration;
+
+use super::{
+    ConfigError,
+    vars::{Described, Vars, secs},
+};
+
+pub(super) const VARS: &[&str] = &[
+    "RETENTION_INTERVAL",
+    "SESSION_RETENTION",
+    "OUTBOX_RETENTION",
+];
+
+/// How long finished records are kept before the periodic purge deletes them.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How often each instance purges.
+    pub interval: Duration,
+    /// Kept this long after their absolute expiry (refresh tokens go with them).
+    pub sessions: Duration,
+    /// Sent or given-up mail (bodies already erased), from when it was queued.
+    pub outbox: Duration,
+}
+
+impl RetentionConfig {
+    pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            interval: vars.secs("RETENTION_INTERVAL", 3600, 1)?,
+            sessions: vars.secs("SESSION_RETENTION", 30 * 24 * 3600, 1)?,
+            outbox: vars.secs("OUTBOX_RETENTION", 7 * 24 * 3600, 1)?,
+        })
+    }
+
+    pub(super) fn describe(&self) -> Described {
+        vec![
+            ("RETENTION_INTERVAL", secs(self.interval)),
+            ("SESSION_RETENTION", secs(self.sessions)),
+            ("OUTBOX_RETENTION", secs(self.outbox)),
+        ]
+    }
+}

@@ -17,3 +17,6 @@ pub mod security;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+mod layering;

@@ -7,7 +7,7 @@ use crate::m20261124_000001_create_users::Users;
 /// on the session, so revoking a family is one row update that also covers
 /// successors inserted concurrently.
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(crate) struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -88,7 +88,7 @@ impl MigrationTrait for Migration {
 }
 
 #[derive(DeriveIden)]
-pub enum Sessions {
+pub(crate) enum Sessions {
     Table,
     Id,
     UserId,

@@ -3,7 +3,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// Security events (logins, lockouts, reuse detection, resets, logouts). Never holds a
 /// password or token. No foreign key to users: the trail outlives the account.
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(crate) struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

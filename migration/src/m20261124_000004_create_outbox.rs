@@ -5,7 +5,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 /// several instances never send one row at the same time. Bodies may carry a reset
 /// link: they are erased once the mail is sent or given up on.
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(crate) struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

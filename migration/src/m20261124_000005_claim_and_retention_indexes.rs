@@ -11,7 +11,7 @@ use sea_orm_migration::prelude::*;
 /// The periodic purge deletes sessions by `expires_at` and finished mail by
 /// `created_at`: both indexed, so an hourly purge never scans a whole table.
 #[derive(DeriveMigrationName)]
-pub struct Migration;
+pub(crate) struct Migration;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

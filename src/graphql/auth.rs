@@ -7,7 +7,7 @@ use super::{
 use crate::service::Services;
 
 #[derive(Default)]
-pub struct AuthMutation;
+pub(super) struct AuthMutation;
 
 #[Object]
 impl AuthMutation {

@@ -14,7 +14,7 @@ use async_graphql::{
 
 use crate::error::ErrorCode;
 
-pub struct ErrorCodes;
+pub(super) struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {

@@ -12,7 +12,7 @@ use async_graphql::{
 
 use crate::error::ErrorCode;
 
-pub struct AliasLimit(pub usize);
+pub(super) struct AliasLimit(pub usize);
 
 impl ExtensionFactory for AliasLimit {
     fn create(&self) -> Arc<dyn Extension> {
@@ -35,7 +35,7 @@ fn count_aliases(set: &SelectionSet) -> usize {
 }
 
 /// Every alias written in the document: in each operation and each fragment.
-pub fn aliases(document: &ExecutableDocument) -> usize {
+pub(super) fn aliases(document: &ExecutableDocument) -> usize {
     let in_operations: usize = document
         .operations
         .iter()

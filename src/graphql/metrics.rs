@@ -9,7 +9,7 @@ use async_graphql::{
 
 use crate::metrics::Metrics;
 
-pub struct OperationMetrics(pub Metrics);
+pub(super) struct OperationMetrics(pub Metrics);
 
 impl ExtensionFactory for OperationMetrics {
     fn create(&self) -> Arc<dyn Extension> {

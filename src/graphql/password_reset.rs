@@ -4,7 +4,7 @@ use super::{RequestCtx, types::ResetPasswordInput};
 use crate::service::Services;
 
 #[derive(Default)]
-pub struct PasswordResetMutation;
+pub(super) struct PasswordResetMutation;
 
 #[Object]
 impl PasswordResetMutation {

@@ -16,7 +16,7 @@ use crate::{
 /// An account.
 #[derive(SimpleObject)]
 #[graphql(name = "User")]
-pub struct User {
+pub(super) struct User {
     /// A UUID.
     pub id: ID,
     /// Normalised: trimmed and lower-case.
@@ -44,7 +44,7 @@ impl From<domain::user::User> for User {
 /// Tokens for a signed-in session.
 #[derive(SimpleObject)]
 #[graphql(name = "AuthPayload")]
-pub struct AuthPayload {
+pub(super) struct AuthPayload {
     /// A short-lived JWT to send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
     /// Single-use: every `refreshToken` call returns a new one.

@@ -4,7 +4,7 @@ use super::{RequestCtx, types::User};
 use crate::service::Services;
 
 #[derive(Default)]
-pub struct UserQuery;
+pub(super) struct UserQuery;
 
 #[Object]
 impl UserQuery {

@@ -11,11 +11,11 @@ use axum::{
 use super::HttpState;
 
 /// Where the assets are served; the version in the path makes them cacheable forever.
-pub const ASSET_PREFIX: &str = "/graphiql/4.1.2";
+pub(super) const ASSET_PREFIX: &str = "/graphiql/4.1.2";
 
 /// The policy of the GraphiQL page. Styles may be inline (GraphiQL sets some at
 /// run time); scripts only from this origin.
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(super) const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
@@ -49,7 +49,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// The page, with the service's name as its title.
-pub fn page(title: &str) -> String {
+pub(super) fn page(title: &str) -> String {
     let title = title
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -77,7 +77,7 @@ pub fn page(title: &str) -> String {
     )
 }
 
-pub fn page_response(html: &str) -> Response {
+pub(super) fn page_response(html: &str) -> Response {
     (
         [
             (
@@ -95,7 +95,7 @@ pub fn page_response(html: &str) -> Response {
         .into_response()
 }
 
-pub async fn asset(State(state): State<HttpState>, Path(name): Path<String>) -> Response {
+pub(super) async fn asset(State(state): State<HttpState>, Path(name): Path<String>) -> Response {
     if !state.config.http.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }

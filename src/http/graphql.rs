@@ -27,7 +27,7 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 /// Longest user agent kept on a session.
 const MAX_USER_AGENT: usize = 512;
 
-pub async fn post(
+pub(super) async fn post(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -74,7 +74,7 @@ pub async fn post(
     }
 }
 
-pub async fn get(
+pub(super) async fn get(
     State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use super::HttpState;
 use crate::service::health::Check;
 
-pub async fn healthz() -> Json<Value> {
+pub(super) async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
+pub(super) async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
     let readiness = state.services.health.readiness().await;
     let ready = readiness.is_ready();
     let mut checks = serde_json::Map::new();

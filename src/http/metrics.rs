@@ -11,7 +11,11 @@ use axum::{
 };
 
 /// Counts and times every routed request by route template, method and status.
-pub async fn track(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+pub(super) async fn track(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -41,7 +45,7 @@ pub async fn track(State(state): State<HttpState>, request: Request, next: Next)
 
 /// `GET /metrics`: the figures recorded so far, plus gauges read now (pool usage,
 /// outbox backlog).
-pub async fn render(State(state): State<HttpState>) -> Response {
+pub(super) async fn render(State(state): State<HttpState>) -> Response {
     let metrics = state.services.health.scrape().await;
     (
         [(

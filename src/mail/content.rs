@@ -14,26 +14,26 @@ enum Block {
 }
 
 #[derive(Default)]
-pub struct Content(Vec<Block>);
+pub(super) struct Content(Vec<Block>);
 
 impl Content {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     #[must_use]
-    pub fn paragraph(mut self, text: impl Into<String>) -> Self {
+    pub(super) fn paragraph(mut self, text: impl Into<String>) -> Self {
         self.0.push(Block::Paragraph(text.into()));
         self
     }
 
     #[must_use]
-    pub fn link(mut self, url: impl Into<String>) -> Self {
+    pub(super) fn link(mut self, url: impl Into<String>) -> Self {
         self.0.push(Block::Link(url.into()));
         self
     }
 
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.0
             .iter()
             .map(|block| match block {
@@ -43,7 +43,7 @@ impl Content {
             .join("\n\n")
     }
 
-    pub fn html(&self) -> String {
+    pub(super) fn html(&self) -> String {
         let mut html = String::new();
         for block in &self.0 {
             // Writing to a String cannot fail.
@@ -59,7 +59,7 @@ impl Content {
     }
 
     /// The mail to `to`, with both bodies.
-    pub fn into_mail(self, to: &str, subject: String) -> OutgoingMail {
+    pub(super) fn into_mail(self, to: &str, subject: String) -> OutgoingMail {
         OutgoingMail {
             to: to.to_owned(),
             subject,

@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let (user, sid, now) = (Uuid::new_v4(), Uuid::new_v4(), Utc::now());
+        let (user, sid, now) = (Uuid::new_v4(), Uuid::new_v4(), crate::clock::wall_now());
         let keys = hs(SECRET, &[]);
         let token = keys.issue_access(user, sid, now).unwrap();
         let claims = keys.verify_access(&token, now).unwrap();
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn expiry_not_before_and_issued_at_follow_the_clock() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn rejects_other_keys_issuers_and_audiences() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let other = hs(OTHER, &[]);
         let token = other
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn rotated_secrets_still_verify_but_do_not_sign() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let before = hs(OTHER, &[]);
         let old_token = before
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn ed25519_tokens_verify_with_the_published_key() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let keys = ed(7, &[3]);
         let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn an_hs256_token_is_refused_by_an_eddsa_service() {
         // Algorithm confusion: an HMAC signed with the public key must not pass.
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let keys = ed(7, &[]);
         let jwk_x = keys.jwks().unwrap()["keys"][0]["x"]
             .as_str()
@@ -391,7 +391,7 @@ mod tests {
 
     #[test]
     fn rejects_alg_none_and_a_missing_type() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let token = keys
             .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)

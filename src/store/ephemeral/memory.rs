@@ -93,7 +93,7 @@ impl ResetTokenStore for MemoryStore {
             token_hash.to_owned(),
             (encode_entry(user_id, expires_at), expires_at),
         );
-        inner.maybe_purge(Utc::now());
+        inner.maybe_purge(crate::clock::wall_now());
         Ok(())
     }
 
@@ -138,7 +138,7 @@ impl RevocationStore for MemoryStore {
         self.local.revoke(
             session_ids,
             until.timestamp_millis(),
-            Utc::now().timestamp_millis(),
+            crate::clock::wall_now().timestamp_millis(),
         );
         Ok(())
     }

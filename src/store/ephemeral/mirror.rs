@@ -154,7 +154,7 @@ mod tests {
             email: "ada@example.com".into(),
             full_name: "Ada".into(),
             is_active: true,
-            date_joined: chrono::Utc::now(),
+            date_joined: crate::clock::wall_now(),
             last_login: None,
         }
     }

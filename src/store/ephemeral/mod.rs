@@ -213,7 +213,7 @@ fn ttl_ms(until: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 
 /// Real time left until `until`, for store-side expiry.
 fn ttl_from_now(until: DateTime<Utc>) -> Duration {
-    Duration::from_millis(u64::try_from(ttl_ms(until, Utc::now())).unwrap_or(1))
+    Duration::from_millis(u64::try_from(ttl_ms(until, crate::clock::wall_now())).unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn entries_expire_by_the_given_clock() {
-        let now = Utc::now();
+        let now = crate::clock::wall_now();
         let user = Uuid::new_v4();
         let entry = encode_entry(user, now + chrono::Duration::seconds(60));
         assert_eq!(decode_entry(&entry, now), Some(user));

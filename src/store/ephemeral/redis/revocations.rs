@@ -69,7 +69,7 @@ impl RevocationStore for RedisStore {
         self.local.revoke(
             session_ids,
             until.timestamp_millis(),
-            Utc::now().timestamp_millis(),
+            crate::clock::wall_now().timestamp_millis(),
         );
         let ttl = i64::try_from(ttl_from_now(until).as_millis()).unwrap_or(i64::MAX);
         for id in session_ids {
@@ -158,7 +158,11 @@ pub(super) async fn listen(
                 }
             }
             Some(Event::Revoked { until_ms, sessions }) => {
-                local.revoke(&sessions, until_ms, Utc::now().timestamp_millis());
+                local.revoke(
+                    &sessions,
+                    until_ms,
+                    crate::clock::wall_now().timestamp_millis(),
+                );
             }
             Some(Event::UserChanged(id)) => local.forget_user(id),
             None => tracing::warn!("unreadable event on the channel"),

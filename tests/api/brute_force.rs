@@ -2,14 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-fn retry_after(resp: &Value) -> u64 {
-    assert_code(resp, "RATE_LIMITED");
-    resp["errors"][0]["extensions"]["retryAfter"]
-        .as_u64()
-        .unwrap()
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn every_mutation_counts_against_the_ip_budget() {

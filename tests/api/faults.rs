@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
@@ -10,7 +10,7 @@ async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
         // The embedded default has no Redis to lose.
         return;
     }
-    let mut redis = PrivateRedis::start();
+    let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
     let email = unique_email();
@@ -70,28 +70,9 @@ async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
     assert_eq!(ready.status(), 503);
 
     // Redis back: the service reconnects by itself, without a restart.
-    redis.restart();
-    let body = wait_ready(&app, Duration::from_secs(30)).await;
+    redis.restart().await;
+    let body = app.wait_ready(Duration::from_secs(30)).await;
     assert_eq!(body["status"], "ready", "{body}");
-}
-
-/// Polls /readyz until it answers 200 or `limit` passes; the last body.
-pub async fn wait_ready(app: &TestApp, limit: Duration) -> serde_json::Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let resp = app
-            .http
-            .get(format!("{}/readyz", app.url))
-            .send()
-            .await
-            .unwrap();
-        let ok = resp.status() == 200;
-        let body: serde_json::Value = resp.json().await.unwrap();
-        if ok || Instant::now() > deadline {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Fails logins for `email` until refused; whether that happened within 10 tries.

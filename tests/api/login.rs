@@ -1,4 +1,4 @@
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn login_starts_a_new_session() {

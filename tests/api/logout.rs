@@ -1,4 +1,4 @@
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once() {

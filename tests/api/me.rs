@@ -1,31 +1,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
-use crate::helpers::*;
-
-const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
-
-fn sign(claims: &Value, secret: &str, kid: &str, typ: &str) -> String {
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some(typ.to_owned());
-    header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn me_needs_a_valid_access_token() {
@@ -68,11 +44,12 @@ async fn forged_tokens_are_rejected() {
 
     // Control: the same claims signed the way the service signs are accepted.
     data(
-        &app.me(Some(&sign(&claims, SECRET, &kid, "at+jwt"))).await,
+        &app.me(Some(&sign_hs256(&claims, SECRET, &kid, "at+jwt")))
+            .await,
         "me",
     );
 
-    let other_key = sign(
+    let other_key = sign_hs256(
         &claims,
         "another-secret-key-that-is-long-enough-xyz",
         &kid,
@@ -83,7 +60,7 @@ async fn forged_tokens_are_rejected() {
     let mut wrong_aud = claims.clone();
     wrong_aud["aud"] = "some-other-api".into();
     assert_code(
-        &app.me(Some(&sign(&wrong_aud, SECRET, &kid, "at+jwt")))
+        &app.me(Some(&sign_hs256(&wrong_aud, SECRET, &kid, "at+jwt")))
             .await,
         "UNAUTHENTICATED",
     );
@@ -91,21 +68,22 @@ async fn forged_tokens_are_rejected() {
     let mut wrong_iss = claims.clone();
     wrong_iss["iss"] = "https://evil.example".into();
     assert_code(
-        &app.me(Some(&sign(&wrong_iss, SECRET, &kid, "at+jwt")))
+        &app.me(Some(&sign_hs256(&wrong_iss, SECRET, &kid, "at+jwt")))
             .await,
         "UNAUTHENTICATED",
     );
 
-    let plain_jwt = sign(&claims, SECRET, &kid, "JWT");
+    let plain_jwt = sign_hs256(&claims, SECRET, &kid, "JWT");
     assert_code(&app.me(Some(&plain_jwt)).await, "UNAUTHENTICATED");
 
-    let unknown_kid = sign(&claims, SECRET, "not-our-key", "at+jwt");
+    let unknown_kid = sign_hs256(&claims, SECRET, "not-our-key", "at+jwt");
     assert_code(&app.me(Some(&unknown_kid)).await, "UNAUTHENTICATED");
 
     let mut no_sid = claims.clone();
     no_sid.as_object_mut().unwrap().remove("sid");
     assert_code(
-        &app.me(Some(&sign(&no_sid, SECRET, &kid, "at+jwt"))).await,
+        &app.me(Some(&sign_hs256(&no_sid, SECRET, &kid, "at+jwt")))
+            .await,
         "UNAUTHENTICATED",
     );
 

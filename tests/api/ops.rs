@@ -5,33 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{faults::wait_ready, helpers::*};
-
-async fn scrape(app: &TestApp) -> String {
-    let resp = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    resp.text().await.unwrap()
-}
-
-/// The value of the sample whose line starts with `series`.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn metrics_cover_operations_logins_limits_hashing_pool_and_outbox() {
@@ -49,7 +23,7 @@ async fn metrics_cover_operations_logins_limits_hashing_pool_and_outbox() {
     app.reset_token_for(&email).await;
     app.settle().await;
 
-    let text = scrape(&app).await;
+    let text = app.metrics().await;
     for (series, at_least) in [
         (
             "identity_graphql_operations_total{operation=\"login\",outcome=\"ok\"}",
@@ -121,17 +95,17 @@ async fn an_unknown_email_costs_one_argon2_verify_like_a_known_one() {
             "identity_password_hash_duration_seconds_count{op=\"verify\"}",
         )
     };
-    let before = verifies(&scrape(&app).await);
+    let before = verifies(&app.metrics().await);
     assert_code(
         &app.login("nobody@example.com", PASSWORD).await,
         "INVALID_CREDENTIALS",
     );
-    let after_unknown = verifies(&scrape(&app).await);
+    let after_unknown = verifies(&app.metrics().await);
     assert_code(
         &app.login(&email, "wrong password").await,
         "INVALID_CREDENTIALS",
     );
-    let after_known = verifies(&scrape(&app).await);
+    let after_known = verifies(&app.metrics().await);
     assert_eq!(after_unknown - before, 1.0);
     assert_eq!(after_known - after_unknown, 1.0);
 }
@@ -168,11 +142,11 @@ async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
         // The embedded default has no Redis.
         return;
     }
-    let mut redis = PrivateRedis::start();
+    let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
     assert_eq!(
-        wait_ready(&app, Duration::from_secs(5)).await["status"],
+        app.wait_ready(Duration::from_secs(5)).await["status"],
         "ready"
     );
     redis.stop();
@@ -193,9 +167,9 @@ async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    redis.restart();
+    redis.restart().await;
     assert_eq!(
-        wait_ready(&app, Duration::from_secs(30)).await["status"],
+        app.wait_ready(Duration::from_secs(30)).await["status"],
         "ready"
     );
 }
@@ -254,7 +228,7 @@ async fn after_a_database_outage_the_service_recovers_by_itself() {
 
     pg.start_server();
     assert_eq!(
-        wait_ready(&app, Duration::from_secs(30)).await["status"],
+        app.wait_ready(Duration::from_secs(30)).await["status"],
         "ready"
     );
     data(&app.login(&email, PASSWORD).await, "login");

@@ -1,6 +1,6 @@
 //! The password policy as a client meets it.
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn passwords_are_compared_after_nfkc_normalisation() {

@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn refresh_rotates_the_token() {

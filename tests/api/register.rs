@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn register_returns_a_session_and_a_normalised_user() {

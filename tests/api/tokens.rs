@@ -2,30 +2,12 @@
 //! key rotation, EdDSA with a published JWK set.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 
-const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 const NEXT_SECRET: &str = "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4";
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn header_of(token: &str) -> Header {
-    jsonwebtoken::decode_header(token).unwrap()
-}
-
-fn ed25519_pem(seed: u8) -> String {
-    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
-        .to_pkcs8_pem(LineEnding::LF)
-        .unwrap()
-        .to_string()
-}
 
 fn redis_cli(args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")

@@ -1,14 +1,9 @@
-//! `spawn_app()`: the real service on a random port, with its own database (a fresh
-//! PostgreSQL database or SQLite file), its own Redis key prefix, a real SMTP sink and
-//! a clock the test can move forward.
-//!
-//! `TEST_BACKEND=postgres` selects PostgreSQL + Redis (`TEST_DATABASE_URL`,
-//! `TEST_REDIS_URL`); anything else the embedded default (SQLite + in-process store).
+//! `spawn_app()`: the real service on a random port, with its own storage, a real SMTP
+//! sink and a clock the test can move forward; and the GraphQL calls a client makes.
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, TcpListener},
-    sync::{Arc, LazyLock, Mutex},
+    sync::{Arc, LazyLock},
     time::Duration,
 };
 
@@ -22,6 +17,14 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::{
+    assert::data,
+    jwt::SECRET,
+    mail_sink::{MailSink, ReceivedMail},
+    storage::Storage,
+    wait::eventually,
+};
+
 pub const PASSWORD: &str = "correct horse battery";
 pub const NEW_PASSWORD: &str = "tangerine submarine 42";
 pub const RESET_URL: &str = "https://app.test/reset-password?token={token}";
@@ -31,322 +34,6 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
         let _ = identity::telemetry::init(identity::config::LogFormat::Pretty);
     }
 });
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Embedded,
-    Postgres,
-}
-
-pub fn backend() -> Backend {
-    match std::env::var("TEST_BACKEND").as_deref() {
-        Ok("postgres") => Backend::Postgres,
-        _ => Backend::Embedded,
-    }
-}
-
-fn pg_base() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// Where one test keeps its data; shared by every server the test starts.
-pub struct Storage {
-    pub vars: HashMap<String, String>,
-    pg_db: Option<String>,
-    pub dir: std::path::PathBuf,
-}
-
-impl Storage {
-    pub async fn new() -> Self {
-        let id = Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("identity-test-{id}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut vars = HashMap::new();
-        let mut pg_db = None;
-        match backend() {
-            Backend::Postgres => {
-                let name = format!("test_{id}");
-                let admin = Database::connect(format!("{}/postgres", pg_base()))
-                    .await
-                    .expect("PostgreSQL reachable (TEST_DATABASE_URL)");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
-                vars.insert("DATABASE_URL".into(), format!("{}/{name}", pg_base()));
-                vars.insert("REDIS_URL".into(), redis_url());
-                vars.insert("REDIS_KEY_PREFIX".into(), format!("test:{id}:"));
-                pg_db = Some(name);
-            }
-            Backend::Embedded => {
-                let file = dir.join("identity.db");
-                vars.insert(
-                    "DATABASE_URL".into(),
-                    format!("sqlite://{}?mode=rwc", file.display()),
-                );
-            }
-        }
-        Self { vars, pg_db, dir }
-    }
-}
-
-/// Storage of the embedded default in `dir`, whatever the backend under test.
-pub fn embedded_storage(dir: &str) -> Arc<Storage> {
-    let file = std::path::Path::new(dir).join("identity.db");
-    let mut vars = HashMap::new();
-    vars.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}?mode=rwc", file.display()),
-    );
-    Arc::new(Storage {
-        vars,
-        pg_db: None,
-        dir: dir.into(),
-    })
-}
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        if let Some(name) = self.pg_db.take() {
-            // Best effort, on a thread of its own: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async {
-                    if let Ok(admin) = Database::connect(format!("{}/postgres", pg_base())).await {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
-                        let _ = admin.close().await;
-                    }
-                });
-                Ok::<(), std::io::Error>(())
-            })
-            .join();
-        }
-    }
-}
-
-/// One mail as the SMTP sink received it.
-#[derive(Debug, Clone)]
-pub struct ReceivedMail {
-    pub to: Vec<String>,
-    pub raw: Vec<u8>,
-}
-
-impl ReceivedMail {
-    pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default()
-            .parse(&self.raw)
-            .expect("a parseable mail")
-    }
-
-    pub fn subject(&self) -> String {
-        self.parsed().subject().unwrap_or_default().to_owned()
-    }
-
-    pub fn text(&self) -> String {
-        self.parsed()
-            .body_text(0)
-            .map(|b| b.into_owned())
-            .unwrap_or_default()
-    }
-
-    pub fn html(&self) -> String {
-        self.parsed()
-            .body_html(0)
-            .map(|b| b.into_owned())
-            .unwrap_or_default()
-    }
-
-    /// The token of the reset link in the text body.
-    pub fn reset_token(&self) -> String {
-        let text = self.text();
-        let prefix = RESET_URL.split("{token}").next().unwrap();
-        let start = text.find(prefix).expect("reset link in the mail") + prefix.len();
-        text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect()
-    }
-}
-
-/// Records what the SMTP sink receives; mailin calls it as the conversation goes.
-#[derive(Clone, Default)]
-struct SinkHandler {
-    mails: Arc<Mutex<Vec<ReceivedMail>>>,
-    to: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl mailin::Handler for SinkHandler {
-    fn data_start(
-        &mut self,
-        _domain: &str,
-        _from: &str,
-        _is8bit: bool,
-        to: &[String],
-    ) -> mailin::Response {
-        self.to = to.to_vec();
-        self.data.clear();
-        mailin::response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> mailin::Response {
-        let mail = ReceivedMail {
-            to: std::mem::take(&mut self.to),
-            raw: std::mem::take(&mut self.data),
-        };
-        self.mails.lock().unwrap().push(mail);
-        mailin::response::OK
-    }
-}
-
-/// A real SMTP server on a local port: mailin's protocol state machine, one tokio
-/// task per connection. It can be stopped and started again on the same port.
-#[derive(Clone)]
-pub struct MailSink {
-    pub addr: SocketAddr,
-    mails: Arc<Mutex<Vec<ReceivedMail>>>,
-    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
-}
-
-impl MailSink {
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let sink = Self {
-            addr: listener.local_addr().unwrap(),
-            mails: Arc::default(),
-            server: Arc::default(),
-        };
-        sink.serve(listener);
-        sink
-    }
-
-    /// A sink for a free port that is not listening yet: mail to it fails until `resume`.
-    pub fn down() -> Self {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        Self {
-            addr,
-            mails: Arc::default(),
-            server: Arc::default(),
-        }
-    }
-
-    pub fn resume(&self) {
-        self.serve(TcpListener::bind(self.addr).unwrap());
-    }
-
-    pub fn stop(&self) {
-        if let Some(task) = self.server.lock().unwrap().take() {
-            task.abort();
-        }
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let mails = Arc::clone(&self.mails);
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, peer)) = listener.accept().await {
-                let handler = SinkHandler {
-                    mails: Arc::clone(&mails),
-                    ..Default::default()
-                };
-                connections.spawn(smtp_session(stream, peer.ip(), handler));
-            }
-        });
-        *self.server.lock().unwrap() = Some(task);
-    }
-    pub fn all(&self) -> Vec<ReceivedMail> {
-        self.mails.lock().unwrap().clone()
-    }
-
-    pub fn to(&self, email: &str) -> Vec<ReceivedMail> {
-        self.all()
-            .into_iter()
-            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
-            .collect()
-    }
-
-    /// Waits until `count` mails to `email` have arrived, and returns them.
-    pub async fn wait_for(&self, email: &str, count: usize) -> Vec<ReceivedMail> {
-        for _ in 0..500 {
-            let mails = self.to(email);
-            if mails.len() >= count {
-                return mails;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "{count} mail(s) to {email} did not arrive; have {:?}",
-            self.all().len()
-        );
-    }
-}
-
-async fn smtp_session(stream: tokio::net::TcpStream, ip: std::net::IpAddr, handler: SinkHandler) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let (read, mut write) = stream.into_split();
-    let mut read = tokio::io::BufReader::new(read);
-    let mut session = mailin::SessionBuilder::new("sink.test").build(ip, handler);
-    if write
-        .write_all(&session.greeting().buffer().unwrap())
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match read.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let response = session.process(&line);
-        match response.action {
-            mailin::Action::NoReply => {}
-            mailin::Action::Reply => {
-                if write.write_all(&response.buffer().unwrap()).await.is_err() {
-                    return;
-                }
-            }
-            mailin::Action::Close | mailin::Action::UpgradeTls => {
-                let _ = write.write_all(&response.buffer().unwrap()).await;
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for MailSink {
-    fn drop(&mut self) {
-        // The last clone stops the server.
-        if Arc::strong_count(&self.server) == 1 {
-            self.stop();
-        }
-    }
-}
 
 pub struct TestApp {
     pub url: String,
@@ -375,10 +62,7 @@ pub fn test_vars(
     let mut vars = storage.vars.clone();
     for (k, v) in [
         ("BIND_ADDR", "127.0.0.1:0".to_owned()),
-        (
-            "SECRET_KEY",
-            "test-secret-key-that-is-long-enough-0123456789".to_owned(),
-        ),
+        ("SECRET_KEY", SECRET.to_owned()),
         ("SMTP_URL", format!("smtp://{}", mail.addr)),
         ("MAIL_FROM", "Identity <no-reply@identity.test>".to_owned()),
         ("PASSWORD_RESET_URL", RESET_URL.to_owned()),
@@ -435,6 +119,13 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
         server,
         storage,
     }
+}
+
+pub fn unique_email() -> String {
+    format!(
+        "user-{}@example.com",
+        &Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// Tokens of a signed-in session.
@@ -567,25 +258,31 @@ impl TestApp {
     /// Requests a reset for `email` and returns the token from the reset mail that
     /// arrives (other mails to the address may arrive in between).
     pub async fn reset_token_for(&self, email: &str) -> String {
-        let is_reset = |m: &ReceivedMail| m.subject().starts_with("Reset your");
-        let before = self.mail.to(email).iter().filter(|m| is_reset(m)).count();
+        let resets = || -> Vec<ReceivedMail> {
+            self.mail
+                .to(email)
+                .into_iter()
+                .filter(ReceivedMail::is_reset)
+                .collect()
+        };
+        let before = resets().len();
         assert_eq!(
             self.request_reset(email).await["data"]["requestPasswordReset"],
             true
         );
-        for _ in 0..500 {
-            let resets: Vec<_> = self
-                .mail
-                .to(email)
-                .into_iter()
-                .filter(|m| is_reset(m))
-                .collect();
-            if resets.len() > before {
-                return resets[before].reset_token();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("no reset mail to {email}");
+        eventually(
+            Duration::from_secs(10),
+            &format!("a reset mail to {email}"),
+            || async {
+                let mut resets = resets();
+                if resets.len() > before {
+                    Ok(resets.swap_remove(before).reset_token())
+                } else {
+                    Err(format!("{} reset mail(s) to {email}", resets.len()))
+                }
+            },
+        )
+        .await
     }
 
     /// Waits until no background work (mail) is left running.
@@ -602,6 +299,41 @@ impl TestApp {
             self.audit.flush(Duration::from_secs(10)).await,
             "audit events stored"
         );
+    }
+
+    /// Polls `/readyz` until it answers 200, and returns that body; panics with the
+    /// last answer if that takes longer than `limit`.
+    pub async fn wait_ready(&self, limit: Duration) -> Value {
+        let url = format!("{}/readyz", self.url);
+        eventually(limit, "/readyz answers 200", || async {
+            let resp = self.http.get(&url).send().await.unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            if status == 200 {
+                Ok(body)
+            } else {
+                Err(format!("{status} {body}"))
+            }
+        })
+        .await
+    }
+
+    /// The text of `/metrics` (checked to be the Prometheus text format).
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        resp.text().await.unwrap()
     }
 
     /// POSTs a raw JSON body to /graphql with extra headers; the response as is.
@@ -678,289 +410,5 @@ impl TestApp {
 
     pub fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
-    }
-}
-
-/// `data.<field>` of a successful response; panics with the errors otherwise.
-pub fn data<'a>(resp: &'a Value, field: &str) -> &'a Value {
-    assert!(resp.get("errors").is_none(), "unexpected errors: {resp}");
-    &resp["data"][field]
-}
-
-/// The first error's `extensions.code`.
-pub fn code(resp: &Value) -> &str {
-    resp["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {resp}"))
-}
-
-pub fn assert_code(resp: &Value, expected: &str) {
-    assert_eq!(code(resp), expected, "{resp}");
-}
-
-/// `extensions.fields` of a BAD_USER_INPUT error.
-pub fn fields(resp: &Value) -> &serde_json::Map<String, Value> {
-    assert_code(resp, "BAD_USER_INPUT");
-    resp["errors"][0]["extensions"]["fields"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no fields in {resp}"))
-}
-
-pub fn unique_email() -> String {
-    format!(
-        "user-{}@example.com",
-        &Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-/// A Redis server of the test's own, on a free port, that the test can stop and start.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.restart();
-        redis
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("private Redis did not start");
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A PostgreSQL server of the test's own (initdb in a temporary directory, a free
-/// port), that the test can stop and start. PostgreSQL refuses to run as root, so as
-/// root it runs as the `postgres` user.
-pub struct PrivatePostgres {
-    pub port: u16,
-    dir: std::path::PathBuf,
-    bin: std::path::PathBuf,
-}
-
-impl PrivatePostgres {
-    pub fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries in /usr/lib/postgresql")
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("bin"))
-            .find(|p| p.join("initdb").exists())
-            .expect("initdb");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("identity-pg-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pg = Self { port, dir, bin };
-        if pg.as_root() {
-            std::os::unix::fs::chown(&pg.dir, Some(101), Some(104)).ok();
-            let status = std::process::Command::new("chown")
-                .args(["postgres:postgres", pg.dir.to_str().unwrap()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                pg.data().as_str(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        pg.start_server();
-        pg
-    }
-
-    fn as_root(&self) -> bool {
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-    }
-
-    fn data(&self) -> String {
-        self.dir.join("data").display().to_string()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let program = self.bin.join(tool);
-        let mut cmd = if self.as_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            std::process::Command::new(&program)
-        };
-        let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    pub fn start_server(&self) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.display()
-        );
-        let log = self.dir.join("server.log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &self.data(),
-                "-o",
-                &options,
-                "-l",
-                &log,
-                "-w",
-                "start",
-            ],
-        );
-    }
-
-    pub fn stop_server(&self) {
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
-        );
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
-            .args(["-D", &self.data(), "-m", "immediate", "stop"])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The service binary as a child process, with the test's storage, its output in a
-/// file, as an operator would run it.
-pub struct ServiceProcess {
-    pub child: std::process::Child,
-    pub url: String,
-    pub log: std::path::PathBuf,
-}
-
-impl ServiceProcess {
-    pub async fn start(storage: &Storage, mail: &MailSink, overrides: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bind = format!("127.0.0.1:{port}");
-        let mut vars = test_vars(storage, mail, &[("BIND_ADDR", bind.as_str())]);
-        for (k, v) in overrides {
-            vars.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let log = storage.dir.join(format!("service-{port}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_identity"))
-            .arg("serve")
-            .env_clear()
-            .envs(&vars)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let process = Self {
-            child,
-            url: format!("http://{bind}"),
-            log,
-        };
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(r) = client.get(format!("{}/readyz", process.url)).send().await
-                && r.status() == 200
-            {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the service did not become ready: {}", process.output());
-    }
-
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM, as an orchestrator stopping a container does.
-    pub fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,78 @@
+//! The service binary as a child process, as an operator runs it: the test's storage,
+//! its output in a file, stopped with a signal.
+
+use std::{net::TcpListener, path::PathBuf, process::Child, time::Duration};
+
+use super::{app::test_vars, mail_sink::MailSink, storage::Storage, wait::eventually};
+
+pub struct ServiceProcess {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `identity serve` and waits until `/readyz` answers 200.
+    pub async fn start(storage: &Storage, mail: &MailSink, overrides: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut vars = test_vars(storage, mail, &[("BIND_ADDR", bind.as_str())]);
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let log = storage.dir.join(format!("service-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_identity"))
+            .arg("serve")
+            .env_clear()
+            .envs(&vars)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let process = Self {
+            child,
+            url: format!("http://{bind}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        let readyz = format!("{}/readyz", process.url);
+        eventually(Duration::from_secs(6), "the service is ready", || async {
+            match client.get(&readyz).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(format!(
+                    "/readyz {}; output: {}",
+                    r.status(),
+                    process.output()
+                )),
+                Err(e) => Err(format!("{e}; output: {}", process.output())),
+            }
+        })
+        .await;
+        process
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping a container does.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

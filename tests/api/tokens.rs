@@ -274,27 +274,21 @@ async fn reuse_detection_mails_the_user() {
     assert!(!mail.text().contains(&first.refresh));
 }
 
-async fn trusts_its_memory(app: &TestApp) -> bool {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines().any(|l| l == "identity_local_state_trusted 1")
+/// Whether the instance answers from memory (it has heard every revocation).
+async fn trusts_its_memory(app: &TestApp) -> Option<()> {
+    let text = app.metrics().await;
+    text.lines()
+        .any(|l| l == "identity_local_state_trusted 1")
+        .then_some(())
 }
 
 async fn wait_trusting(app: &TestApp) {
-    for _ in 0..100 {
-        if trusts_its_memory(app).await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the instance never trusted its memory");
+    eventually(
+        std::time::Duration::from_secs(5),
+        "the instance trusts its memory",
+        || trusts_its_memory(app),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,3 +27,4 @@ pub use mail_sink::*;
 pub use process::*;
 pub use servers::*;
 pub use storage::*;
+pub use wait::*;

@@ -1,7 +1,12 @@
 //! The service binary as a child process, as an operator runs it: the test's storage,
 //! its output in a file, stopped with a signal.
 
-use std::{net::TcpListener, path::PathBuf, process::Child, time::Duration};
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, ExitStatus},
+    time::Duration,
+};
 
 use super::{app::test_vars, mail_sink::MailSink, storage::Storage, wait::eventually};
 
@@ -67,6 +72,44 @@ impl ServiceProcess {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Waits until the process has exited, and returns how.
+    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        eventually(timeout, "the process exits", || {
+            std::future::ready(
+                child
+                    .try_wait()
+                    .unwrap()
+                    .ok_or_else(|| "still running".to_owned()),
+            )
+        })
+        .await
+    }
+
+    /// CPU time, in clock ticks (1/100 s), used so far by the process's threads whose
+    /// name starts with `prefix` (from /proc: Linux only).
+    pub fn thread_cpu_ticks(&self, prefix: &str) -> u64 {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
+        tasks
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // "tid (name) state ppid …": utime and stime are the 14th and 15th fields.
+                let (head, rest) = stat.rsplit_once(')')?;
+                let (_, name) = head.split_once('(')?;
+                if !name.starts_with(prefix) {
+                    return None;
+                }
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let utime: u64 = fields.get(11)?.parse().ok()?;
+                let stime: u64 = fields.get(12)?.parse().ok()?;
+                Some(utime + stime)
+            })
+            .sum()
     }
 }
 

@@ -7,6 +7,7 @@ mod audit;
 mod brute_force;
 mod cli;
 mod faults;
+mod harness;
 mod http;
 mod login;
 mod logout;

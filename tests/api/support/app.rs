@@ -2,7 +2,7 @@
 //! sink and a clock the test can move forward; and the GraphQL calls a client makes.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, LazyLock},
     time::Duration,
 };
@@ -35,6 +35,23 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+/// The service's settings. `TEST_*` variables are the harness's own, never overrides.
+static KNOWN_VARIABLES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| identity::config::known_variables().into_iter().collect());
+
+/// Panics naming the first override that is neither a setting of the service nor one
+/// of `also`: a misspelt name would otherwise be ignored, and the test would run with
+/// the default.
+pub fn check_overrides(overrides: &[(&str, &str)], also: &[&str]) {
+    for (name, _) in overrides {
+        assert!(
+            KNOWN_VARIABLES.contains(name) || also.contains(name),
+            "unknown setting {name:?} in a test's overrides: not a variable the service \
+             reads (identity::config::known_variables()); a typo?"
+        );
+    }
+}
+
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
@@ -53,12 +70,14 @@ impl Drop for TestApp {
     }
 }
 
-/// Settings every test starts from; `overrides` replace or add to them.
+/// Settings every test starts from; `overrides` replace or add to them (and must be
+/// settings: see `check_overrides`).
 pub fn test_vars(
     storage: &Storage,
     mail: &MailSink,
     overrides: &[(&str, &str)],
 ) -> HashMap<String, String> {
+    check_overrides(overrides, &[]);
     let mut vars = storage.vars.clone();
     for (k, v) in [
         ("BIND_ADDR", "127.0.0.1:0".to_owned()),
@@ -88,6 +107,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 /// As `spawn_app_with`, mailing to `mail` (e.g. a sink that is down).
 pub async fn spawn_app_with_mail(mail: MailSink, overrides: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
+    // Before a database is made for it.
+    check_overrides(overrides, &[]);
     let storage = Arc::new(Storage::new().await);
     start(storage, mail, overrides).await
 }

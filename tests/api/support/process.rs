@@ -8,7 +8,18 @@ use std::{
     time::Duration,
 };
 
-use super::{app::test_vars, mail_sink::MailSink, storage::Storage, wait::eventually};
+use super::{
+    app::{check_overrides, test_vars},
+    mail_sink::MailSink,
+    storage::Storage,
+    wait::eventually,
+};
+
+/// Variables the process reads besides its settings, which a test may also set.
+const PROCESS_VARIABLES: &[&str] = &[
+    // The log filter (identity::telemetry).
+    "RUST_LOG",
+];
 
 pub struct ServiceProcess {
     pub child: Child,
@@ -17,8 +28,10 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `identity serve` and waits until `/readyz` answers 200.
+    /// Starts `identity serve` and waits until `/readyz` answers 200. `overrides` are
+    /// settings (see `check_overrides`) or `PROCESS_VARIABLES`.
     pub async fn start(storage: &Storage, mail: &MailSink, overrides: &[(&str, &str)]) -> Self {
+        check_overrides(overrides, PROCESS_VARIABLES);
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

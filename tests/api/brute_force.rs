@@ -257,11 +257,10 @@ async fn a_batch_of_fifty_logins_is_refused_or_each_counted() {
 }
 
 #[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn two_instances_on_one_redis_share_the_account_budget() {
-    if backend() != Backend::Postgres {
-        // The embedded default keeps counters in process; sharing needs Redis.
-        return;
-    }
+    // The embedded default keeps counters in process; sharing needs Redis.
+    require_postgres();
     let a = spawn_app_with(&[("RATE_LIMIT_LOGIN_FAILURES", "4")]).await;
     let b = a.sibling(&[("RATE_LIMIT_LOGIN_FAILURES", "4")]).await;
     let email = unique_email();

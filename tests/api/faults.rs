@@ -5,11 +5,10 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
-    if backend() != Backend::Postgres {
-        // The embedded default has no Redis to lose.
-        return;
-    }
+    // The embedded default has no Redis to lose.
+    require_postgres();
     let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;

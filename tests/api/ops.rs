@@ -137,11 +137,10 @@ async fn metrics_can_live_on_their_own_listener() {
 }
 
 #[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
-    if backend() != Backend::Postgres {
-        // The embedded default has no Redis.
-        return;
-    }
+    // The embedded default has no Redis.
+    require_postgres();
     let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
@@ -175,11 +174,10 @@ async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn after_a_database_outage_the_service_recovers_by_itself() {
-    if backend() != Backend::Postgres {
-        // A SQLite file cannot go away like a server.
-        return;
-    }
+    // A SQLite file cannot go away like a server.
+    require_postgres();
     let pg = PrivatePostgres::start();
     let url = pg.url();
     let app = spawn_app_with(&[

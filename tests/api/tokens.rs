@@ -292,11 +292,10 @@ async fn wait_trusting(app: &TestApp) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn a_revocation_on_one_instance_holds_on_another_at_once() {
-    if backend() != Backend::Postgres {
-        // Instances share revocations through Redis; the embedded default is one instance.
-        return;
-    }
+    // Instances share revocations through Redis; the embedded default is one instance.
+    require_postgres();
     let a = spawn_app().await;
     let b = a.sibling(&[]).await;
     let email = unique_email();

@@ -20,6 +20,17 @@ pub fn backend() -> Backend {
     }
 }
 
+/// The guard of a test that needs PostgreSQL + Redis. Such a test is also marked
+/// `#[ignore = "PostgreSQL + Redis only: …"]`, so the embedded run reports it ignored
+/// rather than passed; run there anyway (`--include-ignored`), it fails here.
+pub fn require_postgres() {
+    assert!(
+        backend() == Backend::Postgres,
+        "this test needs TEST_BACKEND=postgres (PostgreSQL + Redis); \
+         on the embedded backend it is ignored, not run"
+    );
+}
+
 fn pg_base() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

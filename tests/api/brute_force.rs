@@ -33,6 +33,25 @@ async fn every_mutation_counts_against_the_ip_budget() {
 }
 
 #[tokio::test]
+async fn mutations_are_rate_limited_per_client_ip() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        assert_code(
+            &app.login("nobody@example.com", PASSWORD).await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    let limited = app.login("nobody@example.com", PASSWORD).await;
+    assert_code(&limited, "RATE_LIMITED");
+    let retry = limited["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{limited}");
+    // Queries are not mutations: `me` still answers.
+    assert_code(&app.me(None).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
 async fn reset_requests_and_token_guesses_have_tighter_ip_budgets() {
     let app = spawn_app_with(&[
         ("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", "2"),

@@ -1,3 +1,6 @@
+//! GraphQL over HTTP: health and readiness, GraphiQL, GET and POST, JSON bodies,
+//! error codes, request ids, batches.
+
 use serde_json::{Value, json};
 
 use crate::support::*;

@@ -1,3 +1,5 @@
+//! `logout`: the session and its whole token family end at once.
+
 use crate::support::*;
 
 #[tokio::test]

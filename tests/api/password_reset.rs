@@ -1,3 +1,5 @@
+//! Password reset: the mail, the one-use token, and what a reset ends.
+
 use crate::support::*;
 
 #[tokio::test]

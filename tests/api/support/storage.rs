@@ -97,6 +97,13 @@ pub fn embedded_storage(dir: &str) -> Arc<Storage> {
     })
 }
 
+/// A new empty directory under the system's temporary directory.
+pub fn tempdir() -> String {
+    let dir = std::env::temp_dir().join(format!("identity-cli-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.display().to_string()
+}
+
 impl Drop for Storage {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -1,6 +1,6 @@
 //! The audit trail: every security event stored, never a secret.
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn security_events_are_recorded_without_secrets() {

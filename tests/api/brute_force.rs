@@ -2,14 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-fn retry_after(resp: &Value) -> u64 {
-    assert_code(resp, "RATE_LIMITED");
-    resp["errors"][0]["extensions"]["retryAfter"]
-        .as_u64()
-        .unwrap()
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn every_mutation_counts_against_the_ip_budget() {
@@ -36,6 +29,25 @@ async fn every_mutation_counts_against_the_ip_budget() {
         assert!(retry_after(&resp) >= 1, "{resp}");
     }
     // Queries are not limited by it.
+    assert_code(&app.me(None).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn mutations_are_rate_limited_per_client_ip() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        assert_code(
+            &app.login("nobody@example.com", PASSWORD).await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    let limited = app.login("nobody@example.com", PASSWORD).await;
+    assert_code(&limited, "RATE_LIMITED");
+    let retry = limited["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{limited}");
+    // Queries are not mutations: `me` still answers.
     assert_code(&app.me(None).await, "UNAUTHENTICATED");
 }
 
@@ -264,11 +276,10 @@ async fn a_batch_of_fifty_logins_is_refused_or_each_counted() {
 }
 
 #[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn two_instances_on_one_redis_share_the_account_budget() {
-    if backend() != Backend::Postgres {
-        // The embedded default keeps counters in process; sharing needs Redis.
-        return;
-    }
+    // The embedded default keeps counters in process; sharing needs Redis.
+    require_postgres();
     let a = spawn_app_with(&[("RATE_LIMIT_LOGIN_FAILURES", "4")]).await;
     let b = a.sibling(&[("RATE_LIMIT_LOGIN_FAILURES", "4")]).await;
     let email = unique_email();

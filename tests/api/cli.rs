@@ -1,6 +1,9 @@
+//! The command line: `print-schema`, `check-config`, `migrate`, `healthcheck`, and a
+//! bad setting stopping `serve`.
+
 use std::process::Command;
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn identity() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_identity"));
@@ -131,27 +134,6 @@ async fn migrate_applies_the_schema_then_serve_can_skip_it() {
     )
     .await;
     sibling.signed_up(&unique_email()).await;
-}
-
-#[tokio::test]
-async fn the_embedded_default_keeps_its_generated_key_across_restarts() {
-    let dir = tempdir();
-    let vars = [("DATA_DIR", dir.as_str()), ("SECRET_KEY", "")];
-    let storage = embedded_storage(&dir);
-    let first = start(storage.clone(), MailSink::start(), &vars).await;
-    let session = first.signed_up(&unique_email()).await;
-    drop(first);
-    let key = std::fs::read_to_string(format!("{dir}/secret.key")).unwrap();
-    assert!(key.trim().len() >= 32);
-    let second = start(storage, MailSink::start(), &vars).await;
-    data(&second.me(Some(&session.access)).await, "me");
-    data(&second.refresh(&session.refresh).await, "refreshToken");
-}
-
-fn tempdir() -> String {
-    let dir = std::env::temp_dir().join(format!("identity-cli-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.display().to_string()
 }
 
 #[tokio::test]

@@ -1,16 +1,18 @@
-//! Redis going away: answers stay bounded, nothing fails open.
+//! Redis or the database going away: answers stay bounded, nothing fails open,
+//! readiness names what is missing, and the service recovers by itself.
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::*;
+use serde_json::Value;
+
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
-    if backend() != Backend::Postgres {
-        // The embedded default has no Redis to lose.
-        return;
-    }
-    let mut redis = PrivateRedis::start();
+    // The embedded default has no Redis to lose.
+    require_postgres();
+    let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
     let email = unique_email();
@@ -70,28 +72,106 @@ async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
     assert_eq!(ready.status(), 503);
 
     // Redis back: the service reconnects by itself, without a restart.
-    redis.restart();
-    let body = wait_ready(&app, Duration::from_secs(30)).await;
+    redis.restart().await;
+    let body = app.wait_ready(Duration::from_secs(30)).await;
     assert_eq!(body["status"], "ready", "{body}");
 }
 
-/// Polls /readyz until it answers 200 or `limit` passes; the last body.
-pub async fn wait_ready(app: &TestApp, limit: Duration) -> serde_json::Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let resp = app
-            .http
-            .get(format!("{}/readyz", app.url))
+#[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
+    // The embedded default has no Redis.
+    require_postgres();
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    assert_eq!(
+        app.wait_ready(Duration::from_secs(5)).await["status"],
+        "ready"
+    );
+    redis.stop();
+    let resp = app
+        .http
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"]["status"], "error", "{body}");
+    assert_eq!(body["checks"]["database"]["status"], "ok", "{body}");
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    redis.restart().await;
+    assert_eq!(
+        app.wait_ready(Duration::from_secs(30)).await["status"],
+        "ready"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn after_a_database_outage_the_service_recovers_by_itself() {
+    // A SQLite file cannot go away like a server.
+    require_postgres();
+    let pg = PrivatePostgres::start();
+    let url = pg.url();
+    let app = spawn_app_with(&[
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_ACQUIRE_TIMEOUT", "2"),
+    ])
+    .await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+
+    pg.stop_server();
+    let started = Instant::now();
+    let resp = app
+        .http
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "error", "{body}");
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.url))
             .send()
             .await
-            .unwrap();
-        let ok = resp.status() == 200;
-        let body: serde_json::Value = resp.json().await.unwrap();
-        if ok || Instant::now() > deadline {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .unwrap()
+            .status(),
+        200
+    );
+    // Requests fail with a clear code, in bounded time.
+    assert_code(&app.login(&email, PASSWORD).await, "INTERNAL_SERVER_ERROR");
+    assert_code(
+        &app.me(Some(&session.access)).await,
+        "INTERNAL_SERVER_ERROR",
+    );
+    assert_code(
+        &app.register(&unique_email()).await,
+        "INTERNAL_SERVER_ERROR",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    pg.start_server();
+    assert_eq!(
+        app.wait_ready(Duration::from_secs(30)).await["status"],
+        "ready"
+    );
+    data(&app.login(&email, PASSWORD).await, "login");
+    data(&app.me(Some(&session.access)).await, "me");
 }
 
 /// Fails logins for `email` until refused; whether that happened within 10 tries.

@@ -1,6 +1,9 @@
+//! GraphQL over HTTP: health and readiness, GraphiQL, GET and POST, JSON bodies,
+//! error codes, request ids, batches.
+
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn health_and_readiness() {

@@ -1,4 +1,6 @@
-use crate::helpers::*;
+//! `logout`: the session and its whole token family end at once.
+
+use crate::support::*;
 
 #[tokio::test]
 async fn logout_ends_the_session_at_once() {

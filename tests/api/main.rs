@@ -1,22 +1,31 @@
 //! Black-box tests: the real service on a random port, spoken to over HTTP as a client
 //! would. Run against the embedded default, or PostgreSQL + Redis with
-//! `TEST_BACKEND=postgres`.
+//! `TEST_BACKEND=postgres` and `--include-ignored` (tests that need PostgreSQL + Redis
+//! are ignored on the embedded run). One subject a file; what they share is in
+//! `support`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access_tokens;
 mod audit;
 mod brute_force;
 mod cli;
+mod deployment;
 mod faults;
-mod helpers;
+mod harness;
 mod http;
+mod lifecycle;
 mod login;
 mod logout;
+mod logs;
 mod me;
-mod ops;
+mod metrics;
+mod outbox;
 mod password_reset;
 mod passwords;
 mod refresh;
 mod register;
+mod retention;
 mod schema;
+mod sessions;
+mod support;
 mod surface;
-mod tokens;

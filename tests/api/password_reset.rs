@@ -1,4 +1,6 @@
-use crate::helpers::*;
+//! Password reset: the mail, the one-use token, and what a reset ends.
+
+use crate::support::*;
 
 #[tokio::test]
 async fn the_full_reset_flow_over_smtp() {

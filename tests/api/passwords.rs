@@ -1,6 +1,38 @@
 //! The password policy as a client meets it.
 
-use crate::helpers::*;
+use crate::support::*;
+
+#[tokio::test]
+async fn the_password_policy_is_at_least_djangos() {
+    let app = spawn_app().await;
+    let email = "grace.hopper@example.com";
+    for (password, expected) in [
+        ("short1!", "too short"),
+        (&"long password ".repeat(10), "too long"),
+        ("8675309012", "entirely numeric"),
+        ("password", "too common"),
+        ("iloveyou", "too common"),
+        ("Sunshine2024!", "too common"),
+        ("grace.hopper", "similar to the email"),
+        ("hopper grace", "similar to the full name"),
+    ] {
+        let resp = app
+            .register_as(email, "Grace Hopper", password, password)
+            .await;
+        let messages = fields(&resp)["password"].to_string();
+        assert!(messages.contains(expected), "{password:?}: {messages}");
+    }
+    // A long passphrase made of common words is fine.
+    let resp = app
+        .register_as(
+            email,
+            "Grace Hopper",
+            "compiler nanosecond cobol",
+            "compiler nanosecond cobol",
+        )
+        .await;
+    data(&resp, "register");
+}
 
 #[tokio::test]
 async fn passwords_are_compared_after_nfkc_normalisation() {

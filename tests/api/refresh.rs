@@ -1,6 +1,8 @@
+//! `refreshToken`: rotation, the grace window, reuse detection, expiry.
+
 use std::collections::HashSet;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn refresh_rotates_the_token() {
@@ -96,4 +98,21 @@ async fn unknown_tokens_are_invalid() {
     let session = app.signed_up(&unique_email()).await;
     // An access token is not a refresh token.
     assert_code(&app.refresh(&session.access).await, "INVALID_TOKEN");
+}
+
+#[tokio::test]
+async fn reuse_detection_mails_the_user() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let first = app.signed_up(&email).await;
+    data(&app.refresh(&first.refresh).await, "refreshToken");
+    app.advance(11);
+    assert_code(&app.refresh(&first.refresh).await, "INVALID_TOKEN");
+    let mail = app.mail.wait_for(&email, 1).await.remove(0);
+    assert!(
+        mail.subject().contains("signed out for your safety"),
+        "{}",
+        mail.subject()
+    );
+    assert!(!mail.text().contains(&first.refresh));
 }

@@ -1,6 +1,9 @@
+//! `register`: a session and a normalised user, each invalid field named, emails taken
+//! once.
+
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn register_returns_a_session_and_a_normalised_user() {
@@ -43,38 +46,6 @@ async fn each_invalid_field_is_named() {
     assert!(f.contains_key("passwordConfirm"), "{resp}");
     // Nothing was created.
     assert_code(&app.login("not-an-email", "123").await, "BAD_USER_INPUT");
-}
-
-#[tokio::test]
-async fn the_password_policy_is_at_least_djangos() {
-    let app = spawn_app().await;
-    let email = "grace.hopper@example.com";
-    for (password, expected) in [
-        ("short1!", "too short"),
-        (&"long password ".repeat(10), "too long"),
-        ("8675309012", "entirely numeric"),
-        ("password", "too common"),
-        ("iloveyou", "too common"),
-        ("Sunshine2024!", "too common"),
-        ("grace.hopper", "similar to the email"),
-        ("hopper grace", "similar to the full name"),
-    ] {
-        let resp = app
-            .register_as(email, "Grace Hopper", password, password)
-            .await;
-        let messages = fields(&resp)["password"].to_string();
-        assert!(messages.contains(expected), "{password:?}: {messages}");
-    }
-    // A long passphrase made of common words is fine.
-    let resp = app
-        .register_as(
-            email,
-            "Grace Hopper",
-            "compiler nanosecond cobol",
-            "compiler nanosecond cobol",
-        )
-        .await;
-    data(&resp, "register");
 }
 
 #[tokio::test]

@@ -1,3 +1,5 @@
+//! The GraphQL schema: the committed file and the public contract.
+
 /// `schema.graphql` must always equal the schema the server serves.
 #[test]
 fn schema_file_matches_the_served_schema() {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use crate::support::*;
 
 async fn query(app: &TestApp, document: &str) -> Value {
     app.post_raw(&json!({ "query": document }), &[])

@@ -1,105 +1,94 @@
-//! Sessions and access tokens: immediate revocation, idle expiry, strict validation,
-//! key rotation, EdDSA with a published JWK set.
+//! Access tokens: strict validation, expiry and leeway, and the keys that sign them
+//! (rotation, the embedded default's generated key, EdDSA with a published JWK set).
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::pkcs8::{EncodePrivateKey, spki::der::pem::LineEnding};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 
-const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 const NEXT_SECRET: &str = "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4";
 
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn header_of(token: &str) -> Header {
-    jsonwebtoken::decode_header(token).unwrap()
-}
-
-fn ed25519_pem(seed: u8) -> String {
-    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
-        .to_pkcs8_pem(LineEnding::LF)
-        .unwrap()
-        .to_string()
-}
-
-fn redis_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
-        .args(args)
-        .output()
-        .expect("redis-cli on PATH");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
-async fn revocation_is_read_from_the_revocation_set_and_expires_with_the_tokens() {
-    let app = spawn_app_with(&[("ACCESS_TOKEN_TTL", "300")]).await;
-    let session = app.signed_up(&unique_email()).await;
-    data(&app.logout(&session.refresh).await, "logout");
-    // Undo the revocation in the database: the access token is still refused, because
-    // `me` asks the revocation set, not the sessions table.
-    app.sql("UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL")
-        .await;
-    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
-    if backend() == Backend::Postgres {
-        let prefix = &app.storage.vars["REDIS_KEY_PREFIX"];
-        let sid = claims_of(&session.access)["sid"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let ttl: i64 = redis_cli(&["PTTL", &format!("{prefix}revoked:sid:{sid}")])
-            .parse()
-            .unwrap();
-        // Kept as long as an access token can live (TTL + leeway), no longer.
-        assert!(ttl > 0 && ttl <= 305_000, "PTTL {ttl}");
-    }
-    // Once every access token of the session has expired anyway, the entry is not needed.
-    app.advance(306);
-    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
-}
-
-#[tokio::test]
-async fn a_deactivated_account_loses_its_sessions_at_once() {
+async fn forged_tokens_are_rejected() {
     let app = spawn_app().await;
-    let email = unique_email();
-    let session = app.signed_up(&email).await;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_identity"));
-    cmd.arg("deactivate-user")
-        .arg(email.to_uppercase())
-        .env_clear();
-    for (k, v) in &app.storage.vars {
-        cmd.env(k, v);
+    let session = app.signed_up(&unique_email()).await;
+    let claims = claims_of(&session.access);
+    let kid = kid_of(&session.access);
+    assert_eq!(claims["sub"], session.user_id.as_str());
+    for claim in ["sub", "sid", "exp", "nbf", "iat", "jti", "iss", "aud"] {
+        assert!(claims.get(claim).is_some(), "claim {claim} in {claims}");
     }
-    cmd.env("SECRET_KEY", SECRET).env("RUN_MIGRATIONS", "false");
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+
+    // Control: the same claims signed the way the service signs are accepted.
+    data(
+        &app.me(Some(&sign_hs256(&claims, SECRET, &kid, "at+jwt")))
+            .await,
+        "me",
     );
-    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
-    assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
-    assert_code(&app.login(&email, PASSWORD).await, "INVALID_CREDENTIALS");
-    let revoked = app.sql_string("SELECT revoked_reason FROM sessions").await;
-    assert_eq!(revoked, ["deactivated"]);
+
+    let other_key = sign_hs256(
+        &claims,
+        "another-secret-key-that-is-long-enough-xyz",
+        &kid,
+        "at+jwt",
+    );
+    assert_code(&app.me(Some(&other_key)).await, "UNAUTHENTICATED");
+
+    let mut wrong_aud = claims.clone();
+    wrong_aud["aud"] = "some-other-api".into();
+    assert_code(
+        &app.me(Some(&sign_hs256(&wrong_aud, SECRET, &kid, "at+jwt")))
+            .await,
+        "UNAUTHENTICATED",
+    );
+
+    let mut wrong_iss = claims.clone();
+    wrong_iss["iss"] = "https://evil.example".into();
+    assert_code(
+        &app.me(Some(&sign_hs256(&wrong_iss, SECRET, &kid, "at+jwt")))
+            .await,
+        "UNAUTHENTICATED",
+    );
+
+    let plain_jwt = sign_hs256(&claims, SECRET, &kid, "JWT");
+    assert_code(&app.me(Some(&plain_jwt)).await, "UNAUTHENTICATED");
+
+    let unknown_kid = sign_hs256(&claims, SECRET, "not-our-key", "at+jwt");
+    assert_code(&app.me(Some(&unknown_kid)).await, "UNAUTHENTICATED");
+
+    let mut no_sid = claims.clone();
+    no_sid.as_object_mut().unwrap().remove("sid");
+    assert_code(
+        &app.me(Some(&sign_hs256(&no_sid, SECRET, &kid, "at+jwt")))
+            .await,
+        "UNAUTHENTICATED",
+    );
+
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
+    let payload = session.access.split('.').nth(1).unwrap();
+    assert_code(
+        &app.me(Some(&format!("{none_header}.{payload}."))).await,
+        "UNAUTHENTICATED",
+    );
 }
 
 #[tokio::test]
-async fn sessions_end_when_left_idle() {
-    let app = spawn_app_with(&[("REFRESH_IDLE_TTL", "60"), ("REFRESH_TOKEN_TTL", "3600")]).await;
-    let mut session = app.signed_up(&unique_email()).await;
-    for _ in 0..3 {
-        app.advance(50);
-        session = Session::from_payload(data(&app.refresh(&session.refresh).await, "refreshToken"));
-    }
-    app.advance(61);
-    assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
+async fn access_tokens_expire() {
+    let app = spawn_app_with(&[("ACCESS_TOKEN_TTL", "60")]).await;
+    let session = app.signed_up(&unique_email()).await;
+    let claims = claims_of(&session.access);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60
+    );
+    app.advance(55);
+    data(&app.me(Some(&session.access)).await, "me");
+    app.advance(15);
+    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
+    // The refresh token still works and gives a fresh access token.
+    let fresh = Session::from_payload(data(&app.refresh(&session.refresh).await, "refreshToken"));
+    data(&app.me(Some(&fresh.access)).await, "me");
 }
 
 #[tokio::test]
@@ -194,6 +183,21 @@ async fn rotating_the_secret_signs_nobody_out() {
 }
 
 #[tokio::test]
+async fn the_embedded_default_keeps_its_generated_key_across_restarts() {
+    let dir = tempdir();
+    let vars = [("DATA_DIR", dir.as_str()), ("SECRET_KEY", "")];
+    let storage = embedded_storage(&dir);
+    let first = start(storage.clone(), MailSink::start(), &vars).await;
+    let session = first.signed_up(&unique_email()).await;
+    drop(first);
+    let key = std::fs::read_to_string(format!("{dir}/secret.key")).unwrap();
+    assert!(key.trim().len() >= 32);
+    let second = start(storage, MailSink::start(), &vars).await;
+    data(&second.me(Some(&session.access)).await, "me");
+    data(&second.refresh(&session.refresh).await, "refreshToken");
+}
+
+#[tokio::test]
 async fn eddsa_tokens_verify_with_the_published_jwks() {
     let key = ed25519_pem(11);
     let app = spawn_app_with(&[("JWT_ALGORITHM", "EdDSA"), ("JWT_PRIVATE_KEY", &key)]).await;
@@ -273,69 +277,4 @@ async fn hmac_deployments_publish_no_keys() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-}
-
-#[tokio::test]
-async fn reuse_detection_mails_the_user() {
-    let app = spawn_app().await;
-    let email = unique_email();
-    let first = app.signed_up(&email).await;
-    data(&app.refresh(&first.refresh).await, "refreshToken");
-    app.advance(11);
-    assert_code(&app.refresh(&first.refresh).await, "INVALID_TOKEN");
-    let mail = app.mail.wait_for(&email, 1).await.remove(0);
-    assert!(
-        mail.subject().contains("signed out for your safety"),
-        "{}",
-        mail.subject()
-    );
-    assert!(!mail.text().contains(&first.refresh));
-}
-
-async fn trusts_its_memory(app: &TestApp) -> bool {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines().any(|l| l == "identity_local_state_trusted 1")
-}
-
-async fn wait_trusting(app: &TestApp) {
-    for _ in 0..100 {
-        if trusts_its_memory(app).await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the instance never trusted its memory");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_on_one_instance_holds_on_another_at_once() {
-    if backend() != Backend::Postgres {
-        // Instances share revocations through Redis; the embedded default is one instance.
-        return;
-    }
-    let a = spawn_app().await;
-    let b = a.sibling(&[]).await;
-    let email = unique_email();
-    let session = a.signed_up(&email).await;
-    wait_trusting(&b).await;
-    // B answers from memory now: it has the profile and knows of no revocation.
-    data(&b.me(Some(&session.access)).await, "me");
-    data(&b.me(Some(&session.access)).await, "me");
-    data(&a.logout(&session.refresh).await, "logout");
-    assert_code(&b.me(Some(&session.access)).await, "UNAUTHENTICATED");
-
-    // A login on A moves lastLogin; B's copy of the profile is dropped at once.
-    let other = Session::from_payload(data(&a.login(&email, PASSWORD).await, "login"));
-    let seen_by_b = data(&b.me(Some(&other.access)).await, "me")["lastLogin"].clone();
-    let seen_by_a = data(&a.me(Some(&other.access)).await, "me")["lastLogin"].clone();
-    assert!(seen_by_b.is_string());
-    assert_eq!(seen_by_b, seen_by_a);
 }

@@ -1,0 +1,118 @@
+//! The service's life: instances starting together, a graceful stop on SIGTERM, and
+//! operations that outlive their client.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_on_a_fresh_database_all_come_up() {
+    let storage = std::sync::Arc::new(Storage::new().await);
+    let sink = MailSink::start();
+    let (a, b, c) = tokio::join!(
+        start(storage.clone(), sink.clone(), &[]),
+        start(storage.clone(), sink.clone(), &[]),
+        start(storage.clone(), sink.clone(), &[]),
+    );
+    let email = unique_email();
+    a.signed_up(&email).await;
+    data(&b.login(&email, PASSWORD).await, "login");
+    data(&c.login(&email, PASSWORD).await, "login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_slow_request_finish_then_stops() {
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    // Hashing made slow on purpose (over a second per login) so a request is in
+    // flight when the signal comes.
+    let mut service = ServiceProcess::start(
+        &storage,
+        &sink,
+        &[
+            ("ARGON2_MEMORY_KIB", "131072"),
+            ("ARGON2_ITERATIONS", "6"),
+            ("LOG_FORMAT", "json"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = service.url.clone();
+    let idle = service.thread_cpu_ticks("argon2-");
+    let slow = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.post(format!("{url}/graphql"))
+                .json(&json!({ "query": "mutation { login(input: {email: \"nobody@example.com\", password: \"whatever it is\"}) { tokenType } }" }))
+                .send()
+                .await
+        }
+    });
+    // Once the request is being served, stop the server: its hashing threads are at
+    // work (nothing else hashes in this test); 50 ms of hashing done, a second to go.
+    eventually(Duration::from_secs(10), "the login is being hashed", || {
+        std::future::ready((service.thread_cpu_ticks("argon2-") >= idle + 5).then_some(()))
+    })
+    .await;
+    service.terminate();
+    let resp = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request gets its answer");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_code(&body, "INVALID_CREDENTIALS");
+
+    let status = service.exited(Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        http.get(format!("{url}/healthz")).send().await.is_err(),
+        "no longer accepting"
+    );
+    let output = service.output();
+    assert!(
+        output.contains("shutdown signal received") && output.contains("stopped"),
+        "{output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_completes_even_if_the_client_goes_away() {
+    // Hashing made slow (over a second), so the client can leave mid-operation.
+    let app = spawn_app_with(&[("ARGON2_MEMORY_KIB", "131072"), ("ARGON2_ITERATIONS", "6")]).await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let token = app.reset_token_for(&email).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(format!("{}/graphql", app.url))
+        .json(&json!({ "query": "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }",
+                       "variables": { "i": { "token": token, "newPassword": NEW_PASSWORD, "newPasswordConfirm": NEW_PASSWORD } } }))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    // The reset ran to its end regardless: the new password works, the token is spent.
+    eventually(
+        Duration::from_secs(20),
+        "the reset completes: the new password works",
+        || async {
+            let resp = app.login(&email, NEW_PASSWORD).await;
+            match resp.get("errors") {
+                None => Ok(()),
+                Some(_) => Err(resp.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_code(
+        &app.reset_password(&token, "another fine passphrase", "another fine passphrase")
+            .await,
+        "INVALID_TOKEN",
+    );
+}

@@ -1,0 +1,139 @@
+//! Logs: JSON lines, each line of a request with its id and operation, never a secret.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let mut service = ServiceProcess::start(
+        &storage,
+        &sink,
+        &[("LOG_FORMAT", "json"), ("RUST_LOG", "trace")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let call =
+        |name: &'static str, query: &'static str, variables: Value, bearer: Option<String>| {
+            let mut req = http
+                .post(format!("{}/graphql", service.url))
+                .header("x-request-id", format!("req-{name}"))
+                .json(&json!({ "query": query, "variables": variables, "operationName": name }));
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token);
+            }
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+    let email = unique_email();
+    let reg = call(
+        "SignUp",
+        "mutation SignUp($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }",
+        json!({ "i": { "email": email, "fullName": "Ada Lovelace", "password": PASSWORD, "passwordConfirm": PASSWORD } }),
+        None,
+    )
+    .await;
+    let access = reg["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = reg["data"]["register"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "Me",
+        "query Me { me { id } }",
+        json!({}),
+        Some(access.clone()),
+    )
+    .await;
+    let renewed = call(
+        "Renew",
+        "mutation Renew($t: String!) { refreshToken(refreshToken: $t) { refreshToken } }",
+        json!({ "t": refresh }),
+        None,
+    )
+    .await;
+    let next_refresh = renewed["data"]["refreshToken"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "Forgot",
+        "mutation Forgot($e: String!) { requestPasswordReset(email: $e) }",
+        json!({ "e": email }),
+        None,
+    )
+    .await;
+    let mail = sink.wait_for(&email, 1).await.remove(0);
+    let token = mail.reset_token();
+    let link = format!("https://app.test/reset-password?token={token}");
+    let reset = call(
+        "Reset",
+        "mutation Reset($i: ResetPasswordInput!) { resetPassword(input: $i) }",
+        json!({ "i": { "token": token, "newPassword": NEW_PASSWORD, "newPasswordConfirm": NEW_PASSWORD } }),
+        None,
+    )
+    .await;
+    assert_eq!(reset["data"]["resetPassword"], true, "{reset}");
+    call(
+        "SignIn",
+        "mutation SignIn($i: LoginInput!) { login(input: $i) { tokenType } }",
+        json!({ "i": { "email": email, "password": NEW_PASSWORD } }),
+        None,
+    )
+    .await;
+    service.terminate();
+    service.exited(Duration::from_secs(20)).await;
+
+    let output = service.output();
+    for secret in [
+        PASSWORD,
+        NEW_PASSWORD,
+        &access,
+        &refresh,
+        &next_refresh,
+        &token,
+        &link,
+    ] {
+        assert!(!output.contains(secret), "a secret appears in the logs");
+    }
+    let mut request_lines = 0;
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            entry.get("level").is_some() && entry.get("timestamp").is_some(),
+            "{line}"
+        );
+        let Some(spans) = entry.get("spans").and_then(Value::as_array) else {
+            continue;
+        };
+        let Some(request) = spans.iter().find(|s| s["name"] == "request") else {
+            continue;
+        };
+        request_lines += 1;
+        let id = request["request_id"].as_str().unwrap_or_default();
+        assert!(
+            !id.is_empty(),
+            "request id on every line of a request: {line}"
+        );
+        if request["path"] == "/graphql" {
+            // Ours: the id the client sent, and the operation it named.
+            assert!(
+                id.starts_with("req-"),
+                "the client's request id is kept: {line}"
+            );
+            let expected = id.trim_start_matches("req-");
+            assert_eq!(
+                request["operation"], expected,
+                "operation name on every line: {line}"
+            );
+        }
+    }
+    assert!(request_lines > 10, "{request_lines} lines inside requests");
+}

@@ -1,0 +1,56 @@
+//! Retention: ended sessions and finished mail are purged after their time, not before.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
+    let app = spawn_app_with(&[
+        ("REFRESH_TOKEN_TTL", "60"),
+        ("SESSION_RETENTION", "30"),
+        ("OUTBOX_RETENTION", "30"),
+        ("RETENTION_INTERVAL", "1"),
+    ])
+    .await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    data(&app.request_reset(&email).await, "requestPasswordReset");
+    app.settle().await;
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.sql_string(&format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}"))
+                .await[0]
+                .clone()
+        }
+    };
+    let sent = "outbox WHERE sent_at IS NOT NULL";
+    assert_eq!(count(sent).await, "1", "the reset mail went out");
+
+    // Purges run every second; within their retention, nothing goes. Real time passes
+    // on purpose: a purge that deletes nothing leaves no trace to wait for, so the test
+    // lets at least two of them run.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count("sessions").await, "1");
+    assert_eq!(count("refresh_tokens").await, "1");
+    assert_eq!(count(sent).await, "1");
+    data(&app.refresh(&session.refresh).await, "refreshToken");
+
+    // Past the session's expiry plus its retention, and the mail's retention: gone,
+    // refresh tokens with their session; the account stays.
+    app.advance(60 + 30 + 1);
+    eventually(Duration::from_secs(10), "purged", || async {
+        let (sessions, outbox) = (count("sessions").await, count("outbox").await);
+        if sessions == "0" && outbox == "0" {
+            Ok(())
+        } else {
+            Err(format!("{sessions} session(s) and {outbox} mail(s) left"))
+        }
+    })
+    .await;
+    assert_eq!(count("refresh_tokens").await, "0");
+    assert_eq!(count("users").await, "1");
+    data(&app.login(&email, PASSWORD).await, "login");
+    assert_eq!(count("sessions").await, "1", "a new session is kept");
+}

@@ -1,0 +1,120 @@
+//! Sessions: a revocation holds at once, on every instance, and is kept as long as the
+//! tokens it stops; deactivation ends every session; an idle session ends.
+
+use crate::support::*;
+
+fn redis_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli on PATH");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn revocation_is_read_from_the_revocation_set_and_expires_with_the_tokens() {
+    let app = spawn_app_with(&[("ACCESS_TOKEN_TTL", "300")]).await;
+    let session = app.signed_up(&unique_email()).await;
+    data(&app.logout(&session.refresh).await, "logout");
+    // Undo the revocation in the database: the access token is still refused, because
+    // `me` asks the revocation set, not the sessions table.
+    app.sql("UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL")
+        .await;
+    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
+    if backend() == Backend::Postgres {
+        let prefix = &app.storage.vars["REDIS_KEY_PREFIX"];
+        let sid = claims_of(&session.access)["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ttl: i64 = redis_cli(&["PTTL", &format!("{prefix}revoked:sid:{sid}")])
+            .parse()
+            .unwrap();
+        // Kept as long as an access token can live (TTL + leeway), no longer.
+        assert!(ttl > 0 && ttl <= 305_000, "PTTL {ttl}");
+    }
+    // Once every access token of the session has expired anyway, the entry is not needed.
+    app.advance(306);
+    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_deactivated_account_loses_its_sessions_at_once() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_identity"));
+    cmd.arg("deactivate-user")
+        .arg(email.to_uppercase())
+        .env_clear();
+    for (k, v) in &app.storage.vars {
+        cmd.env(k, v);
+    }
+    cmd.env("SECRET_KEY", SECRET).env("RUN_MIGRATIONS", "false");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
+    assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
+    assert_code(&app.login(&email, PASSWORD).await, "INVALID_CREDENTIALS");
+    let revoked = app.sql_string("SELECT revoked_reason FROM sessions").await;
+    assert_eq!(revoked, ["deactivated"]);
+}
+
+#[tokio::test]
+async fn sessions_end_when_left_idle() {
+    let app = spawn_app_with(&[("REFRESH_IDLE_TTL", "60"), ("REFRESH_TOKEN_TTL", "3600")]).await;
+    let mut session = app.signed_up(&unique_email()).await;
+    for _ in 0..3 {
+        app.advance(50);
+        session = Session::from_payload(data(&app.refresh(&session.refresh).await, "refreshToken"));
+    }
+    app.advance(61);
+    assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
+}
+
+/// Whether the instance answers from memory (it has heard every revocation).
+async fn trusts_its_memory(app: &TestApp) -> Option<()> {
+    let text = app.metrics().await;
+    text.lines()
+        .any(|l| l == "identity_local_state_trusted 1")
+        .then_some(())
+}
+
+async fn wait_trusting(app: &TestApp) {
+    eventually(
+        std::time::Duration::from_secs(5),
+        "the instance trusts its memory",
+        || trusts_its_memory(app),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_revocation_on_one_instance_holds_on_another_at_once() {
+    // Instances share revocations through Redis; the embedded default is one instance.
+    require_postgres();
+    let a = spawn_app().await;
+    let b = a.sibling(&[]).await;
+    let email = unique_email();
+    let session = a.signed_up(&email).await;
+    wait_trusting(&b).await;
+    // B answers from memory now: it has the profile and knows of no revocation.
+    data(&b.me(Some(&session.access)).await, "me");
+    data(&b.me(Some(&session.access)).await, "me");
+    data(&a.logout(&session.refresh).await, "logout");
+    assert_code(&b.me(Some(&session.access)).await, "UNAUTHENTICATED");
+
+    // A login on A moves lastLogin; B's copy of the profile is dropped at once.
+    let other = Session::from_payload(data(&a.login(&email, PASSWORD).await, "login"));
+    let seen_by_b = data(&b.me(Some(&other.access)).await, "me")["lastLogin"].clone();
+    let seen_by_a = data(&a.me(Some(&other.access)).await, "me")["lastLogin"].clone();
+    assert!(seen_by_b.is_string());
+    assert_eq!(seen_by_b, seen_by_a);
+}

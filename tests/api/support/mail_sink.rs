@@ -1,0 +1,233 @@
+//! A real SMTP server on a local port that keeps what it receives, and the received
+//! mail parsed.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use super::{app::RESET_URL, wait::eventually};
+
+/// One mail as the SMTP sink received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub to: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+impl ReceivedMail {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parseable mail")
+    }
+
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_owned()
+    }
+
+    pub fn text(&self) -> String {
+        self.parsed()
+            .body_text(0)
+            .map(|b| b.into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn html(&self) -> String {
+        self.parsed()
+            .body_html(0)
+            .map(|b| b.into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether this is a password-reset mail (the one with the link).
+    pub fn is_reset(&self) -> bool {
+        self.subject().starts_with("Reset your")
+    }
+
+    /// The token of the reset link in the text body.
+    pub fn reset_token(&self) -> String {
+        let text = self.text();
+        let prefix = RESET_URL.split("{token}").next().unwrap();
+        let start = text.find(prefix).expect("reset link in the mail") + prefix.len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+}
+
+/// Records what the SMTP sink receives; mailin calls it as the conversation goes.
+#[derive(Clone, Default)]
+struct SinkHandler {
+    mails: Arc<Mutex<Vec<ReceivedMail>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl mailin::Handler for SinkHandler {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin::Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin::Response {
+        let mail = ReceivedMail {
+            to: std::mem::take(&mut self.to),
+            raw: std::mem::take(&mut self.data),
+        };
+        self.mails.lock().unwrap().push(mail);
+        mailin::response::OK
+    }
+}
+
+/// A real SMTP server on a local port: mailin's protocol state machine, one tokio
+/// task per connection. It can be stopped and started again on the same port.
+#[derive(Clone)]
+pub struct MailSink {
+    pub addr: SocketAddr,
+    mails: Arc<Mutex<Vec<ReceivedMail>>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl MailSink {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sink = Self {
+            addr: listener.local_addr().unwrap(),
+            mails: Arc::default(),
+            server: Arc::default(),
+        };
+        sink.serve(listener);
+        sink
+    }
+
+    /// A sink for a free port that is not listening yet: mail to it fails until `resume`.
+    pub fn down() -> Self {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Self {
+            addr,
+            mails: Arc::default(),
+            server: Arc::default(),
+        }
+    }
+
+    pub fn resume(&self) {
+        self.serve(TcpListener::bind(self.addr).unwrap());
+    }
+
+    pub fn stop(&self) {
+        if let Some(task) = self.server.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let mails = Arc::clone(&self.mails);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, peer)) = listener.accept().await {
+                let handler = SinkHandler {
+                    mails: Arc::clone(&mails),
+                    ..Default::default()
+                };
+                connections.spawn(smtp_session(stream, peer.ip(), handler));
+            }
+        });
+        *self.server.lock().unwrap() = Some(task);
+    }
+
+    pub fn all(&self) -> Vec<ReceivedMail> {
+        self.mails.lock().unwrap().clone()
+    }
+
+    pub fn to(&self, email: &str) -> Vec<ReceivedMail> {
+        self.all()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
+            .collect()
+    }
+
+    /// Waits until `count` mails to `email` have arrived, and returns them.
+    pub async fn wait_for(&self, email: &str, count: usize) -> Vec<ReceivedMail> {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{count} mail(s) to {email}"),
+            || async {
+                let mails = self.to(email);
+                if mails.len() >= count {
+                    Ok(mails)
+                } else {
+                    Err(format!(
+                        "{} to {email}, {} in all",
+                        mails.len(),
+                        self.all().len()
+                    ))
+                }
+            },
+        )
+        .await
+    }
+}
+
+async fn smtp_session(stream: tokio::net::TcpStream, ip: std::net::IpAddr, handler: SinkHandler) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    let mut session = mailin::SessionBuilder::new("sink.test").build(ip, handler);
+    if write
+        .write_all(&session.greeting().buffer().unwrap())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let response = session.process(&line);
+        match response.action {
+            mailin::Action::NoReply => {}
+            mailin::Action::Reply => {
+                if write.write_all(&response.buffer().unwrap()).await.is_err() {
+                    return;
+                }
+            }
+            mailin::Action::Close | mailin::Action::UpgradeTls => {
+                let _ = write.write_all(&response.buffer().unwrap()).await;
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        // The last clone stops the server.
+        if Arc::strong_count(&self.server) == 1 {
+            self.stop();
+        }
+    }
+}

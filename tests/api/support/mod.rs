@@ -1,0 +1,30 @@
+//! What the black-box tests share. `TEST_BACKEND=postgres` selects PostgreSQL + Redis
+//! (`TEST_DATABASE_URL`, `TEST_REDIS_URL`); anything else the embedded default (SQLite
+//! + in-process store). `TEST_LOG=1` prints the in-process servers' logs.
+//!
+//! - `app`: `spawn_app*`, `start`, `TestApp` and the GraphQL calls a client makes
+//! - `storage`: each test's own database / Redis key prefix; the backend under test
+//! - `mail_sink`: a real SMTP server that keeps what it receives
+//! - `servers`: private Redis / PostgreSQL servers that fault tests stop and start
+//! - `process`: the service binary as a child process
+//! - `assert`: reading responses (`data`, `code`, `assert_code`, `fields`, …)
+//! - `jwt`: reading and making tokens
+//! - `wait`: `eventually`, instead of sleeping
+
+pub mod app;
+pub mod assert;
+pub mod jwt;
+pub mod mail_sink;
+pub mod process;
+pub mod servers;
+pub mod storage;
+pub mod wait;
+
+pub use app::*;
+pub use assert::*;
+pub use jwt::*;
+pub use mail_sink::*;
+pub use process::*;
+pub use servers::*;
+pub use storage::*;
+pub use wait::*;

@@ -1,0 +1,131 @@
+//! Where one test keeps its data: a fresh PostgreSQL database and its own Redis key
+//! prefix with `TEST_BACKEND=postgres` (`TEST_DATABASE_URL`, `TEST_REDIS_URL`), a
+//! SQLite file otherwise (the embedded default: SQLite + in-process store).
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use sea_orm::{ConnectionTrait, Database};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Embedded,
+    }
+}
+
+/// The guard of a test that needs PostgreSQL + Redis. Such a test is also marked
+/// `#[ignore = "PostgreSQL + Redis only: …"]`, so the embedded run reports it ignored
+/// rather than passed; run there anyway (`--include-ignored`), it fails here.
+pub fn require_postgres() {
+    assert!(
+        backend() == Backend::Postgres,
+        "this test needs TEST_BACKEND=postgres (PostgreSQL + Redis); \
+         on the embedded backend it is ignored, not run"
+    );
+}
+
+fn pg_base() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Where one test keeps its data; shared by every server the test starts.
+pub struct Storage {
+    pub vars: HashMap<String, String>,
+    pg_db: Option<String>,
+    pub dir: PathBuf,
+}
+
+impl Storage {
+    pub async fn new() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("identity-test-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut vars = HashMap::new();
+        let mut pg_db = None;
+        match backend() {
+            Backend::Postgres => {
+                let name = format!("test_{id}");
+                let admin = Database::connect(format!("{}/postgres", pg_base()))
+                    .await
+                    .expect("PostgreSQL reachable (TEST_DATABASE_URL)");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                vars.insert("DATABASE_URL".into(), format!("{}/{name}", pg_base()));
+                vars.insert("REDIS_URL".into(), redis_url());
+                vars.insert("REDIS_KEY_PREFIX".into(), format!("test:{id}:"));
+                pg_db = Some(name);
+            }
+            Backend::Embedded => {
+                let file = dir.join("identity.db");
+                vars.insert(
+                    "DATABASE_URL".into(),
+                    format!("sqlite://{}?mode=rwc", file.display()),
+                );
+            }
+        }
+        Self { vars, pg_db, dir }
+    }
+}
+
+/// Storage of the embedded default in `dir`, whatever the backend under test.
+pub fn embedded_storage(dir: &str) -> Arc<Storage> {
+    let file = std::path::Path::new(dir).join("identity.db");
+    let mut vars = HashMap::new();
+    vars.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite://{}?mode=rwc", file.display()),
+    );
+    Arc::new(Storage {
+        vars,
+        pg_db: None,
+        dir: dir.into(),
+    })
+}
+
+/// A new empty directory under the system's temporary directory.
+pub fn tempdir() -> String {
+    let dir = std::env::temp_dir().join(format!("identity-cli-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.display().to_string()
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.pg_db.take() {
+            // Best effort, on a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(format!("{}/postgres", pg_base())).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+                Ok::<(), std::io::Error>(())
+            })
+            .join();
+        }
+    }
+}

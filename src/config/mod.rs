@@ -150,32 +150,5 @@ impl Config {
     }
 }
 
-// TEMPORARY: replaced by the config split
-/// The names of every variable the configuration reads: what `describe` prints for a
-/// default configuration, and those `from_lookup` reads that it does not print.
-pub fn known_variables() -> Vec<&'static str> {
-    // A key given, so that building the default configuration writes none to
-    // DATA_DIR; it signs nothing.
-    let key = {
-        use base64::Engine;
-        use rand::RngExt;
-        let mut bytes = [0u8; 48];
-        rand::rng().fill(&mut bytes);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
-    let lookup = |name: &str| (name == "SECRET_KEY").then(|| key.clone());
-    let mut names: Vec<&'static str> = match Config::from_lookup(&lookup) {
-        Ok(config) => config
-            .describe()
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    // Read by `keys::jwt_signing` (EdDSA only), not printed by `describe`.
-    names.push("JWT_PREVIOUS_KEYS");
-    names
-}
-
 #[cfg(test)]
 mod tests;

@@ -25,9 +25,9 @@ use super::{
     wait::eventually,
 };
 
-pub const PASSWORD: &str = "correct horse battery";
-pub const NEW_PASSWORD: &str = "tangerine submarine 42";
-pub const RESET_URL: &str = "https://app.test/reset-password?token={token}";
+pub(crate) const PASSWORD: &str = "correct horse battery";
+pub(crate) const NEW_PASSWORD: &str = "tangerine submarine 42";
+pub(crate) const RESET_URL: &str = "https://app.test/reset-password?token={token}";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
@@ -42,7 +42,7 @@ static KNOWN_VARIABLES: LazyLock<HashSet<&'static str>> =
 /// Panics naming the first override that is neither a setting of the service nor one
 /// of `also`: a misspelt name would otherwise be ignored, and the test would run with
 /// the default.
-pub fn check_overrides(overrides: &[(&str, &str)], also: &[&str]) {
+pub(crate) fn check_overrides(overrides: &[(&str, &str)], also: &[&str]) {
     for (name, _) in overrides {
         assert!(
             KNOWN_VARIABLES.contains(name) || also.contains(name),
@@ -52,7 +52,7 @@ pub fn check_overrides(overrides: &[(&str, &str)], also: &[&str]) {
     }
 }
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
@@ -72,7 +72,7 @@ impl Drop for TestApp {
 
 /// Settings every test starts from; `overrides` replace or add to them (and must be
 /// settings: see `check_overrides`).
-pub fn test_vars(
+pub(crate) fn test_vars(
     storage: &Storage,
     mail: &MailSink,
     overrides: &[(&str, &str)],
@@ -96,16 +96,16 @@ pub fn test_vars(
     vars
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
 
-pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_with_mail(MailSink::start(), overrides).await
 }
 
 /// As `spawn_app_with`, mailing to `mail` (e.g. a sink that is down).
-pub async fn spawn_app_with_mail(mail: MailSink, overrides: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn spawn_app_with_mail(mail: MailSink, overrides: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
     // Before a database is made for it.
     check_overrides(overrides, &[]);
@@ -114,7 +114,11 @@ pub async fn spawn_app_with_mail(mail: MailSink, overrides: &[(&str, &str)]) -> 
 }
 
 /// Starts a server on existing storage (a restart, or a second instance).
-pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn start(
+    storage: Arc<Storage>,
+    mail: MailSink,
+    overrides: &[(&str, &str)],
+) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config =
         Config::from_map(&test_vars(&storage, &mail, overrides)).expect("valid test config");
@@ -142,7 +146,7 @@ pub async fn start(storage: Arc<Storage>, mail: MailSink, overrides: &[(&str, &s
     }
 }
 
-pub fn unique_email() -> String {
+pub(crate) fn unique_email() -> String {
     format!(
         "user-{}@example.com",
         &Uuid::new_v4().simple().to_string()[..12]
@@ -151,14 +155,14 @@ pub fn unique_email() -> String {
 
 /// Tokens of a signed-in session.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     pub access: String,
     pub refresh: String,
     pub user_id: String,
 }
 
 impl Session {
-    pub fn from_payload(payload: &Value) -> Self {
+    pub(crate) fn from_payload(payload: &Value) -> Self {
         Self {
             access: payload["accessToken"]
                 .as_str()
@@ -173,15 +177,20 @@ impl Session {
     }
 }
 
-pub const PAYLOAD: &str = "accessToken refreshToken tokenType expiresIn user { id email fullName isActive dateJoined lastLogin }";
+pub(crate) const PAYLOAD: &str = "accessToken refreshToken tokenType expiresIn user { id email fullName isActive dateJoined lastLogin }";
 
 impl TestApp {
     /// Another server on the same database, Redis prefix and mail sink.
-    pub async fn sibling(&self, overrides: &[(&str, &str)]) -> TestApp {
+    pub(crate) async fn sibling(&self, overrides: &[(&str, &str)]) -> TestApp {
         start(Arc::clone(&self.storage), self.mail.clone(), overrides).await
     }
 
-    pub async fn graphql_as(&self, query: &str, variables: Value, bearer: Option<&str>) -> Value {
+    pub(crate) async fn graphql_as(
+        &self,
+        query: &str,
+        variables: Value,
+        bearer: Option<&str>,
+    ) -> Value {
         let mut req = self
             .http
             .post(format!("{}/graphql", self.url))
@@ -198,11 +207,11 @@ impl TestApp {
         resp.json().await.expect("a JSON body")
     }
 
-    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn graphql(&self, query: &str, variables: Value) -> Value {
         self.graphql_as(query, variables, None).await
     }
 
-    pub async fn register_as(
+    pub(crate) async fn register_as(
         &self,
         email: &str,
         full_name: &str,
@@ -216,18 +225,18 @@ impl TestApp {
         .await
     }
 
-    pub async fn register(&self, email: &str) -> Value {
+    pub(crate) async fn register(&self, email: &str) -> Value {
         self.register_as(email, "Ada Lovelace", PASSWORD, PASSWORD)
             .await
     }
 
     /// Registers `email` and returns its session; panics if that fails.
-    pub async fn signed_up(&self, email: &str) -> Session {
+    pub(crate) async fn signed_up(&self, email: &str) -> Session {
         let resp = self.register(email).await;
         Session::from_payload(data(&resp, "register"))
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Value {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Value {
         self.graphql(
             &format!("mutation($input: LoginInput!) {{ login(input: $input) {{ {PAYLOAD} }} }}"),
             json!({ "input": { "email": email, "password": password } }),
@@ -235,7 +244,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn me(&self, access: Option<&str>) -> Value {
+    pub(crate) async fn me(&self, access: Option<&str>) -> Value {
         self.graphql_as(
             "{ me { id email fullName isActive dateJoined lastLogin } }",
             json!({}),
@@ -244,7 +253,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn refresh(&self, refresh: &str) -> Value {
+    pub(crate) async fn refresh(&self, refresh: &str) -> Value {
         self.graphql(
             &format!("mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {PAYLOAD} }} }}"),
             json!({ "t": refresh }),
@@ -252,7 +261,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn logout(&self, refresh: &str) -> Value {
+    pub(crate) async fn logout(&self, refresh: &str) -> Value {
         self.graphql(
             "mutation($t: String!) { logout(refreshToken: $t) }",
             json!({ "t": refresh }),
@@ -260,7 +269,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn request_reset(&self, email: &str) -> Value {
+    pub(crate) async fn request_reset(&self, email: &str) -> Value {
         self.graphql(
             "mutation($e: String!) { requestPasswordReset(email: $e) }",
             json!({ "e": email }),
@@ -268,7 +277,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn reset_password(&self, token: &str, password: &str, confirm: &str) -> Value {
+    pub(crate) async fn reset_password(&self, token: &str, password: &str, confirm: &str) -> Value {
         self.graphql(
             "mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }",
             json!({ "input": { "token": token, "newPassword": password, "newPasswordConfirm": confirm } }),
@@ -278,7 +287,7 @@ impl TestApp {
 
     /// Requests a reset for `email` and returns the token from the reset mail that
     /// arrives (other mails to the address may arrive in between).
-    pub async fn reset_token_for(&self, email: &str) -> String {
+    pub(crate) async fn reset_token_for(&self, email: &str) -> String {
         let resets = || -> Vec<ReceivedMail> {
             self.mail
                 .to(email)
@@ -307,7 +316,7 @@ impl TestApp {
     }
 
     /// Waits until no background work (mail) is left running.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         assert!(
             self.reset_queue.flush(Duration::from_secs(10)).await,
             "reset requests handled"
@@ -324,7 +333,7 @@ impl TestApp {
 
     /// Polls `/readyz` until it answers 200, and returns that body; panics with the
     /// last answer if that takes longer than `limit`.
-    pub async fn wait_ready(&self, limit: Duration) -> Value {
+    pub(crate) async fn wait_ready(&self, limit: Duration) -> Value {
         let url = format!("{}/readyz", self.url);
         eventually(limit, "/readyz answers 200", || async {
             let resp = self.http.get(&url).send().await.unwrap();
@@ -340,7 +349,7 @@ impl TestApp {
     }
 
     /// The text of `/metrics` (checked to be the Prometheus text format).
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         let resp = self
             .http
             .get(format!("{}/metrics", self.url))
@@ -358,7 +367,11 @@ impl TestApp {
     }
 
     /// POSTs a raw JSON body to /graphql with extra headers; the response as is.
-    pub async fn post_raw(&self, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_raw(
+        &self,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut req = self.http.post(format!("{}/graphql", self.url)).json(body);
         for (name, value) in headers {
             req = req.header(*name, *value);
@@ -367,7 +380,7 @@ impl TestApp {
     }
 
     /// The audit trail as (event, user id, ip) rows, oldest first.
-    pub async fn audit_events(&self) -> Vec<(String, Option<String>, Option<String>)> {
+    pub(crate) async fn audit_events(&self) -> Vec<(String, Option<String>, Option<String>)> {
         self.settle().await;
         let db = self.db().await;
         let rows = db
@@ -393,19 +406,19 @@ impl TestApp {
     }
 
     /// A direct connection to this test's database, for what only an operator sees.
-    pub async fn db(&self) -> DatabaseConnection {
+    pub(crate) async fn db(&self) -> DatabaseConnection {
         Database::connect(self.storage.vars["DATABASE_URL"].clone())
             .await
             .unwrap()
     }
 
-    pub async fn sql(&self, statement: &str) {
+    pub(crate) async fn sql(&self, statement: &str) {
         let db = self.db().await;
         db.execute_unprepared(statement).await.unwrap();
         db.close().await.unwrap();
     }
 
-    pub async fn sql_string(&self, query: &str) -> Vec<String> {
+    pub(crate) async fn sql_string(&self, query: &str) -> Vec<String> {
         let db = self.db().await;
         let rows = db
             .query_all_raw(sea_orm::Statement::from_string(
@@ -422,14 +435,14 @@ impl TestApp {
         out
     }
 
-    pub async fn deactivate(&self, email: &str) {
+    pub(crate) async fn deactivate(&self, email: &str) {
         self.sql(&format!(
             "UPDATE users SET is_active = false WHERE email = '{email}'"
         ))
         .await;
     }
 
-    pub fn advance(&self, secs: u64) {
+    pub(crate) fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
     }
 }

@@ -4,24 +4,24 @@
 use serde_json::Value;
 
 /// `data.<field>` of a successful response; panics with the errors otherwise.
-pub fn data<'a>(resp: &'a Value, field: &str) -> &'a Value {
+pub(crate) fn data<'a>(resp: &'a Value, field: &str) -> &'a Value {
     assert!(resp.get("errors").is_none(), "unexpected errors: {resp}");
     &resp["data"][field]
 }
 
 /// The first error's `extensions.code`.
-pub fn code(resp: &Value) -> &str {
+pub(crate) fn code(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {resp}"))
 }
 
-pub fn assert_code(resp: &Value, expected: &str) {
+pub(crate) fn assert_code(resp: &Value, expected: &str) {
     assert_eq!(code(resp), expected, "{resp}");
 }
 
 /// `extensions.fields` of a BAD_USER_INPUT error.
-pub fn fields(resp: &Value) -> &serde_json::Map<String, Value> {
+pub(crate) fn fields(resp: &Value) -> &serde_json::Map<String, Value> {
     assert_code(resp, "BAD_USER_INPUT");
     resp["errors"][0]["extensions"]["fields"]
         .as_object()
@@ -29,7 +29,7 @@ pub fn fields(resp: &Value) -> &serde_json::Map<String, Value> {
 }
 
 /// `extensions.retryAfter` of a RATE_LIMITED error.
-pub fn retry_after(resp: &Value) -> u64 {
+pub(crate) fn retry_after(resp: &Value) -> u64 {
     assert_code(resp, "RATE_LIMITED");
     resp["errors"][0]["extensions"]["retryAfter"]
         .as_u64()
@@ -37,7 +37,7 @@ pub fn retry_after(resp: &Value) -> u64 {
 }
 
 /// The value of the metrics sample whose line starts with `series` (0 if absent).
-pub fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next())

@@ -6,24 +6,24 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 
 /// The `SECRET_KEY` every test server signs with, unless a test sets another.
-pub const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+pub(crate) const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 
 /// The claims of a token, read without verifying it.
-pub fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-pub fn header_of(token: &str) -> Header {
+pub(crate) fn header_of(token: &str) -> Header {
     jsonwebtoken::decode_header(token).unwrap()
 }
 
-pub fn kid_of(token: &str) -> String {
+pub(crate) fn kid_of(token: &str) -> String {
     header_of(token).kid.unwrap()
 }
 
 /// `claims` signed with HS256 over `secret`, with header `typ` and `kid`.
-pub fn sign_hs256(claims: &Value, secret: &str, kid: &str, typ: &str) -> String {
+pub(crate) fn sign_hs256(claims: &Value, secret: &str, kid: &str, typ: &str) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some(typ.to_owned());
     header.kid = Some(kid.to_owned());
@@ -36,7 +36,7 @@ pub fn sign_hs256(claims: &Value, secret: &str, kid: &str, typ: &str) -> String 
 }
 
 /// An Ed25519 private key (PKCS#8 PEM) made from a seed of `seed` bytes.
-pub fn ed25519_pem(seed: u8) -> String {
+pub(crate) fn ed25519_pem(seed: u8) -> String {
     ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
         .to_pkcs8_pem(LineEnding::LF)
         .unwrap()

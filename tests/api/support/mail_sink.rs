@@ -11,30 +11,30 @@ use super::{app::RESET_URL, wait::eventually};
 
 /// One mail as the SMTP sink received it.
 #[derive(Debug, Clone)]
-pub struct ReceivedMail {
+pub(crate) struct ReceivedMail {
     pub to: Vec<String>,
     pub raw: Vec<u8>,
 }
 
 impl ReceivedMail {
-    pub fn parsed(&self) -> mail_parser::Message<'_> {
+    pub(crate) fn parsed(&self) -> mail_parser::Message<'_> {
         mail_parser::MessageParser::default()
             .parse(&self.raw)
             .expect("a parseable mail")
     }
 
-    pub fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         self.parsed().subject().unwrap_or_default().to_owned()
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.parsed()
             .body_text(0)
             .map(|b| b.into_owned())
             .unwrap_or_default()
     }
 
-    pub fn html(&self) -> String {
+    pub(crate) fn html(&self) -> String {
         self.parsed()
             .body_html(0)
             .map(|b| b.into_owned())
@@ -42,12 +42,12 @@ impl ReceivedMail {
     }
 
     /// Whether this is a password-reset mail (the one with the link).
-    pub fn is_reset(&self) -> bool {
+    pub(crate) fn is_reset(&self) -> bool {
         self.subject().starts_with("Reset your")
     }
 
     /// The token of the reset link in the text body.
-    pub fn reset_token(&self) -> String {
+    pub(crate) fn reset_token(&self) -> String {
         let text = self.text();
         let prefix = RESET_URL.split("{token}").next().unwrap();
         let start = text.find(prefix).expect("reset link in the mail") + prefix.len();
@@ -97,14 +97,14 @@ impl mailin::Handler for SinkHandler {
 /// A real SMTP server on a local port: mailin's protocol state machine, one tokio
 /// task per connection. It can be stopped and started again on the same port.
 #[derive(Clone)]
-pub struct MailSink {
+pub(crate) struct MailSink {
     pub addr: SocketAddr,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl MailSink {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let sink = Self {
             addr: listener.local_addr().unwrap(),
@@ -116,7 +116,7 @@ impl MailSink {
     }
 
     /// A sink for a free port that is not listening yet: mail to it fails until `resume`.
-    pub fn down() -> Self {
+    pub(crate) fn down() -> Self {
         let addr = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -128,11 +128,11 @@ impl MailSink {
         }
     }
 
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         self.serve(TcpListener::bind(self.addr).unwrap());
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(task) = self.server.lock().unwrap().take() {
             task.abort();
         }
@@ -155,11 +155,11 @@ impl MailSink {
         *self.server.lock().unwrap() = Some(task);
     }
 
-    pub fn all(&self) -> Vec<ReceivedMail> {
+    pub(crate) fn all(&self) -> Vec<ReceivedMail> {
         self.mails.lock().unwrap().clone()
     }
 
-    pub fn to(&self, email: &str) -> Vec<ReceivedMail> {
+    pub(crate) fn to(&self, email: &str) -> Vec<ReceivedMail> {
         self.all()
             .into_iter()
             .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
@@ -167,7 +167,7 @@ impl MailSink {
     }
 
     /// Waits until `count` mails to `email` have arrived, and returns them.
-    pub async fn wait_for(&self, email: &str, count: usize) -> Vec<ReceivedMail> {
+    pub(crate) async fn wait_for(&self, email: &str, count: usize) -> Vec<ReceivedMail> {
         eventually(
             Duration::from_secs(10),
             &format!("{count} mail(s) to {email}"),

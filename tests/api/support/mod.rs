@@ -11,20 +11,20 @@
 //! - `jwt`: reading and making tokens
 //! - `wait`: `eventually`, instead of sleeping
 
-pub mod app;
-pub mod assert;
-pub mod jwt;
-pub mod mail_sink;
-pub mod process;
-pub mod servers;
-pub mod storage;
-pub mod wait;
+pub(crate) mod app;
+pub(crate) mod assert;
+pub(crate) mod jwt;
+pub(crate) mod mail_sink;
+pub(crate) mod process;
+pub(crate) mod servers;
+pub(crate) mod storage;
+pub(crate) mod wait;
 
-pub use app::*;
-pub use assert::*;
-pub use jwt::*;
-pub use mail_sink::*;
-pub use process::*;
-pub use servers::*;
-pub use storage::*;
-pub use wait::*;
+pub(crate) use app::*;
+pub(crate) use assert::*;
+pub(crate) use jwt::*;
+pub(crate) use mail_sink::*;
+pub(crate) use process::*;
+pub(crate) use servers::*;
+pub(crate) use storage::*;
+pub(crate) use wait::*;

@@ -21,7 +21,7 @@ const PROCESS_VARIABLES: &[&str] = &[
     "RUST_LOG",
 ];
 
-pub struct ServiceProcess {
+pub(crate) struct ServiceProcess {
     pub child: Child,
     pub url: String,
     pub log: PathBuf,
@@ -30,7 +30,11 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `identity serve` and waits until `/readyz` answers 200. `overrides` are
     /// settings (see `check_overrides`) or `PROCESS_VARIABLES`.
-    pub async fn start(storage: &Storage, mail: &MailSink, overrides: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(
+        storage: &Storage,
+        mail: &MailSink,
+        overrides: &[(&str, &str)],
+    ) -> Self {
         check_overrides(overrides, PROCESS_VARIABLES);
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -74,12 +78,12 @@ impl ServiceProcess {
         process
     }
 
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM, as an orchestrator stopping a container does.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -88,7 +92,7 @@ impl ServiceProcess {
     }
 
     /// Waits until the process has exited, and returns how.
-    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) async fn exited(&mut self, timeout: Duration) -> ExitStatus {
         let child = &mut self.child;
         eventually(timeout, "the process exits", || {
             std::future::ready(
@@ -103,7 +107,7 @@ impl ServiceProcess {
 
     /// CPU time, in clock ticks (1/100 s), used so far by the process's threads whose
     /// name starts with `prefix` (from /proc: Linux only).
-    pub fn thread_cpu_ticks(&self, prefix: &str) -> u64 {
+    pub(crate) fn thread_cpu_ticks(&self, prefix: &str) -> u64 {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id()));
         tasks
             .into_iter()

@@ -16,13 +16,13 @@ fn free_port() -> u16 {
 }
 
 /// A Redis server of the test's own, on a free port, that the test can stop and start.
-pub struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     pub port: u16,
     child: Option<std::process::Child>,
 }
 
 impl PrivateRedis {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
             child: None,
@@ -31,12 +31,12 @@ impl PrivateRedis {
         redis
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// Starts the server again on the same port, and waits until it accepts connections.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -65,7 +65,7 @@ impl PrivateRedis {
         .await;
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -82,14 +82,14 @@ impl Drop for PrivateRedis {
 /// A PostgreSQL server of the test's own (initdb in a temporary directory, a free
 /// port), that the test can stop and start. PostgreSQL refuses to run as root, so as
 /// root it runs as the `postgres` user.
-pub struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
 }
 
 impl PrivatePostgres {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries in /usr/lib/postgresql")
             .filter_map(Result::ok)
@@ -154,7 +154,7 @@ impl PrivatePostgres {
     }
 
     /// Starts the server; `pg_ctl -w` returns once it accepts connections.
-    pub fn start_server(&self) {
+    pub(crate) fn start_server(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
@@ -176,14 +176,14 @@ impl PrivatePostgres {
         );
     }
 
-    pub fn stop_server(&self) {
+    pub(crate) fn stop_server(&self) {
         self.run(
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
         );
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }

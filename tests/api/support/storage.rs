@@ -8,12 +8,12 @@ use sea_orm::{ConnectionTrait, Database};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Embedded,
     Postgres,
 }
 
-pub fn backend() -> Backend {
+pub(crate) fn backend() -> Backend {
     match std::env::var("TEST_BACKEND").as_deref() {
         Ok("postgres") => Backend::Postgres,
         _ => Backend::Embedded,
@@ -23,7 +23,7 @@ pub fn backend() -> Backend {
 /// The guard of a test that needs PostgreSQL + Redis. Such a test is also marked
 /// `#[ignore = "PostgreSQL + Redis only: …"]`, so the embedded run reports it ignored
 /// rather than passed; run there anyway (`--include-ignored`), it fails here.
-pub fn require_postgres() {
+pub(crate) fn require_postgres() {
     assert!(
         backend() == Backend::Postgres,
         "this test needs TEST_BACKEND=postgres (PostgreSQL + Redis); \
@@ -41,14 +41,14 @@ fn redis_url() -> String {
 }
 
 /// Where one test keeps its data; shared by every server the test starts.
-pub struct Storage {
+pub(crate) struct Storage {
     pub vars: HashMap<String, String>,
     pg_db: Option<String>,
     pub dir: PathBuf,
 }
 
 impl Storage {
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let dir = std::env::temp_dir().join(format!("identity-test-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -83,7 +83,7 @@ impl Storage {
 }
 
 /// Storage of the embedded default in `dir`, whatever the backend under test.
-pub fn embedded_storage(dir: &str) -> Arc<Storage> {
+pub(crate) fn embedded_storage(dir: &str) -> Arc<Storage> {
     let file = std::path::Path::new(dir).join("identity.db");
     let mut vars = HashMap::new();
     vars.insert(
@@ -98,7 +98,7 @@ pub fn embedded_storage(dir: &str) -> Arc<Storage> {
 }
 
 /// A new empty directory under the system's temporary directory.
-pub fn tempdir() -> String {
+pub(crate) fn tempdir() -> String {
     let dir = std::env::temp_dir().join(format!("identity-cli-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.display().to_string()

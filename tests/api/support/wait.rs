@@ -5,11 +5,11 @@ use std::{future::Future, time::Duration};
 use tokio::time::Instant;
 
 /// How long `eventually` waits between two looks.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// What one look found: `Some` / `Ok` ends the wait with its value; `None` / `Err`
 /// (what was seen instead) means not yet.
-pub trait Observation {
+pub(crate) trait Observation {
     type Value;
     fn into_result(self) -> Result<Self::Value, String>;
 }
@@ -30,7 +30,7 @@ impl<T> Observation for Result<T, String> {
 
 /// Looks with `check` every `POLL_INTERVAL` until it finds what it waits for, and
 /// returns that. After `timeout`, panics naming `what` and the last observation.
-pub async fn eventually<T, F, Fut, O>(timeout: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut, O>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = O>,

@@ -207,18 +207,8 @@ async fn eddsa_tokens_verify_with_the_published_jwks() {
     data(&app.me(Some(&session.access)).await, "me");
 
     let resp = app
-        .http
-        .get(format!("{}/.well-known/jwks.json", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .contains("json")
-    );
+        .get_ok("/.well-known/jwks.json", "application/jwk-set+json")
+        .await;
     let jwks: Value = resp.json().await.unwrap();
     let jwk = jwks["keys"]
         .as_array()
@@ -245,11 +235,8 @@ async fn eddsa_tokens_verify_with_the_published_jwks() {
         .await;
     data(&rotated.me(Some(&session.access)).await, "me");
     let jwks: Value = rotated
-        .http
-        .get(format!("{}/.well-known/jwks.json", rotated.url))
-        .send()
+        .get("/.well-known/jwks.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -270,11 +257,6 @@ async fn eddsa_tokens_verify_with_the_published_jwks() {
 #[tokio::test]
 async fn hmac_deployments_publish_no_keys() {
     let app = spawn_app().await;
-    let resp = app
-        .http
-        .get(format!("{}/.well-known/jwks.json", app.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/.well-known/jwks.json").await;
     assert_eq!(resp.status(), 404);
 }

@@ -63,12 +63,7 @@ async fn with_redis_down_reset_stays_uniform_and_closed_while_the_rest_works() {
         started.elapsed()
     );
 
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
 
     // Redis back: the service reconnects by itself, without a restart.
@@ -90,22 +85,12 @@ async fn readiness_names_redis_when_it_goes_and_recovers_when_it_returns() {
         "ready"
     );
     redis.stop();
-    let resp = app
-        .http
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/readyz").await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["checks"]["redis"]["status"], "error", "{body}");
     assert_eq!(body["checks"]["database"]["status"], "ok", "{body}");
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
     redis.restart().await;
     assert_eq!(
@@ -131,24 +116,11 @@ async fn after_a_database_outage_the_service_recovers_by_itself() {
 
     pg.stop_server();
     let started = Instant::now();
-    let resp = app
-        .http
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/readyz").await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["checks"]["database"]["status"], "error", "{body}");
-    assert_eq!(
-        app.http
-            .get(format!("{}/healthz", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
     // Requests fail with a clear code, in bounded time.
     assert_code(&app.login(&email, PASSWORD).await, "INTERNAL_SERVER_ERROR");
     assert_code(

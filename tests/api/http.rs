@@ -8,20 +8,10 @@ use crate::support::*;
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready");
@@ -175,12 +165,7 @@ async fn responses_carry_a_request_id_and_are_not_cached() {
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     assert_eq!(resp.headers()["cache-control"], "no-store");
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
-    let resp = app
-        .http
-        .get(format!("{}/healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.get("/healthz").await;
     assert!(
         !resp.headers()["x-request-id"].is_empty(),
         "generated when absent"

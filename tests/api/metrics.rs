@@ -89,12 +89,7 @@ async fn metrics_can_live_on_their_own_listener() {
         .port();
     let addr = format!("127.0.0.1:{metrics_port}");
     let app = spawn_app_with(&[("METRICS_ADDR", addr.as_str())]).await;
-    let main = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap();
+    let main = app.get("/metrics").await;
     assert_eq!(main.status(), 404);
     let separate = app
         .http

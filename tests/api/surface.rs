@@ -83,15 +83,7 @@ async fn slow_requests_time_out() {
         )
         .await;
     assert_eq!(resp.status(), 408);
-    assert_eq!(
-        app.http
-            .get(format!("{}/healthz", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
 #[tokio::test]
@@ -118,12 +110,7 @@ async fn production_hides_the_schema_unless_asked() {
         .await
         .unwrap();
     assert_eq!(page.status(), 404);
-    let asset = app
-        .http
-        .get(format!("{}/graphiql/4.1.2/graphiql.min.js", app.url))
-        .send()
-        .await
-        .unwrap();
+    let asset = app.get("/graphiql/4.1.2/graphiql.min.js").await;
     assert_eq!(asset.status(), 404);
     // The API itself works as in development.
     let email = unique_email();

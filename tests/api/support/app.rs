@@ -348,22 +348,32 @@ impl TestApp {
         .await
     }
 
-    /// The text of `/metrics` (checked to be the Prometheus text format).
-    pub(crate) async fn metrics(&self) -> String {
-        let resp = self
-            .http
-            .get(format!("{}/metrics", self.url))
+    /// `GET path` on this server (e.g. `"/readyz"`).
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        assert!(
-            resp.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain")
-        );
-        resp.text().await.unwrap()
+            .unwrap()
+    }
+
+    /// `GET path`, checked to answer 200 with a `Content-Type` starting with
+    /// `content_type`.
+    pub(crate) async fn get_ok(&self, path: &str, content_type: &str) -> reqwest::Response {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        let got = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(got.starts_with(content_type), "GET {path}: {got}");
+        resp
+    }
+
+    /// The text of `/metrics` (checked to be the Prometheus text format).
+    pub(crate) async fn metrics(&self) -> String {
+        self.get_ok("/metrics", "text/plain")
+            .await
+            .text()
+            .await
+            .unwrap()
     }
 
     /// POSTs a raw JSON body to /graphql with extra headers; the response as is.

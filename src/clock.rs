@@ -38,15 +38,33 @@ impl Clock for SystemClock {
 }
 
 /// The wall clock plus an offset that can only grow: time keeps flowing and can also
-/// jump forward on demand.
-#[derive(Debug, Default)]
+/// jump forward on demand. Frozen, it stops flowing and moves only when advanced (for
+/// tests that assert exact durations, which a busy machine would otherwise shorten).
+#[derive(Debug)]
 pub struct ManualClock {
     offset_ms: AtomicI64,
+    /// Unix ms at which the clock stopped; negative: flowing.
+    frozen_at_ms: AtomicI64,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self {
+            offset_ms: AtomicI64::new(0),
+            frozen_at_ms: AtomicI64::new(-1),
+        }
+    }
 }
 
 impl ManualClock {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Stops the clock at the current instant; `advance` still moves it.
+    pub fn freeze(&self) {
+        self.frozen_at_ms
+            .store(wall_now().timestamp_millis(), Ordering::SeqCst);
     }
 
     /// Sets the offset from the wall clock, in milliseconds (tests may also break time:
@@ -63,6 +81,12 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        micros(wall_now() + Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst)))
+        let frozen = self.frozen_at_ms.load(Ordering::SeqCst);
+        let base = if frozen < 0 {
+            wall_now()
+        } else {
+            DateTime::from_timestamp_millis(frozen).unwrap_or_else(wall_now)
+        };
+        micros(base + Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst)))
     }
 }

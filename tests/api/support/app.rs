@@ -455,4 +455,9 @@ impl TestApp {
     pub(crate) fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
     }
+
+    /// Stops the server's clock: from now on time moves only with `advance`.
+    pub(crate) fn freeze_clock(&self) {
+        self.clock.freeze();
+    }
 }

@@ -27,7 +27,11 @@ use crate::{
         per_account_limits::PerAccountLimits,
         reset_queue::{self, ResetQueue},
     },
-    store::{db, ephemeral::EphemeralStores, outbox as outbox_store, sessions},
+    store::{
+        db,
+        ephemeral::{EphemeralStores, RevocationSource},
+        outbox as outbox_store, sessions,
+    },
 };
 
 /// How long shutdown waits for in-flight background work (mail).
@@ -239,7 +243,18 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     if config.database.run_migrations {
         db::migrate(&db).await?;
     }
-    let ephemeral = EphemeralStores::connect(config.redis.as_ref()).await?;
+    let jwt = Arc::new(JwtKeys::from_config(&config.tokens)?);
+    // A session revoked longer ago than this has no access token left that verifies.
+    let now = clock.now();
+    let lookback = (jwt.latest_expiry(now) - now)
+        .to_std()
+        .unwrap_or(config.tokens.access_ttl);
+    let source = RevocationSource {
+        db: db.clone(),
+        clock: Arc::clone(&clock),
+        lookback,
+    };
+    let ephemeral = EphemeralStores::connect(config.redis.as_ref(), source).await?;
     let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
         Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
         None => Arc::new(LogMailer),
@@ -253,7 +268,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             .context("set up the password hasher")??;
     let (reset_queue, reset_requests) = ResetQueue::new();
     let deps = Deps {
-        jwt: Arc::new(JwtKeys::from_config(&config.tokens)?),
+        jwt,
         policy: Arc::new(PasswordPolicy::new(
             config.password.min_length,
             &config.service_name,

@@ -7,6 +7,7 @@ mod m20261124_000002_create_sessions;
 mod m20261124_000003_create_audit_events;
 mod m20261124_000004_create_outbox;
 mod m20261124_000005_claim_and_retention_indexes;
+mod m20261201_000001_sessions_revoked_at_index;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_audit_events::Migration),
             Box::new(m20261124_000004_create_outbox::Migration),
             Box::new(m20261124_000005_claim_and_retention_indexes::Migration),
+            Box::new(m20261201_000001_sessions_revoked_at_index::Migration),
         ]
     }
 }

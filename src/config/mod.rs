@@ -13,6 +13,7 @@
 mod database;
 mod general;
 mod http;
+mod instances;
 mod keys;
 mod mail;
 mod outbox;
@@ -46,6 +47,7 @@ const SECTIONS: &[&[&str]] = &[
     http::VARS,
     database::VARS,
     redis::VARS,
+    instances::VARS,
     keys::VARS,
     tokens::VARS,
     reset::VARS,
@@ -88,6 +90,9 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub redis: Option<RedisConfig>,
+    /// Declared the only instance (`SINGLE_INSTANCE`); required in production on
+    /// PostgreSQL without Redis.
+    pub single_instance: bool,
     pub tokens: TokenConfig,
     pub reset: ResetConfig,
     pub mail: MailConfig,
@@ -113,10 +118,14 @@ impl Config {
         let vars = Vars { lookup };
         let general = general::General::read(&vars)?;
         let env = general.env;
+        let database = DatabaseConfig::read(&vars, &general.data_dir)?;
+        let redis = redis::read(&vars)?;
+        let single_instance = instances::read(&vars, env, &database, redis.as_ref())?;
         Ok(Config {
             http: HttpConfig::read(&vars, env)?,
-            database: DatabaseConfig::read(&vars, &general.data_dir)?,
-            redis: redis::read(&vars)?,
+            database,
+            redis,
+            single_instance,
             tokens: TokenConfig::read(&vars, env, &general.data_dir)?,
             reset: ResetConfig::read(&vars)?,
             mail: MailConfig::read(&vars, env)?,
@@ -138,6 +147,7 @@ impl Config {
             self.http.describe(),
             self.database.describe(),
             redis::describe(self.redis.as_ref()),
+            instances::describe(self.single_instance),
             self.tokens.describe(),
             self.reset.describe(),
             self.mail.describe(),

@@ -62,8 +62,9 @@ impl UserService {
         }
     }
 
-    /// The revocation set answers without touching the database; if the token store
-    /// cannot be reached, the session row answers instead (slower, still correct).
+    /// The revocation set answers without touching the database when it is sure; when
+    /// it is not (its memory may be incomplete and Redis has no mark, or Redis cannot
+    /// be reached), the session row answers instead: slower, and never fails open.
     async fn session_revoked(&self, session_id: uuid::Uuid) -> Result<bool, AppError> {
         let now = self.deps.clock.now();
         match self
@@ -73,7 +74,8 @@ impl UserService {
             .is_session_revoked(session_id, now)
             .await
         {
-            Ok(revoked) => Ok(revoked),
+            Ok(Some(revoked)) => Ok(revoked),
+            Ok(None) => Ok(sessions::is_revoked(&self.deps.db, session_id).await?),
             Err(error) => {
                 tracing::warn!(?error, "revocation set unreachable; asking the database");
                 Ok(sessions::is_revoked(&self.deps.db, session_id).await?)

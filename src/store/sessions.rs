@@ -413,3 +413,25 @@ pub async fn is_revoked(db: &impl ConnectionTrait, session_id: Uuid) -> anyhow::
         .context("load session")?;
     Ok(session.is_none_or(|s| s.revoked_at.is_some()))
 }
+
+/// Sessions revoked at or after `since`, with when: the revocations whose access
+/// tokens may still be live. Read by an instance rebuilding its memory after a gap
+/// (a range read on `idx_sessions_revoked_at`).
+pub async fn revoked_since(
+    db: &impl ConnectionTrait,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .column(session::Column::RevokedAt)
+        .filter(session::Column::RevokedAt.gte(since))
+        .into_tuple()
+        .all(db)
+        .await
+        .context("load recently revoked sessions")?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, at)| at.map(|at| (id, at)))
+        .collect())
+}

@@ -25,6 +25,7 @@ mod passwords;
 mod refresh;
 mod register;
 mod retention;
+mod revocation_faults;
 mod schema;
 mod sessions;
 mod support;

@@ -182,3 +182,35 @@ fn urls_are_masked() {
     );
     assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
 }
+
+#[test]
+fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    const PG: (&str, &str) = ("DATABASE_URL", "postgres://app:pw@db/identity");
+    let err = config(&[("APP_ENV", "production"), KEY, SMTP, PG]).expect_err("no Redis");
+    assert_eq!(err.var, "SINGLE_INSTANCE");
+    assert!(
+        err.to_string().contains("REDIS_URL") && err.to_string().contains("SINGLE_INSTANCE=true"),
+        "{err}"
+    );
+    let single = config(&[
+        ("APP_ENV", "production"),
+        KEY,
+        SMTP,
+        PG,
+        ("SINGLE_INSTANCE", "true"),
+    ])
+    .expect("declared single");
+    assert!(single.single_instance);
+    config(&[
+        ("APP_ENV", "production"),
+        KEY,
+        SMTP,
+        PG,
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ])
+    .expect("shared through Redis");
+    // SQLite is one process by nature; development keeps its defaults.
+    config(&[("APP_ENV", "production"), KEY, SMTP]).expect("SQLite");
+    config(&[PG]).expect("development");
+}

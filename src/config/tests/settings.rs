@@ -52,6 +52,7 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 smtp.clone(),
                 ("SECRET_KEY_PREVIOUS", OLD_KEY.to_owned()),
                 ("DATABASE_URL", "postgres://app:pw@db/identity".to_owned()),
+                ("SINGLE_INSTANCE", "true".to_owned()),
                 ("METRICS_ADDR", "127.0.0.1:9100".to_owned()),
             ],
         ),

@@ -147,8 +147,10 @@ impl RevocationStore for MemoryStore {
         &self,
         session_id: Uuid,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        Ok(self.local.is_revoked(session_id, now.timestamp_millis()))
+    ) -> anyhow::Result<Option<bool>> {
+        Ok(Some(
+            self.local.is_revoked(session_id, now.timestamp_millis()),
+        ))
     }
 
     fn mirror(&self) -> &LocalMirror {

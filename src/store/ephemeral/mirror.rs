@@ -116,11 +116,26 @@ impl LocalMirror {
             .is_some_and(|until| *until > now_ms)
     }
 
-    /// After a gap: the revocations read back from the store replace what was known,
-    /// and every cached profile is dropped (changes may have been missed).
-    pub fn replace(&self, revoked: HashMap<Uuid, i64>) {
-        *self.lock() = revoked;
+    /// After a gap: the revocations read back from the database and Redis are added to
+    /// what was known (never replacing it: Redis may have lost keys), and every cached
+    /// profile is dropped (changes may have been missed).
+    pub fn merge(&self, revoked: &HashMap<Uuid, i64>) {
+        let mut known = self.lock();
+        for (id, until) in revoked {
+            let entry = known.entry(*id).or_insert(*until);
+            *entry = (*entry).max(*until);
+        }
+        drop(known);
         self.users.invalidate_all();
+    }
+
+    /// Every revocation known, with its expiry (Unix ms), still live at `now_ms`.
+    pub fn revoked_since(&self, now_ms: i64) -> HashMap<Uuid, i64> {
+        self.lock()
+            .iter()
+            .filter(|(_, until)| **until > now_ms)
+            .map(|(id, until)| (*id, *until))
+            .collect()
     }
 
     pub fn user(&self, id: Uuid) -> Option<User> {
@@ -176,15 +191,20 @@ mod tests {
     }
 
     #[test]
-    fn revocations_expire_and_can_be_replaced() {
+    fn revocations_expire_and_a_rebuild_never_forgets() {
         let state = LocalMirror::authoritative();
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         state.revoke(&[a], 1_000, 0);
         assert!(state.is_revoked(a, 999));
         assert!(!state.is_revoked(a, 1_000));
         state.put_user(&user(b));
-        state.replace(HashMap::from([(b, 5_000)]));
-        assert!(!state.is_revoked(a, 10) && state.is_revoked(b, 10));
+        state.merge(&HashMap::from([(b, 5_000), (a, 500)]));
+        assert!(state.is_revoked(a, 10) && state.is_revoked(b, 10));
+        assert!(
+            state.is_revoked(a, 999),
+            "a shorter expiry read back does not win"
+        );
+        assert_eq!(state.revoked_since(1_000), HashMap::from([(b, 5_000)]));
         assert!(state.user(b).is_none(), "profiles are dropped after a gap");
     }
 }

@@ -16,12 +16,14 @@ mod memory;
 mod mirror;
 mod redis;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::{
+    clock::Clock,
     config::RedisConfig,
     domain::{backoff::ExponentialBackoff, user::User},
 };
@@ -67,11 +69,14 @@ pub trait RevocationStore: Send + Sync + 'static {
         until: DateTime<Utc>,
     ) -> anyhow::Result<()>;
 
+    /// `Some` when the store is sure; `None` when its memory may be incomplete and it
+    /// holds no mark for the session (Redis may have lost it): the caller must ask the
+    /// database. A miss is never taken as "not revoked" unless the memory is trusted.
     async fn is_session_revoked(
         &self,
         session_id: Uuid,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<bool>;
+    ) -> anyhow::Result<Option<bool>>;
 
     /// This instance's memory of revocations and user profiles.
     fn mirror(&self) -> &LocalMirror;
@@ -138,11 +143,40 @@ pub struct EphemeralStores {
     kind: &'static str,
 }
 
+/// Where revocations are kept for good: the sessions table. An instance on Redis reads
+/// it back after any gap in what it heard, so no revocation depends on Redis alone.
+#[derive(Clone)]
+pub struct RevocationSource {
+    pub db: DatabaseConnection,
+    pub clock: Arc<dyn Clock>,
+    /// How long an access token issued just before a revocation may still be
+    /// accepted (its lifetime plus the verification leeway).
+    pub lookback: Duration,
+}
+
+impl RevocationSource {
+    /// The sessions revoked within `lookback`, each with the time (Unix ms) until which
+    /// one of its access tokens may still be presented.
+    async fn load(&self) -> anyhow::Result<HashMap<Uuid, i64>> {
+        let lookback = chrono::Duration::from_std(self.lookback)?;
+        let since = self.clock.now() - lookback;
+        let rows = crate::store::sessions::revoked_since(&self.db, since).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at)| (id, (at + lookback).timestamp_millis()))
+            .collect())
+    }
+}
+
 impl EphemeralStores {
-    /// Redis with `REDIS_URL`, the in-process backend without.
-    pub async fn connect(redis: Option<&RedisConfig>) -> anyhow::Result<Self> {
+    /// Redis with `REDIS_URL` (rebuilding from `source` after gaps), the in-process
+    /// backend without.
+    pub async fn connect(
+        redis: Option<&RedisConfig>,
+        source: RevocationSource,
+    ) -> anyhow::Result<Self> {
         Ok(match redis {
-            Some(cfg) => Self::on(Arc::new(RedisStore::connect(cfg).await?), "redis"),
+            Some(cfg) => Self::on(Arc::new(RedisStore::connect(cfg, source).await?), "redis"),
             None => Self::in_process(),
         })
     }

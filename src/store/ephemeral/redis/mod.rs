@@ -17,7 +17,7 @@ use fred::{
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::{LocalMirror, Reachable};
+use super::{LocalMirror, Reachable, RevocationSource};
 use crate::config::RedisConfig;
 
 /// The Redis backend.
@@ -31,6 +31,9 @@ pub struct RedisStore {
     local: Arc<LocalMirror>,
     /// Every instance publishes revocations, user changes and heartbeats here.
     channel: String,
+    /// This instance's name and event counter on the channel, so that listeners can
+    /// tell when they missed one of its events.
+    sequence: Arc<revocations::Sequence>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -43,7 +46,7 @@ impl Drop for RedisStore {
 }
 
 impl RedisStore {
-    pub async fn connect(cfg: &RedisConfig) -> anyhow::Result<Self> {
+    pub async fn connect(cfg: &RedisConfig, source: RevocationSource) -> anyhow::Result<Self> {
         let config = FredConfig::from_url(cfg.url.expose_secret()).context("parse REDIS_URL")?;
         let pool = Builder::from_config(config)
             .with_connection_config(|c| {
@@ -80,13 +83,19 @@ impl RedisStore {
             .context("subscribe to the events channel")?;
 
         let local = Arc::new(LocalMirror::follower());
+        let sequence = Arc::new(revocations::Sequence::new());
         let listener = tokio::spawn(revocations::listen(
             subscriber,
             pool.clone(),
             Arc::clone(&local),
             cfg.key_prefix.clone(),
+            source,
         ));
-        let heartbeat = tokio::spawn(revocations::beat(pool.clone(), channel.clone()));
+        let heartbeat = tokio::spawn(revocations::beat(
+            pool.clone(),
+            channel.clone(),
+            Arc::clone(&sequence),
+        ));
         Ok(Self {
             pool,
             prefix: cfg.key_prefix.clone(),
@@ -95,6 +104,7 @@ impl RedisStore {
             count_script: Script::from_lua(counters::COUNT_IN_WINDOW),
             local,
             channel,
+            sequence,
             tasks: vec![
                 resubscriber.abort_handle(),
                 listener.abort_handle(),
@@ -103,13 +113,25 @@ impl RedisStore {
         })
     }
 
-    async fn publish(&self, event: revocations::Event) -> anyhow::Result<()> {
-        let _: i64 = self
-            .connected()?
-            .publish(self.channel.clone(), event.encode())
-            .await
-            .context("publish an event")?;
-        Ok(())
+    /// Publishes a numbered event. Its number is taken even if the publish fails, so
+    /// listeners see the gap at this instance's next heartbeat; this instance stops
+    /// trusting its own memory too (it rebuilds, and writes back, when Redis answers).
+    async fn publish(
+        &self,
+        event: impl FnOnce(Uuid, u64) -> revocations::Event,
+    ) -> anyhow::Result<()> {
+        let event = event(self.sequence.publisher(), self.sequence.next());
+        let sent: anyhow::Result<i64> = match self.connected() {
+            Ok(client) => client
+                .publish(self.channel.clone(), event.encode())
+                .await
+                .context("publish an event"),
+            Err(error) => Err(error),
+        };
+        if sent.is_err() {
+            self.local.distrust();
+        }
+        sent.map(drop)
     }
 
     fn reset_key(&self, token_hash: &str) -> String {

@@ -1,60 +1,201 @@
 //! Revocations and profile changes in Redis: a key per revoked session, and the
 //! events channel that keeps every instance's [`LocalMirror`] current, with heartbeats
 //! that tell an instance when it may trust its mirror.
+//!
+//! Redis is not the truth: it can restart empty, be flushed, evict keys, or drop
+//! pub/sub messages. So every event carries its publisher's name and a sequence number,
+//! and each heartbeat the number of events its publisher had sent a beat earlier; a
+//! listener that misses one, or whose subscription reconnects, distrusts its memory.
+//! Before trusting it again it rebuilds from the database (the sessions revoked
+//! within an access token's lifetime) and Redis together, only ever adding to what it
+//! knew, and writes back to Redis whatever Redis lost.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fred::{
     interfaces::{EventInterface, KeysInterface, PubsubInterface},
     prelude::Pool,
-    types::Expiration,
+    types::{Expiration, SetOptions},
 };
 use uuid::Uuid;
 
 use super::RedisStore;
-use crate::store::ephemeral::{LocalMirror, RevocationStore, ttl_from_now};
+use crate::store::ephemeral::{LocalMirror, RevocationSource, RevocationStore, ttl_from_now};
 
 /// How often each instance says it is alive on the channel.
 pub(super) const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(250);
+/// Events of one publisher heard ahead of a missing one, before it counts as lost.
+const MAX_AHEAD: usize = 4_096;
+/// Keys written back to Redis per round trip after a rebuild.
+const WRITE_BACK_CHUNK: usize = 500;
 
 /// A message on the channel.
+#[derive(Debug, PartialEq, Eq)]
 pub(super) enum Event {
-    Heartbeat,
-    Revoked { until_ms: i64, sessions: Vec<Uuid> },
-    UserChanged(Uuid),
+    /// `settled`: how many events the publisher had numbered one beat ago (each of
+    /// them should have arrived by now).
+    Heartbeat { publisher: Uuid, settled: u64 },
+    Revoked {
+        publisher: Uuid,
+        seq: u64,
+        until_ms: i64,
+        sessions: Vec<Uuid>,
+    },
+    UserChanged {
+        publisher: Uuid,
+        seq: u64,
+        user: Uuid,
+    },
 }
 
 impl Event {
     pub(super) fn encode(&self) -> String {
         match self {
-            Self::Heartbeat => "h".into(),
-            Self::Revoked { until_ms, sessions } => {
+            Self::Heartbeat { publisher, settled } => format!("h:{publisher}:{settled}"),
+            Self::Revoked {
+                publisher,
+                seq,
+                until_ms,
+                sessions,
+            } => {
                 let ids: Vec<String> = sessions.iter().map(Uuid::to_string).collect();
-                format!("r:{until_ms}:{}", ids.join(","))
+                format!("r:{publisher}:{seq}:{until_ms}:{}", ids.join(","))
             }
-            Self::UserChanged(id) => format!("u:{id}"),
+            Self::UserChanged {
+                publisher,
+                seq,
+                user,
+            } => format!("u:{publisher}:{seq}:{user}"),
         }
     }
 
     fn decode(text: &str) -> Option<Self> {
-        let mut parts = text.splitn(3, ':');
-        match parts.next()? {
-            "h" => Some(Self::Heartbeat),
-            "u" => parts.next()?.parse().ok().map(Self::UserChanged),
-            "r" => {
-                let until_ms = parts.next()?.parse().ok()?;
-                let sessions = parts
+        let mut parts = text.splitn(5, ':');
+        let kind = parts.next()?;
+        let publisher = parts.next()?.parse().ok()?;
+        let number = parts.next()?.parse().ok()?;
+        let event = match kind {
+            "h" => Self::Heartbeat {
+                publisher,
+                settled: number,
+            },
+            "u" => Self::UserChanged {
+                publisher,
+                seq: number,
+                user: parts.next()?.parse().ok()?,
+            },
+            "r" => Self::Revoked {
+                publisher,
+                seq: number,
+                until_ms: parts.next()?.parse().ok()?,
+                sessions: parts
                     .next()?
                     .split(',')
                     .map(str::parse)
                     .collect::<Result<_, _>>()
-                    .ok()?;
-                Some(Self::Revoked { until_ms, sessions })
-            }
-            _ => None,
+                    .ok()?,
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(event)
+    }
+}
+
+/// This instance's name on the channel and the count of events it has numbered.
+pub(super) struct Sequence {
+    publisher: Uuid,
+    numbered: AtomicU64,
+}
+
+impl Sequence {
+    pub(super) fn new() -> Self {
+        Self {
+            publisher: Uuid::new_v4(),
+            numbered: AtomicU64::new(0),
         }
+    }
+
+    pub(super) fn publisher(&self) -> Uuid {
+        self.publisher
+    }
+
+    /// The number of the next event (from 1).
+    pub(super) fn next(&self) -> u64 {
+        self.numbered.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn numbered(&self) -> u64 {
+        self.numbered.load(Ordering::SeqCst)
+    }
+}
+
+/// What a listener has heard of each publisher: every event below `next`, and those
+/// in `ahead` (heard out of order, across the publisher's pooled connections).
+#[derive(Default)]
+struct Publishers(HashMap<Uuid, Heard>);
+
+struct Heard {
+    next: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Heard {
+    fn advance(&mut self) {
+        while self.ahead.remove(&self.next) {
+            self.next += 1;
+        }
+    }
+}
+
+impl Publishers {
+    /// An event numbered `seq`; false if too many are missing before it.
+    fn event(&mut self, publisher: Uuid, seq: u64) -> bool {
+        let heard = self.0.entry(publisher).or_insert_with(|| Heard {
+            next: seq,
+            ahead: BTreeSet::new(),
+        });
+        if seq == heard.next {
+            heard.next += 1;
+            heard.advance();
+        } else if seq > heard.next {
+            heard.ahead.insert(seq);
+            if heard.ahead.len() > MAX_AHEAD {
+                heard.next = seq + 1;
+                heard.ahead.clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A heartbeat; false if an event numbered up to `settled` never arrived.
+    fn heartbeat(&mut self, publisher: Uuid, settled: u64) -> bool {
+        let Some(heard) = self.0.get_mut(&publisher) else {
+            // A publisher heard for the first time (it, or this listener, just started).
+            self.0.insert(
+                publisher,
+                Heard {
+                    next: settled + 1,
+                    ahead: BTreeSet::new(),
+                },
+            );
+            return true;
+        };
+        if heard.next > settled {
+            return true;
+        }
+        heard.next = settled + 1;
+        heard.ahead.retain(|seq| *seq > settled);
+        heard.advance();
+        false
     }
 }
 
@@ -71,6 +212,69 @@ impl RevocationStore for RedisStore {
             until.timestamp_millis(),
             crate::clock::wall_now().timestamp_millis(),
         );
+        let stored = self.store_revocations(session_ids, until).await;
+        if stored.is_err() {
+            // Written back from memory and the database when Redis answers again.
+            self.local.distrust();
+        }
+        // Stored first, then announced: an instance that hears it, or that reads the
+        // keys after a gap, sees the same thing. Announced even if not stored: the
+        // other instances' memories matter most.
+        let until_ms = until.timestamp_millis();
+        let announced = self
+            .publish(|publisher, seq| Event::Revoked {
+                publisher,
+                seq,
+                until_ms,
+                sessions: session_ids.to_vec(),
+            })
+            .await;
+        stored.and(announced)
+    }
+
+    async fn is_session_revoked(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<bool>> {
+        let now_ms = now.timestamp_millis();
+        if self.local.is_trusted() {
+            return Ok(Some(self.local.is_revoked(session_id, now_ms)));
+        }
+        // Memory never forgets, so a hit there is certain; a miss is not.
+        if self.local.is_revoked(session_id, now_ms) {
+            return Ok(Some(true));
+        }
+        let until: Option<i64> = self
+            .connected()?
+            .get(self.revoked_key(session_id))
+            .await
+            .context("check session revocation")?;
+        // No key is no proof: Redis may have restarted, been flushed or evicted it.
+        Ok(until.is_some_and(|ms| ms > now_ms).then_some(true))
+    }
+
+    fn mirror(&self) -> &LocalMirror {
+        &self.local
+    }
+
+    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()> {
+        self.local.forget_user(id);
+        self.publish(|publisher, seq| Event::UserChanged {
+            publisher,
+            seq,
+            user: id,
+        })
+        .await
+    }
+}
+
+impl RedisStore {
+    async fn store_revocations(
+        &self,
+        session_ids: &[Uuid],
+        until: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let ttl = i64::try_from(ttl_from_now(until).as_millis()).unwrap_or(i64::MAX);
         for id in session_ids {
             let _: () = self
@@ -85,53 +289,45 @@ impl RevocationStore for RedisStore {
                 .await
                 .context("mark session revoked")?;
         }
-        // Stored first, then announced: an instance that hears it, or that reads the
-        // keys after a gap, sees the same thing.
-        self.publish(Event::Revoked {
-            until_ms: until.timestamp_millis(),
-            sessions: session_ids.to_vec(),
-        })
-        .await
-    }
-
-    async fn is_session_revoked(
-        &self,
-        session_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
-        if self.local.is_trusted() {
-            return Ok(self.local.is_revoked(session_id, now.timestamp_millis()));
-        }
-        let until: Option<i64> = self
-            .connected()?
-            .get(self.revoked_key(session_id))
-            .await
-            .context("check session revocation")?;
-        Ok(until.is_some_and(|ms| ms > now.timestamp_millis()))
-    }
-
-    fn mirror(&self) -> &LocalMirror {
-        &self.local
-    }
-
-    async fn user_changed(&self, id: Uuid) -> anyhow::Result<()> {
-        self.local.forget_user(id);
-        self.publish(Event::UserChanged(id)).await
+        Ok(())
     }
 }
 
 /// Applies what the channel carries to this instance's memory. The memory is trusted
-/// while heartbeats arrive; after a gap (or lost messages) it is rebuilt from the keys
-/// in Redis before it is trusted again.
+/// while heartbeats arrive and no event is missing; after a gap it is rebuilt (see the
+/// module) before it is trusted again.
 pub(super) async fn listen(
     subscriber: fred::clients::SubscriberClient,
     pool: Pool,
     local: Arc<LocalMirror>,
     prefix: String,
+    source: RevocationSource,
 ) {
     let mut messages = subscriber.message_rx();
+    let mut reconnects = Some(subscriber.reconnect_rx());
+    let mut publishers = Publishers::default();
     loop {
-        let message = match messages.recv().await {
+        let reconnected = async {
+            match reconnects.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let message = tokio::select! {
+            message = messages.recv() => message,
+            reconnect = reconnected => {
+                match reconnect {
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => reconnects = None,
+                    _ => {
+                        // Whatever was published while it was away is lost.
+                        tracing::warn!("the events subscription reconnected; rebuilding the local state");
+                        local.distrust();
+                    }
+                }
+                continue;
+            }
+        };
+        let message = match message {
             Ok(message) => message,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "events were missed; rebuilding the local state");
@@ -144,37 +340,96 @@ pub(super) async fn listen(
             continue;
         };
         match Event::decode(&text) {
-            Some(Event::Heartbeat) => {
+            Some(Event::Heartbeat { publisher, settled }) => {
+                if !publishers.heartbeat(publisher, settled) {
+                    tracing::warn!(%publisher, "events were lost; rebuilding the local state");
+                    local.distrust();
+                }
                 if local.is_trusted() {
                     local.heard_heartbeat();
                 } else {
-                    match read_revocations(&pool, &prefix).await {
-                        Ok(revoked) => {
-                            local.replace(revoked);
-                            local.heard_heartbeat();
-                        }
+                    match rebuild(&pool, &prefix, &source, &local).await {
+                        Ok(()) => local.heard_heartbeat(),
                         Err(error) => tracing::warn!(?error, "cannot rebuild the local state"),
                     }
                 }
             }
-            Some(Event::Revoked { until_ms, sessions }) => {
+            Some(Event::Revoked {
+                publisher,
+                seq,
+                until_ms,
+                sessions,
+            }) => {
                 local.revoke(
                     &sessions,
                     until_ms,
                     crate::clock::wall_now().timestamp_millis(),
                 );
+                if !publishers.event(publisher, seq) {
+                    local.distrust();
+                }
             }
-            Some(Event::UserChanged(id)) => local.forget_user(id),
+            Some(Event::UserChanged {
+                publisher,
+                seq,
+                user,
+            }) => {
+                local.forget_user(user);
+                if !publishers.event(publisher, seq) {
+                    local.distrust();
+                }
+            }
             None => tracing::warn!("unreadable event on the channel"),
         }
     }
 }
 
-/// Every revoked session still in Redis.
-async fn read_revocations(
+/// Adds to memory every revocation the database and Redis hold (never dropping what it
+/// knew), then writes back to Redis those it lacks: lost in a restart, a `FLUSHALL` or
+/// an eviction, or made while it was down.
+async fn rebuild(
     pool: &Pool,
     prefix: &str,
-) -> anyhow::Result<std::collections::HashMap<Uuid, i64>> {
+    source: &RevocationSource,
+    local: &LocalMirror,
+) -> anyhow::Result<()> {
+    let stored = source
+        .load()
+        .await
+        .context("read revoked sessions from the database")?;
+    let in_redis = read_revocations(pool, prefix).await?;
+    local.merge(&stored);
+    local.merge(&in_redis);
+    let now_ms = crate::clock::wall_now().timestamp_millis();
+    let lost: Vec<(Uuid, i64)> = local
+        .revoked_since(now_ms)
+        .into_iter()
+        .filter(|(id, _)| !in_redis.contains_key(id))
+        .collect();
+    if !lost.is_empty() {
+        tracing::info!(count = lost.len(), "writing back revocations Redis lacked");
+    }
+    for chunk in lost.chunks(WRITE_BACK_CHUNK) {
+        let pipeline = pool.next().pipeline();
+        for (id, until) in chunk {
+            let _: () = pipeline
+                .set(
+                    format!("{prefix}revoked:sid:{id}"),
+                    *until,
+                    Some(Expiration::PX((until - now_ms).max(1))),
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await
+                .context("queue a revocation")?;
+        }
+        let _: Vec<fred::types::Value> = pipeline.all().await.context("write back revocations")?;
+    }
+    Ok(())
+}
+
+/// Every revoked session still in Redis.
+async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<Uuid, i64>> {
     use futures::TryStreamExt;
     let key_prefix = format!("{prefix}revoked:sid:");
     let keys: Vec<fred::types::Key> = pool
@@ -183,7 +438,7 @@ async fn read_revocations(
         .try_collect()
         .await
         .context("scan revoked sessions")?;
-    let mut revoked = std::collections::HashMap::with_capacity(keys.len());
+    let mut revoked = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let values: Vec<Option<i64>> = pool
             .mget(chunk.to_vec())
@@ -202,19 +457,24 @@ async fn read_revocations(
     Ok(revoked)
 }
 
-/// Says "alive" on the channel; every instance (this one included) trusts its memory
-/// only while it hears such beats.
-pub(super) async fn beat(pool: Pool, channel: String) {
+/// Says "alive" on the channel, with how many events this instance had numbered one
+/// beat ago; every instance (this one included) trusts its memory only while it hears
+/// such beats and has heard every event they account for.
+pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut settled = 0;
     loop {
         tick.tick().await;
-        let sent: Result<i64, _> = pool
-            .next()
-            .publish(channel.clone(), Event::Heartbeat.encode())
-            .await;
+        let numbered = sequence.numbered();
+        let beat = Event::Heartbeat {
+            publisher: sequence.publisher(),
+            settled,
+        };
+        let sent: Result<i64, _> = pool.next().publish(channel.clone(), beat.encode()).await;
         if let Err(error) = sent {
             tracing::debug!(?error, "heartbeat not published");
         }
+        settled = numbered;
     }
 }
 
@@ -224,23 +484,52 @@ mod tests {
 
     #[test]
     fn events_survive_the_wire() {
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let revoked = Event::Revoked {
-            until_ms: 42,
-            sessions: vec![a, b],
-        }
-        .encode();
-        match Event::decode(&revoked) {
-            Some(Event::Revoked {
+        let (a, b, p) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        for event in [
+            Event::Revoked {
+                publisher: p,
+                seq: 7,
                 until_ms: 42,
-                sessions,
-            }) => assert_eq!(sessions, [a, b]),
-            _ => panic!("{revoked}"),
+                sessions: vec![a, b],
+            },
+            Event::UserChanged {
+                publisher: p,
+                seq: 8,
+                user: a,
+            },
+            Event::Heartbeat {
+                publisher: p,
+                settled: 8,
+            },
+        ] {
+            assert_eq!(Event::decode(&event.encode()), Some(event));
         }
-        assert!(
-            matches!(Event::decode(&Event::UserChanged(a).encode()), Some(Event::UserChanged(id)) if id == a)
-        );
-        assert!(matches!(Event::decode("h"), Some(Event::Heartbeat)));
-        assert!(Event::decode("r:x:y").is_none() && Event::decode("zzz").is_none());
+        for junk in [
+            "h",
+            "r:x:y",
+            "zzz",
+            &format!("h:{p}:1:extra"),
+            &format!("u:{p}:x:{a}"),
+        ] {
+            assert!(Event::decode(junk).is_none(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_missing_event_shows_at_the_heartbeat_that_settles_it() {
+        let p = Uuid::new_v4();
+        let mut heard = Publishers::default();
+        assert!(heard.heartbeat(p, 0), "first sight");
+        assert!(heard.event(p, 1) && heard.event(p, 3) && heard.event(p, 2));
+        assert!(heard.heartbeat(p, 3), "all three arrived, out of order");
+        assert!(heard.event(p, 5));
+        assert!(heard.heartbeat(p, 3), "4 may still be on its way");
+        assert!(!heard.heartbeat(p, 5), "4 never came");
+        assert!(heard.heartbeat(p, 5), "reported once");
+        assert!(heard.event(p, 6) && heard.heartbeat(p, 6));
+        // A forged or restarted publisher that claims events nobody heard.
+        let q = Uuid::new_v4();
+        assert!(heard.heartbeat(q, 0));
+        assert!(!heard.heartbeat(q, 3));
     }
 }

@@ -1,0 +1,153 @@
+//! The revocation guarantee across Redis faults: a restart that comes back empty, a
+//! `FLUSHALL`, a lost message. The database is the source of truth; no instance may
+//! forget a revocation because Redis did.
+
+use std::{process::Command, time::Duration};
+
+use crate::support::*;
+
+/// Whether the instance answers from memory (it believes it has heard everything).
+async fn trusts_its_memory(app: &TestApp) -> Option<()> {
+    let text = app.metrics().await;
+    text.lines()
+        .any(|l| l == "identity_local_state_trusted 1")
+        .then_some(())
+}
+
+async fn wait_trusting(app: &TestApp) {
+    eventually(
+        Duration::from_secs(10),
+        "the instance trusts its memory",
+        || trusts_its_memory(app),
+    )
+    .await;
+}
+
+fn redis_cli(redis: &PrivateRedis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli on PATH");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn assert_refused(app: &TestApp, body: &serde_json::Value, which: &str) {
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{which} on {}: {body}",
+        app.url
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn revocations_survive_a_redis_restart_that_comes_back_empty() {
+    // Two instances need the database they share; the embedded default is one.
+    require_postgres();
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let b = a.sibling(&[("REDIS_URL", url.as_str())]).await;
+    let email = unique_email();
+    let first = a.signed_up(&email).await;
+    wait_trusting(&b).await;
+    data(&a.logout(&first.refresh).await, "logout");
+    for app in [&a, &b] {
+        assert_refused(app, &app.me(Some(&first.access)).await, "first");
+    }
+
+    redis.stop();
+    for app in [&a, &b] {
+        assert_refused(app, &app.me(Some(&first.access)).await, "first, Redis down");
+    }
+    // A revocation made while Redis is down reaches only the database.
+    let second = Session::from_payload(data(&a.login(&email, PASSWORD).await, "login"));
+    data(&a.logout(&second.refresh).await, "logout");
+    for app in [&a, &b] {
+        assert_refused(
+            app,
+            &app.me(Some(&second.access)).await,
+            "second, Redis down",
+        );
+    }
+
+    // Redis comes back empty: both instances rebuild, and forget nothing.
+    redis.restart().await;
+    wait_trusting(&a).await;
+    wait_trusting(&b).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for app in [&a, &b] {
+        for (which, session) in [("first", &first), ("second", &second)] {
+            assert_refused(app, &app.me(Some(&session.access)).await, which);
+        }
+    }
+    // The outage's revocation has been written back to Redis for everyone.
+    let keys = redis_cli(&redis, &["--scan", "--pattern", "*revoked:sid:*"]);
+    assert_eq!(
+        keys.lines().count(),
+        2,
+        "revocation keys after the restart: {keys}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_flushall_does_not_reopen_revoked_sessions() {
+    // Two instances need the database they share; the embedded default is one.
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let b = a.sibling(&[("REDIS_URL", url.as_str())]).await;
+    let session = a.signed_up(&unique_email()).await;
+    wait_trusting(&b).await;
+    data(&a.logout(&session.refresh).await, "logout");
+    assert_refused(&b, &b.me(Some(&session.access)).await, "before FLUSHALL");
+
+    assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
+    // An instance that starts now (or rebuilds for any reason) reads the database too.
+    let c = a.sibling(&[("REDIS_URL", url.as_str())]).await;
+    wait_trusting(&c).await;
+    for app in [&a, &b, &c] {
+        assert_refused(app, &app.me(Some(&session.access)).await, "after FLUSHALL");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
+    // Two instances need the database they share; the embedded default is one.
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let session = a.signed_up(&unique_email()).await;
+    wait_trusting(&a).await;
+    data(&a.me(Some(&session.access)).await, "me");
+    // A revocation whose key and message were both lost: only the database has it.
+    a.sql("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'")
+        .await;
+    // A publisher says it has sent events 1..=3; none arrived: a gap.
+    let channel = redis_cli(&redis, &["PUBSUB", "CHANNELS", "*events"]);
+    assert_eq!(channel.lines().count(), 1, "one events channel: {channel}");
+    let publisher = uuid::Uuid::new_v4();
+    for settled in [0, 3] {
+        redis_cli(
+            &redis,
+            &["PUBLISH", &channel, &format!("h:{publisher}:{settled}")],
+        );
+    }
+    eventually(
+        Duration::from_secs(5),
+        "the instance notices the gap and asks the database",
+        || async {
+            let body = a.me(Some(&session.access)).await;
+            (body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED")
+                .then_some(())
+                .ok_or_else(|| body.to_string())
+        },
+    )
+    .await;
+}

@@ -118,7 +118,7 @@ impl Config {
             database: DatabaseConfig::read(&vars, &general.data_dir)?,
             redis: redis::read(&vars)?,
             tokens: TokenConfig::read(&vars, env, &general.data_dir)?,
-            reset: ResetConfig::read(&vars)?,
+            reset: ResetConfig::read(&vars, env)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,

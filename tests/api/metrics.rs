@@ -105,3 +105,16 @@ async fn metrics_can_live_on_their_own_listener() {
     assert_eq!(separate.status(), 200);
     assert!(separate.text().await.unwrap().contains("# TYPE"));
 }
+
+#[tokio::test]
+async fn production_serves_metrics_on_the_public_port_only_when_asked() {
+    let prod = [("APP_ENV", "production")];
+    let app = spawn_app_with(&prod).await;
+    let url = format!("{}/metrics", app.url);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+    let asked = app
+        .sibling(&[("APP_ENV", "production"), ("METRICS_PUBLIC", "true")])
+        .await;
+    let url = format!("{}/metrics", asked.url);
+    assert_eq!(asked.http.get(&url).send().await.unwrap().status(), 200);
+}

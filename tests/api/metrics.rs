@@ -107,6 +107,25 @@ async fn metrics_can_live_on_their_own_listener() {
 }
 
 #[tokio::test]
+async fn an_unknown_http_method_is_counted_as_other() {
+    let app = spawn_app().await;
+    let method = reqwest::Method::from_bytes(b"FOO").unwrap();
+    app.http
+        .request(method, format!("{}/graphql", app.url))
+        .send()
+        .await
+        .unwrap();
+    let text = app.metrics().await;
+    assert!(!text.contains("FOO"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("identity_http_requests_total{")
+                && l.contains("method=\"other\"")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn production_serves_metrics_on_the_public_port_only_when_asked() {
     let prod = [("APP_ENV", "production")];
     let app = spawn_app_with(&prod).await;

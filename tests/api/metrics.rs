@@ -137,3 +137,23 @@ async fn production_serves_metrics_on_the_public_port_only_when_asked() {
     let url = format!("{}/metrics", asked.url);
     assert_eq!(asked.http.get(&url).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn readiness_is_checked_at_most_once_a_second() {
+    let app = spawn_app().await;
+    let checks = |text: &str| sample(text, "identity_readiness_checks_total");
+    let url = format!("{}/readyz", app.url);
+    app.http.get(&url).send().await.unwrap();
+    let before = checks(&app.metrics().await);
+    for _ in 0..20 {
+        assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    }
+    let after = checks(&app.metrics().await);
+    // Twenty calls in well under a second: the database was asked at most once more
+    // (once if the first answer aged out during the loop).
+    assert!(after - before <= 1.0, "{before} -> {after}");
+    app.advance(2);
+    app.http.get(&url).send().await.unwrap();
+    let aged = checks(&app.metrics().await);
+    assert_eq!(aged, after + 1.0, "a second later the check runs again");
+}

@@ -182,7 +182,7 @@ impl App {
             task.abort();
         }
         if let Err(error) = deps.db.close_by_ref().await {
-            tracing::warn!(?error, "closing the database pool");
+            tracing::warn!(error = %format!("{error:#}"), "closing the database pool");
         }
         tracing::info!("stopped");
         served
@@ -226,12 +226,16 @@ async fn purge_finished_records(deps: &Deps, retention: &crate::config::Retentio
     match sessions::purge_ended(&deps.db, before(retention.sessions), PURGE_BATCH).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(count, "purged ended sessions"),
-        Err(error) => tracing::warn!(?error, "cannot purge ended sessions"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot purge ended sessions");
+        }
     }
     match outbox_store::purge_finished(&deps.db, before(retention.outbox), PURGE_BATCH).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(count, "purged finished mail"),
-        Err(error) => tracing::warn!(?error, "cannot purge finished mail"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot purge finished mail");
+        }
     }
 }
 

@@ -247,7 +247,7 @@ impl From<AppError> for async_graphql::Error {
         let code = e.code();
         match e {
             AppError::Internal(source) => {
-                tracing::error!(error = ?source, "internal error");
+                tracing::error!(error = %format!("{source:#}"), "internal error");
                 async_graphql::Error::new("Internal server error")
                     .extend_with(|_, ext| code.set_on(ext))
             }

@@ -49,10 +49,13 @@ impl DatabaseConfig {
         let sqlite = url.starts_with("sqlite:");
         Ok(Self {
             url: SecretString::from(url),
-            max_connections: vars
-                .positive("DATABASE_MAX_CONNECTIONS", if sqlite { 4 } else { 16 })?,
+            max_connections: vars.positive(
+                "DATABASE_MAX_CONNECTIONS",
+                if sqlite { 4 } else { 16 },
+                1000,
+            )?,
             run_migrations: vars.bool("RUN_MIGRATIONS", true)?,
-            acquire_timeout: vars.secs("DATABASE_ACQUIRE_TIMEOUT", 5, 1)?,
+            acquire_timeout: vars.secs("DATABASE_ACQUIRE_TIMEOUT", 5, 1, 300)?,
         })
     }
 

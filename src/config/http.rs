@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::{
     AppEnv, ConfigError,
-    vars::{Described, Vars, secs},
+    vars::{Described, Vars, at_most, secs},
 };
 
 pub(super) const VARS: &[&str] = &[
@@ -24,6 +24,7 @@ pub(super) const VARS: &[&str] = &[
     "CORS_ALLOWED_ORIGINS",
     "TRUSTED_PROXIES",
     "METRICS_ADDR",
+    "METRICS_PUBLIC",
     "SHUTDOWN_TIMEOUT",
 ];
 
@@ -45,6 +46,9 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// A separate listener for `/metrics`; `None`: served on `bind_addr`.
     pub metrics_addr: Option<SocketAddr>,
+    /// Whether `/metrics` is also served on `bind_addr`: by default in development
+    /// when there is no `metrics_addr`, never in production unless asked.
+    pub metrics_public: bool,
     /// How long shutdown waits for in-flight requests and background work.
     pub shutdown_timeout: Duration,
 }
@@ -53,29 +57,46 @@ impl HttpConfig {
     /// GraphiQL and introspection default to on in development only.
     pub(super) fn read(vars: &Vars<'_>, env: AppEnv) -> Result<Self, ConfigError> {
         let dev = env == AppEnv::Development;
+        let trusted_proxies: Vec<IpNet> = vars
+            .list("TRUSTED_PROXIES")
+            .iter()
+            .map(|cidr| parse_cidr(cidr))
+            .collect::<Result<_, _>>()?;
+        if !dev && let Some(all) = trusted_proxies.iter().find(|net| net.prefix_len() == 0) {
+            // Anyone could then claim any address: per-IP limits and the audit trail
+            // would believe every client.
+            return Err(ConfigError::new(
+                "TRUSTED_PROXIES",
+                format!("{all} trusts every address; in production name the proxies"),
+            ));
+        }
+        let metrics_addr = match vars.get("METRICS_ADDR") {
+            None => None,
+            Some(_) => Some(vars.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?),
+        };
         Ok(Self {
             bind_addr: vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             graphiql: vars.bool("GRAPHIQL_ENABLED", dev)?,
             introspection: vars.bool("INTROSPECTION_ENABLED", dev)?,
-            body_limit_bytes: vars.positive("HTTP_BODY_LIMIT_BYTES", 64 * 1024)?,
-            request_timeout: vars.secs("HTTP_REQUEST_TIMEOUT", 15, 1)?,
-            max_batch: vars.positive("GRAPHQL_MAX_BATCH", 10)?,
-            max_depth: vars.positive("GRAPHQL_MAX_DEPTH", 16)?,
-            max_complexity: vars.positive("GRAPHQL_MAX_COMPLEXITY", 1000)?,
-            max_aliases: vars.parse("GRAPHQL_MAX_ALIASES", 16)?,
+            body_limit_bytes: vars.positive(
+                "HTTP_BODY_LIMIT_BYTES",
+                64 * 1024,
+                16 * 1024 * 1024,
+            )?,
+            request_timeout: vars.secs("HTTP_REQUEST_TIMEOUT", 15, 1, 300)?,
+            max_batch: vars.positive("GRAPHQL_MAX_BATCH", 10, 100)?,
+            max_depth: vars.positive("GRAPHQL_MAX_DEPTH", 16, 256)?,
+            max_complexity: vars.positive("GRAPHQL_MAX_COMPLEXITY", 1000, 100_000)?,
+            max_aliases: at_most(
+                "GRAPHQL_MAX_ALIASES",
+                vars.parse("GRAPHQL_MAX_ALIASES", 16)?,
+                &1000,
+            )?,
             cors_allowed_origins: cors_origins(&vars.list("CORS_ALLOWED_ORIGINS"))?,
-            trusted_proxies: vars
-                .list("TRUSTED_PROXIES")
-                .iter()
-                .map(|cidr| parse_cidr(cidr))
-                .collect::<Result<_, _>>()?,
-            metrics_addr: match vars.get("METRICS_ADDR") {
-                None => None,
-                Some(_) => {
-                    Some(vars.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?)
-                }
-            },
-            shutdown_timeout: vars.secs("SHUTDOWN_TIMEOUT", 20, 1)?,
+            trusted_proxies,
+            metrics_public: vars.bool("METRICS_PUBLIC", dev && metrics_addr.is_none())?,
+            metrics_addr,
+            shutdown_timeout: vars.secs("SHUTDOWN_TIMEOUT", 20, 1, 3600)?,
         })
     }
 
@@ -107,6 +128,7 @@ impl HttpConfig {
                 self.metrics_addr
                     .map_or("(unset: /metrics on BIND_ADDR)".into(), |a| a.to_string()),
             ),
+            ("METRICS_PUBLIC", self.metrics_public.to_string()),
             ("SHUTDOWN_TIMEOUT", secs(self.shutdown_timeout)),
         ]
     }

@@ -254,12 +254,17 @@ fn verifying_key(pem: &str) -> Result<VerifyingKey, String> {
 }
 
 /// A PEM given inline, or the path of a file holding one.
-fn read_pem(var: &'static str, value: &str) -> Result<String, ConfigError> {
+pub(super) fn read_pem(var: &'static str, value: &str) -> Result<String, ConfigError> {
     if value.trim_start().starts_with("-----BEGIN") {
         return Ok(value.replace("\\n", "\n"));
     }
-    std::fs::read_to_string(value.trim())
-        .map_err(|e| ConfigError::new(var, format!("cannot read {value}: {e}")))
+    // The value may be key material pasted without its PEM armour: never echo it.
+    std::fs::read_to_string(value.trim()).map_err(|e| {
+        ConfigError::new(
+            var,
+            format!("is neither a PEM block (-----BEGIN ...) nor a readable file ({e})"),
+        )
+    })
 }
 
 fn generate_ed25519_pem() -> String {

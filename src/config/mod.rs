@@ -127,7 +127,7 @@ impl Config {
             redis,
             single_instance,
             tokens: TokenConfig::read(&vars, env, &general.data_dir)?,
-            reset: ResetConfig::read(&vars)?,
+            reset: ResetConfig::read(&vars, env)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{
     ConfigError,
-    vars::{Described, Vars, secs},
+    vars::{DAY, Described, Vars, secs},
 };
 
 pub(super) const VARS: &[&str] = &[
@@ -29,10 +29,10 @@ pub struct OutboxConfig {
 impl OutboxConfig {
     pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            poll_interval: vars.secs("OUTBOX_POLL_INTERVAL", 1, 1)?,
-            retry_base: vars.secs("OUTBOX_RETRY_BASE", 5, 1)?,
-            retry_max: vars.secs("OUTBOX_RETRY_MAX", 600, 1)?,
-            max_attempts: vars.positive("OUTBOX_MAX_ATTEMPTS", 12)?,
+            poll_interval: vars.secs("OUTBOX_POLL_INTERVAL", 1, 1, 3600)?,
+            retry_base: vars.secs("OUTBOX_RETRY_BASE", 5, 1, DAY)?,
+            retry_max: vars.secs("OUTBOX_RETRY_MAX", 600, 1, 7 * DAY)?,
+            max_attempts: vars.positive("OUTBOX_MAX_ATTEMPTS", 12, 100)?,
         })
     }
 

@@ -32,12 +32,12 @@ impl PasswordConfig {
     pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let password = Self {
-            argon2_memory_kib: vars.positive("ARGON2_MEMORY_KIB", 19_456)?,
-            argon2_iterations: vars.positive("ARGON2_ITERATIONS", 2)?,
-            argon2_parallelism: vars.positive("ARGON2_PARALLELISM", 1)?,
-            hash_concurrency: vars.positive("PASSWORD_HASH_CONCURRENCY", cores)?,
-            hash_queue: vars.positive("PASSWORD_HASH_QUEUE", 128)?,
-            min_length: vars.positive("PASSWORD_MIN_LENGTH", 8)?,
+            argon2_memory_kib: vars.positive("ARGON2_MEMORY_KIB", 19_456, 4 * 1024 * 1024)?,
+            argon2_iterations: vars.positive("ARGON2_ITERATIONS", 2, 64)?,
+            argon2_parallelism: vars.positive("ARGON2_PARALLELISM", 1, 64)?,
+            hash_concurrency: vars.positive("PASSWORD_HASH_CONCURRENCY", cores, 1024)?,
+            hash_queue: vars.positive("PASSWORD_HASH_QUEUE", 128, 100_000)?,
+            min_length: vars.positive("PASSWORD_MIN_LENGTH", 8, 64)?,
         };
         if let Err(e) = argon2::Params::new(
             password.argon2_memory_kib,

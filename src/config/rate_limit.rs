@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{
     ConfigError,
-    vars::{Described, Vars, secs},
+    vars::{DAY, Described, Vars, secs},
 };
 
 pub(super) const VARS: &[&str] = &[
@@ -42,16 +42,23 @@ pub struct RateLimitConfig {
 impl RateLimitConfig {
     pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let rate_limit = Self {
-            ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300)?,
-            reset_per_ip_per_minute: vars.positive("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", 10)?,
-            reset_token_per_ip_per_minute: vars
-                .positive("RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE", 10)?,
-            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5)?,
-            login_base_delay: vars.secs("RATE_LIMIT_LOGIN_BASE_DELAY", 2, 1)?,
-            login_max_delay: vars.secs("RATE_LIMIT_LOGIN_MAX_DELAY", 900, 1)?,
-            login_window: vars.secs("RATE_LIMIT_LOGIN_WINDOW", 3600, 1)?,
-            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3)?,
-            reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1)?,
+            ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300, 1_000_000)?,
+            reset_per_ip_per_minute: vars.positive(
+                "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+                10,
+                1_000_000,
+            )?,
+            reset_token_per_ip_per_minute: vars.positive(
+                "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+                10,
+                1_000_000,
+            )?,
+            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5, 1000)?,
+            login_base_delay: vars.secs("RATE_LIMIT_LOGIN_BASE_DELAY", 2, 1, 3600)?,
+            login_max_delay: vars.secs("RATE_LIMIT_LOGIN_MAX_DELAY", 900, 1, DAY)?,
+            login_window: vars.secs("RATE_LIMIT_LOGIN_WINDOW", 3600, 1, 7 * DAY)?,
+            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3, 1000)?,
+            reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1, 7 * DAY)?,
         };
         if rate_limit.login_window < rate_limit.login_max_delay {
             return Err(ConfigError::new(

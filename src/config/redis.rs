@@ -45,8 +45,8 @@ pub(super) fn read(vars: &Vars<'_>) -> Result<Option<RedisConfig>, ConfigError> 
         key_prefix: vars
             .get("REDIS_KEY_PREFIX")
             .unwrap_or_else(|| "identity:".into()),
-        pool_size: vars.positive("REDIS_POOL_SIZE", 4)?,
-        command_timeout: vars.secs("REDIS_TIMEOUT", 2, 1)?,
+        pool_size: vars.positive("REDIS_POOL_SIZE", 4, 256)?,
+        command_timeout: vars.secs("REDIS_TIMEOUT", 2, 1, 60)?,
     }))
 }
 

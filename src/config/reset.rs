@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    ConfigError,
-    vars::{Described, Vars, secs},
+    AppEnv, ConfigError,
+    vars::{DAY, Described, Vars, secs},
 };
 
 pub(super) const VARS: &[&str] = &["PASSWORD_RESET_TTL", "PASSWORD_RESET_URL"];
@@ -17,7 +17,8 @@ pub struct ResetConfig {
 }
 
 impl ResetConfig {
-    pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+    /// In production the link must be `https://`: it carries a token worth an account.
+    pub(super) fn read(vars: &Vars<'_>, env: AppEnv) -> Result<Self, ConfigError> {
         let url_template = vars
             .get("PASSWORD_RESET_URL")
             .unwrap_or_else(|| "http://localhost:3000/reset-password?token={token}".into());
@@ -33,8 +34,14 @@ impl ResetConfig {
                 "must be an http:// or https:// URL",
             ));
         }
+        if env == AppEnv::Production && !url_template.starts_with("https://") {
+            return Err(ConfigError::new(
+                "PASSWORD_RESET_URL",
+                "must be an https:// URL in production (the link carries the reset token)",
+            ));
+        }
         Ok(Self {
-            ttl: vars.secs("PASSWORD_RESET_TTL", 3600, 1)?,
+            ttl: vars.secs("PASSWORD_RESET_TTL", 3600, 1, 7 * DAY)?,
             url_template,
         })
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{
     ConfigError,
-    vars::{Described, Vars, secs},
+    vars::{DAY, Described, Vars, secs},
 };
 
 pub(super) const VARS: &[&str] = &[
@@ -27,9 +27,9 @@ pub struct RetentionConfig {
 impl RetentionConfig {
     pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            interval: vars.secs("RETENTION_INTERVAL", 3600, 1)?,
-            sessions: vars.secs("SESSION_RETENTION", 30 * 24 * 3600, 1)?,
-            outbox: vars.secs("OUTBOX_RETENTION", 7 * 24 * 3600, 1)?,
+            interval: vars.secs("RETENTION_INTERVAL", 3600, 1, 7 * DAY)?,
+            sessions: vars.secs("SESSION_RETENTION", 30 * DAY, 1, 3650 * DAY)?,
+            outbox: vars.secs("OUTBOX_RETENTION", 7 * DAY, 1, 3650 * DAY)?,
         })
     }
 

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use super::{
     AppEnv, ConfigError, JwtSigning, keys,
-    vars::{Described, Vars, secs},
+    vars::{DAY, Described, Vars, secs},
 };
 
 pub(super) const VARS: &[&str] = &[
@@ -47,10 +47,10 @@ impl TokenConfig {
             audience: vars
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "identity".into()),
-            access_ttl: vars.secs("ACCESS_TOKEN_TTL", 900, 1)?,
-            refresh_ttl: vars.secs("REFRESH_TOKEN_TTL", 7 * 24 * 3600, 1)?,
-            refresh_idle_ttl: vars.secs("REFRESH_IDLE_TTL", 3 * 24 * 3600, 1)?,
-            refresh_reuse_grace: vars.secs("REFRESH_REUSE_GRACE", 10, 0)?,
+            access_ttl: vars.secs("ACCESS_TOKEN_TTL", 900, 1, DAY)?,
+            refresh_ttl: vars.secs("REFRESH_TOKEN_TTL", 7 * DAY, 1, 365 * DAY)?,
+            refresh_idle_ttl: vars.secs("REFRESH_IDLE_TTL", 3 * DAY, 1, 365 * DAY)?,
+            refresh_reuse_grace: vars.secs("REFRESH_REUSE_GRACE", 10, 0, 300)?,
         })
     }
 

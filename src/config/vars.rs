@@ -40,12 +40,14 @@ impl Vars<'_> {
         }
     }
 
-    /// A duration in whole seconds, at least `min`.
+    /// A duration in whole seconds, between `min` and `max`: an absurd value would
+    /// overflow the arithmetic on timestamps at every request instead of at start.
     pub(super) fn secs(
         &self,
         var: &'static str,
         default: u64,
         min: u64,
+        max: u64,
     ) -> Result<Duration, ConfigError> {
         let secs: u64 = self.parse(var, default)?;
         if secs < min {
@@ -54,19 +56,31 @@ impl Vars<'_> {
                 format!("must be at least {min} seconds, got {secs}"),
             ));
         }
+        if secs > max {
+            return Err(ConfigError::new(
+                var,
+                format!("must be at most {max} seconds, got {secs}"),
+            ));
+        }
         Ok(Duration::from_secs(secs))
     }
 
-    pub(super) fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    /// A count above zero and at most `max`.
+    pub(super) fn positive<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        max: T,
+    ) -> Result<T, ConfigError>
     where
-        T: FromStr + PartialOrd + Default + std::fmt::Display,
+        T: FromStr + PartialOrd + Default + Copy + std::fmt::Display,
         T::Err: std::fmt::Display,
     {
         let v = self.parse(var, default)?;
         if v <= T::default() {
             return Err(ConfigError::new(var, format!("must be positive, got {v}")));
         }
-        Ok(v)
+        at_most(var, v, &max)
     }
 
     /// One of `choices` (case-insensitive); the first is the default.
@@ -104,6 +118,24 @@ impl Vars<'_> {
     }
 }
 
+/// `value`, unless it is above `max`.
+pub(super) fn at_most<T: PartialOrd + std::fmt::Display>(
+    var: &'static str,
+    value: T,
+    max: &T,
+) -> Result<T, ConfigError> {
+    if value > *max {
+        return Err(ConfigError::new(
+            var,
+            format!("must be at most {max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Seconds in a day, for the upper bounds of durations.
+pub(super) const DAY: u64 = 24 * 3600;
+
 /// What a section shows for `check-config` and the start-up log: each of its
 /// variables with the value in use, secrets masked.
 pub(super) type Described = Vec<(&'static str, String)>;
@@ -113,16 +145,44 @@ pub(super) fn secs(duration: Duration) -> String {
     duration.as_secs().to_string()
 }
 
-/// Hides the password part of a URL (`scheme://user:***@host/...`).
+/// Hides the passwords of a URL: in the user part (`scheme://user:***@host/...`) and
+/// in a `password=` query parameter (`redis://host/?password=***`).
 pub(super) fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    let masked = match rest.split_once('@') {
+        Some((userinfo, host)) if !userinfo.contains(['/', '?', '#']) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    mask_query_password(&masked)
+}
+
+/// Replaces the value of every `password` query parameter (any case) with `***`.
+fn mask_query_password(url: &str) -> String {
+    let Some((base, rest)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (rest, None),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            _ => param.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{base}?{}", params.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
     }
+    out
 }

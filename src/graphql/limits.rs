@@ -1,6 +1,7 @@
 //! Refuses documents with more aliases than allowed, before anything runs. Aliases
-//! are how one document repeats a field (fifty `login`s under fifty names); depth,
-//! complexity and directives are limited by async-graphql itself.
+//! are how one document repeats a field (fifty `login`s under fifty names); depth and
+//! complexity are limited by async-graphql itself, and so are directives on fields:
+//! `DirectiveLimit` covers every other place a directive can go.
 
 use std::sync::Arc;
 
@@ -70,9 +71,102 @@ impl Extension for AliasLimit {
     }
 }
 
+/// At most this many directives in any one place: on a field, a fragment spread, an
+/// inline fragment, a fragment definition, an operation or a variable definition.
+pub(super) struct DirectiveLimit(pub usize);
+
+impl ExtensionFactory for DirectiveLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DirectiveLimit(self.0))
+    }
+}
+
+fn most_directives_in(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => field
+                .node
+                .directives
+                .len()
+                .max(most_directives_in(&field.node.selection_set.node)),
+            Selection::InlineFragment(fragment) => fragment
+                .node
+                .directives
+                .len()
+                .max(most_directives_in(&fragment.node.selection_set.node)),
+            Selection::FragmentSpread(spread) => spread.node.directives.len(),
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most directives written in one place anywhere in the document.
+pub(super) fn most_directives(document: &ExecutableDocument) -> usize {
+    let operations = document.operations.iter().map(|(_, op)| {
+        let variables = op
+            .node
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.directives.len())
+            .max()
+            .unwrap_or(0);
+        op.node
+            .directives
+            .len()
+            .max(variables)
+            .max(most_directives_in(&op.node.selection_set.node))
+    });
+    let fragments = document.fragments.values().map(|f| {
+        f.node
+            .directives
+            .len()
+            .max(most_directives_in(&f.node.selection_set.node))
+    });
+    operations.chain(fragments).max().unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl Extension for DirectiveLimit {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let most = most_directives(&document);
+        if most > self.0 {
+            return Err(ErrorCode::GraphqlValidationFailed.server_error(format!(
+                "{most} directives in one place; at most {} are allowed",
+                self.0
+            )));
+        }
+        Ok(document)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_directives_in_every_place() {
+        let two = "@include(if: true) @skip(if: false)";
+        for (document, expected) in [
+            (format!("{{ a {two} }}"), 2),
+            (format!("{{ ... {two} {{ a }} }}"), 2),
+            (format!("{{ ...F {two} }} fragment F on Q {{ a }}"), 2),
+            (format!("{{ ...F }} fragment F on Q {two} @x {{ a }}"), 3),
+            (format!("query Q {two} {{ a }}"), 2),
+            (format!("query Q($v: Int {two} @x @y) {{ a @z }}"), 4),
+            ("{ a { b } }".to_owned(), 0),
+        ] {
+            let doc = async_graphql::parser::parse_query(&document).unwrap();
+            assert_eq!(most_directives(&doc), expected, "{document}");
+        }
+    }
 
     #[test]
     fn counts_aliases_everywhere() {

@@ -29,15 +29,20 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .extension(error_codes::ErrorCodes)
 }
 
+/// Directives allowed in one place: a field, a fragment (spread, inline or defined),
+/// an operation or a variable.
+const MAX_DIRECTIVES: usize = 8;
+
 /// The served schema, with the document limits of `http` (GraphiQL's introspection
 /// query needs a depth of 13 and a complexity of about 200).
 pub fn build_schema(services: Services, http: &HttpConfig) -> AppSchema {
     let mut builder = schema_builder()
         .extension(limits::AliasLimit(http.max_aliases))
+        .extension(limits::DirectiveLimit(MAX_DIRECTIVES))
         .extension(metrics::OperationMetrics(services.metrics()))
         .limit_depth(http.max_depth)
         .limit_complexity(http.max_complexity)
-        .limit_directives(8)
+        .limit_directives(MAX_DIRECTIVES)
         .data(services);
     if !http.introspection {
         builder = builder.disable_introspection().disable_suggestions();

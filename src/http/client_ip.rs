@@ -2,7 +2,7 @@
 //! is `X-Forwarded-For` read, from the right, skipping trusted hops. A header sent by
 //! anyone else changes nothing.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -22,7 +22,7 @@ pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) ->
         .collect::<Vec<_>>();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+        let Some(ip) = parse_hop(hop).map(|ip| ip.to_canonical()) else {
             // Garbage where an address should be: trust nothing further left.
             return client;
         };
@@ -32,6 +32,19 @@ pub(super) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) ->
         }
     }
     client
+}
+
+/// An address as proxies write it: bare, bracketed IPv6, or either with a port
+/// (`203.0.113.7:4711`, `[2001:db8::1]:443`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<IpAddr>().ok())
+        })
 }
 
 #[cfg(test)]
@@ -78,6 +91,29 @@ mod tests {
         assert_eq!(
             client_ip(proxy, &headers(&["not-an-ip, 10.0.0.7"]), &trusted),
             "10.0.0.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn an_entry_with_a_port_is_the_client_not_the_proxy() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        for (entry, client) in [
+            ("203.0.113.7:4711", "203.0.113.7"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::2]", "2001:db8::2"),
+            ("6.6.6.6, 203.0.113.8:80", "203.0.113.8"),
+        ] {
+            assert_eq!(
+                client_ip(proxy, &headers(&[entry]), &trusted),
+                client.parse::<IpAddr>().unwrap(),
+                "{entry}"
+            );
+        }
+        // A trusted hop with a port is skipped like one without.
+        assert_eq!(
+            client_ip(proxy, &headers(&["198.51.100.7, 10.0.0.5:8080"]), &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
         );
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::HttpState;
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::header,
+    http::{Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -20,7 +20,7 @@ pub(super) async fn track(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let metrics = &state.metrics;
@@ -29,7 +29,7 @@ pub(super) async fn track(
             "identity_http_requests_total",
             &[
                 ("route", &route),
-                ("method", &method),
+                ("method", method),
                 ("status", response.status().as_str()),
             ],
         )
@@ -41,6 +41,23 @@ pub(super) async fn track(
         )
         .record(started.elapsed());
     response
+}
+
+/// The method as a label: the standard ones by name, anything else as `other`, so a
+/// client cannot add series by inventing methods.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`: the figures recorded so far, plus gauges read now (pool usage,

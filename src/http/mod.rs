@@ -136,7 +136,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
-    if http.metrics_addr.is_none() {
+    if http.metrics_public {
         routes = routes.route("/metrics", get(metrics::render));
     }
     routes

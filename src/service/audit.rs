@@ -113,6 +113,6 @@ impl AuditLog {
 async fn write(db: &DatabaseConnection, rows: Vec<AuditRow>) {
     let count = rows.len();
     if let Err(error) = audit::insert_many(db, rows).await {
-        tracing::error!(?error, count, "audit events not stored");
+        tracing::error!(error = %format!("{error:#}"), count, "audit events not stored");
     }
 }

@@ -1,9 +1,11 @@
 //! What the service says about its dependencies: readiness (`/readyz`) and the gauges
 //! read when `/metrics` is scraped. The HTTP layer asks here, never a pool or a store.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use sea_orm::DbBackend;
+use tokio::sync::Mutex;
 
 use super::Deps;
 use crate::{
@@ -13,6 +15,10 @@ use crate::{
 
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a readiness answer is reused: `/readyz` called in a loop costs the
+/// database one round trip a second, not one per call.
+const READINESS_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// The outcome of one dependency check; the text names no secret (no URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +34,7 @@ impl Check {
 }
 
 /// What `/readyz` reports: each dependency by the name it is shown under.
+#[derive(Clone)]
 pub struct Readiness {
     pub checks: Vec<(&'static str, Check)>,
 }
@@ -38,24 +45,47 @@ impl Readiness {
     }
 }
 
+/// A readiness answer and when it was known.
+type Checked = (DateTime<Utc>, Readiness);
+
 #[derive(Clone)]
 pub struct HealthService {
     deps: Deps,
+    /// The last answer and when it was known (by the injected clock).
+    last: Arc<Mutex<Option<Checked>>>,
 }
 
 impl HealthService {
     pub fn new(deps: Deps) -> Self {
-        Self { deps }
+        Self {
+            deps,
+            last: Arc::default(),
+        }
     }
 
-    /// Whether the database and the ephemeral stores answer in time, checked together.
+    /// Whether the database and the ephemeral stores answer in time, checked together
+    /// at most once every `READINESS_TTL`; callers meanwhile share the last answer,
+    /// and concurrent callers wait for the one check under way.
     pub async fn readiness(&self) -> Readiness {
+        let mut last = self.last.lock().await;
+        let now = self.deps.clock.now();
+        if let Some((at, readiness)) = last.as_ref()
+            && now >= *at
+            && now - *at < READINESS_TTL
+        {
+            return readiness.clone();
+        }
         let deps = &self.deps;
+        deps.metrics
+            .counter("identity_readiness_checks_total", &[])
+            .increment(1);
         let (database, ephemeral) =
             tokio::join!(check(db::ping(&deps.db)), check(deps.ephemeral.ping()));
-        Readiness {
+        let readiness = Readiness {
             checks: vec![("database", database), (deps.ephemeral.kind(), ephemeral)],
-        }
+        };
+        *last = Some((deps.clock.now(), readiness.clone()));
+        readiness
     }
 
     /// Sets the gauges that are read rather than counted (pool usage, mirror trust,
@@ -82,7 +112,9 @@ impl HealthService {
             Ok(backlog) => metrics
                 .gauge("identity_outbox_backlog", &[])
                 .set(backlog as f64),
-            Err(error) => tracing::warn!(?error, "cannot count the outbox backlog"),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot count the outbox backlog")
+            }
         }
         metrics
     }
@@ -116,7 +148,7 @@ async fn check(fut: impl Future<Output = anyhow::Result<()>>) -> Check {
     match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
         Ok(Ok(())) => Check::Ok,
         Ok(Err(e)) => {
-            tracing::warn!(error = ?e, "readiness check failed");
+            tracing::warn!(error = %format!("{e:#}"), "readiness check failed");
             Check::Failed("unreachable")
         }
         Err(_) => Check::Failed("timed out"),

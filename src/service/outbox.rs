@@ -97,7 +97,7 @@ impl Outbox {
             let claimed = match outbox::claim(&self.db, now, LEASE, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
-                    tracing::warn!(?error, "cannot claim outbox rows");
+                    tracing::warn!(error = %format!("{error:#}"), "cannot claim outbox rows");
                     return;
                 }
             };
@@ -174,7 +174,7 @@ impl Outbox {
     fn record(&self, stored: anyhow::Result<()>, result: &str, count: usize) {
         if let Err(error) = stored {
             // The lease runs out and the row is tried again: at least once, not lost.
-            tracing::error!(?error, result, "cannot record a delivery outcome");
+            tracing::error!(error = %format!("{error:#}"), result, "cannot record a delivery outcome");
         }
         self.metrics
             .counter("identity_mail_total", &[("result", result)])

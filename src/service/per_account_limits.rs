@@ -72,7 +72,7 @@ impl PerAccountLimits {
             Ok(wait) => wait,
             Err(error) => {
                 tracing::warn!(
-                    ?error,
+                    error = %format!("{error:#}"),
                     "login throttle store unreachable; limiting in process"
                 );
                 self.fallback
@@ -91,7 +91,7 @@ impl PerAccountLimits {
         let key = account_key("login", email);
         let _ = self.fallback.clear_login_attempts(&key).await;
         if let Err(error) = self.store.clear_login_attempts(&key).await {
-            tracing::warn!(?error, "could not clear login attempts");
+            tracing::warn!(error = %format!("{error:#}"), "could not clear login attempts");
         }
     }
 
@@ -106,7 +106,10 @@ impl PerAccountLimits {
         {
             Ok(count) => count,
             Err(error) => {
-                tracing::warn!(?error, "reset limit store unreachable; limiting in process");
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "reset limit store unreachable; limiting in process"
+                );
                 self.fallback
                     .count_in_window(&key, now, self.reset_window)
                     .await?

@@ -60,7 +60,11 @@ pub async fn run(deps: Deps, ResetQueueReceiver(receiver): ResetQueueReceiver) {
         .run(BATCH, |requests| async {
             let count = requests.len();
             if let Err(error) = handle(&deps, requests).await {
-                tracing::error!(?error, count, "password reset requests not handled");
+                tracing::error!(
+                    error = %format!("{error:#}"),
+                    count,
+                    "password reset requests not handled"
+                );
             }
         })
         .await;
@@ -133,7 +137,9 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Res
                 mail,
                 not_after: Some(expires_at),
             }),
-            Err(error) => tracing::error!(?error, "reset token not stored; no mail"),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "reset token not stored; no mail")
+            }
         }
     }
     outbox::enqueue_many(&deps.db, queued, now).await?;

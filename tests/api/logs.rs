@@ -137,3 +137,46 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
     }
     assert!(request_lines > 10, "{request_lines} lines inside requests");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_is_one_line_even_with_backtraces_on() {
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let mut service = ServiceProcess::start(&storage, &sink, &[("RUST_BACKTRACE", "1")]).await;
+    // The outbox worker's next round cannot claim rows: a warning with an error chain.
+    let db = sea_orm::Database::connect(&storage.vars["DATABASE_URL"])
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(&db, "DROP TABLE outbox")
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the outbox worker warns",
+        || async {
+            if service.output().contains("cannot claim outbox rows") {
+                Ok(())
+            } else {
+                Err(service.output())
+            }
+        },
+    )
+    .await;
+    service.terminate();
+    service.exited(Duration::from_secs(20)).await;
+    let output = service.output();
+    let line = output
+        .lines()
+        .find(|l| l.contains("cannot claim outbox rows"))
+        .unwrap();
+    assert!(
+        line.contains("no such table") || line.contains("does not exist"),
+        "the error chain is on the line: {line}"
+    );
+    for continuation in ["Stack backtrace", "Caused by", "backtrace::", "   0: "] {
+        assert!(
+            !output.contains(continuation),
+            "{continuation:?} in the log, a warning over several lines:\n{output}"
+        );
+    }
+}

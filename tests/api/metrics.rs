@@ -100,3 +100,55 @@ async fn metrics_can_live_on_their_own_listener() {
     assert_eq!(separate.status(), 200);
     assert!(separate.text().await.unwrap().contains("# TYPE"));
 }
+
+#[tokio::test]
+async fn an_unknown_http_method_is_counted_as_other() {
+    let app = spawn_app().await;
+    let method = reqwest::Method::from_bytes(b"FOO").unwrap();
+    app.http
+        .request(method, format!("{}/graphql", app.url))
+        .send()
+        .await
+        .unwrap();
+    let text = app.metrics().await;
+    assert!(!text.contains("FOO"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("identity_http_requests_total{")
+                && l.contains("method=\"other\"")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn production_serves_metrics_on_the_public_port_only_when_asked() {
+    let prod = [("APP_ENV", "production")];
+    let app = spawn_app_with(&prod).await;
+    let url = format!("{}/metrics", app.url);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+    let asked = app
+        .sibling(&[("APP_ENV", "production"), ("METRICS_PUBLIC", "true")])
+        .await;
+    let url = format!("{}/metrics", asked.url);
+    assert_eq!(asked.http.get(&url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_is_checked_at_most_once_a_second() {
+    let app = spawn_app().await;
+    let checks = |text: &str| sample(text, "identity_readiness_checks_total");
+    let url = format!("{}/readyz", app.url);
+    app.http.get(&url).send().await.unwrap();
+    let before = checks(&app.metrics().await);
+    for _ in 0..20 {
+        assert_eq!(app.http.get(&url).send().await.unwrap().status(), 200);
+    }
+    let after = checks(&app.metrics().await);
+    // Twenty calls in well under a second: the database was asked at most once more
+    // (once if the first answer aged out during the loop).
+    assert!(after - before <= 1.0, "{before} -> {after}");
+    app.advance(2);
+    app.http.get(&url).send().await.unwrap();
+    let aged = checks(&app.metrics().await);
+    assert_eq!(aged, after + 1.0, "a second later the check runs again");
+}

@@ -41,6 +41,38 @@ async fn deep_complex_or_directive_heavy_documents_are_refused() {
 }
 
 #[tokio::test]
+async fn directives_on_fragments_operations_and_variables_are_limited_too() {
+    let app = spawn_app().await;
+    let nine: String = (0..9).map(|_| "@include(if: true) ").collect();
+    for document in [
+        format!("{{ ... {nine} {{ __typename }} }}"),
+        format!("{{ ...F {nine} }} fragment F on Query {{ __typename }}"),
+        format!("{{ ...F }} fragment F on Query {nine} {{ __typename }}"),
+        format!("query Q {nine} {{ __typename }}"),
+        format!("query Q($v: Int {nine}) {{ __typename }}"),
+    ] {
+        // One error from the limit, not one per directive from validation.
+        let resp = query(&app, &document).await;
+        assert_code(&resp, "GRAPHQL_VALIDATION_FAILED");
+        assert_eq!(
+            resp["errors"].as_array().unwrap().len(),
+            1,
+            "{document}: {resp}"
+        );
+        assert!(
+            resp.to_string().contains("directives"),
+            "{document}: {resp}"
+        );
+    }
+    let resp = query(
+        &app,
+        "{ ... @include(if: true) @skip(if: false) { __typename } }",
+    )
+    .await;
+    assert_eq!(resp["data"]["__typename"], "Query", "{resp}");
+}
+
+#[tokio::test]
 async fn too_many_aliases_are_refused() {
     let app = spawn_app().await;
     let sixteen: String = (0..16).map(|i| format!("a{i}: __typename ")).collect();

@@ -49,6 +49,111 @@ fn bad_values_name_the_variable() {
 }
 
 #[test]
+fn absurd_values_are_refused_naming_the_variable() {
+    const HUGE: &str = "4000000000";
+    for var in [
+        "ACCESS_TOKEN_TTL",
+        "REFRESH_TOKEN_TTL",
+        "REFRESH_IDLE_TTL",
+        "REFRESH_REUSE_GRACE",
+        "PASSWORD_RESET_TTL",
+        "HTTP_REQUEST_TIMEOUT",
+        "SHUTDOWN_TIMEOUT",
+        "DATABASE_ACQUIRE_TIMEOUT",
+        "REDIS_TIMEOUT",
+        "OUTBOX_POLL_INTERVAL",
+        "OUTBOX_RETRY_BASE",
+        "OUTBOX_RETRY_MAX",
+        "RETENTION_INTERVAL",
+        "SESSION_RETENTION",
+        "OUTBOX_RETENTION",
+        "RATE_LIMIT_LOGIN_BASE_DELAY",
+        "RATE_LIMIT_LOGIN_MAX_DELAY",
+        "RATE_LIMIT_LOGIN_WINDOW",
+        "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
+        "DATABASE_MAX_CONNECTIONS",
+        "HTTP_BODY_LIMIT_BYTES",
+        "GRAPHQL_MAX_BATCH",
+        "GRAPHQL_MAX_DEPTH",
+        "GRAPHQL_MAX_COMPLEXITY",
+        "GRAPHQL_MAX_ALIASES",
+        "OUTBOX_MAX_ATTEMPTS",
+        "ARGON2_MEMORY_KIB",
+        "ARGON2_ITERATIONS",
+        "ARGON2_PARALLELISM",
+        "PASSWORD_HASH_CONCURRENCY",
+        "PASSWORD_HASH_QUEUE",
+        "PASSWORD_MIN_LENGTH",
+        "RATE_LIMIT_IP_PER_MINUTE",
+        "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
+        "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
+        "RATE_LIMIT_LOGIN_FAILURES",
+        "RATE_LIMIT_RESET_PER_ACCOUNT",
+        "REDIS_POOL_SIZE",
+    ] {
+        let mut pairs = vec![KEY, (var, HUGE)];
+        if var == "REDIS_POOL_SIZE" || var == "REDIS_TIMEOUT" {
+            pairs.push(("REDIS_URL", "redis://127.0.0.1:6379"));
+        }
+        let err = config(&pairs).expect_err(var);
+        assert_eq!(err.var, var, "{err}");
+        assert!(err.message.contains("at most"), "{err}");
+    }
+    // The defaults and a value at the bound are accepted.
+    config(&[KEY, ("ACCESS_TOKEN_TTL", "86400")]).expect("a day");
+}
+
+#[test]
+fn production_refuses_a_catch_all_proxy_and_plain_http_reset_links() {
+    const PROD: (&str, &str) = ("APP_ENV", "production");
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    const HTTPS: (&str, &str) = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}",
+    );
+    for catch_all in ["0.0.0.0/0", "10.0.0.0/8, ::/0"] {
+        let err =
+            config(&[PROD, KEY, SMTP, HTTPS, ("TRUSTED_PROXIES", catch_all)]).expect_err(catch_all);
+        assert_eq!(err.var, "TRUSTED_PROXIES", "{err}");
+        // Development keeps accepting it (a laptop behind anything).
+        config(&[KEY, ("TRUSTED_PROXIES", catch_all)]).expect(catch_all);
+    }
+    config(&[PROD, KEY, SMTP, HTTPS, ("TRUSTED_PROXIES", "10.0.0.0/8")]).expect("a subnet");
+    for plain in [
+        "http://app.example/reset?token={token}",
+        "http://localhost:3000/reset?token={token}",
+    ] {
+        let err = config(&[PROD, KEY, SMTP, ("PASSWORD_RESET_URL", plain)]).expect_err(plain);
+        assert_eq!(err.var, "PASSWORD_RESET_URL", "{err}");
+        config(&[KEY, ("PASSWORD_RESET_URL", plain)]).expect(plain);
+    }
+    // The development default (http://localhost) is not a production link either.
+    let err = config(&[PROD, KEY, SMTP]).expect_err("default link");
+    assert_eq!(err.var, "PASSWORD_RESET_URL", "{err}");
+}
+
+#[test]
+fn metrics_stay_off_the_public_port_in_production_unless_asked() {
+    const PROD: (&str, &str) = ("APP_ENV", "production");
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    const HTTPS: (&str, &str) = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}",
+    );
+    assert!(config(&[KEY]).unwrap().http.metrics_public);
+    assert!(
+        !config(&[PROD, KEY, SMTP, HTTPS])
+            .unwrap()
+            .http
+            .metrics_public
+    );
+    let asked = config(&[PROD, KEY, SMTP, HTTPS, ("METRICS_PUBLIC", "true")]).unwrap();
+    assert!(asked.http.metrics_public);
+    let elsewhere = config(&[KEY, ("METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
+    assert!(!elsewhere.http.metrics_public);
+}
+
+#[test]
 fn weak_secrets_are_refused_even_when_long() {
     for weak in [
         "0123456789abcdef0123456789abcdef",
@@ -80,15 +185,20 @@ fn random_and_long_passphrase_secrets_are_accepted() {
 fn production_requires_keys_and_hides_the_schema() {
     let err = config(&[("APP_ENV", "production")]).expect_err("no key");
     assert_eq!(err.var, "SECRET_KEY");
-    let err = config(&[("APP_ENV", "production"), KEY]).expect_err("no SMTP");
+    const RESET: (&str, &str) = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}",
+    );
+    let err = config(&[("APP_ENV", "production"), KEY, RESET]).expect_err("no SMTP");
     assert_eq!(err.var, "SMTP_URL");
     const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
-    let ok = config(&[("APP_ENV", "production"), KEY, SMTP]).expect("key given");
+    let ok = config(&[("APP_ENV", "production"), KEY, SMTP, RESET]).expect("key given");
     assert!(!ok.http.graphiql && !ok.http.introspection);
     let enabled = config(&[
         ("APP_ENV", "production"),
         KEY,
         SMTP,
+        RESET,
         ("GRAPHIQL_ENABLED", "true"),
         ("INTROSPECTION_ENABLED", "true"),
     ])
@@ -98,6 +208,7 @@ fn production_requires_keys_and_hides_the_schema() {
         ("APP_ENV", "production"),
         KEY,
         SMTP,
+        RESET,
         ("JWT_ALGORITHM", "EdDSA"),
     ])
     .expect_err("no private key");
@@ -181,6 +292,26 @@ fn urls_are_masked() {
         "postgres://app:***@db/identity"
     );
     assert_eq!(mask_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    assert_eq!(
+        mask_url("redis://host/?password=secret"),
+        "redis://host/?password=***"
+    );
+    assert_eq!(
+        mask_url("rediss://u:pw@host:6380/0?Password=secret&timeout=5"),
+        "rediss://u:***@host:6380/0?Password=***&timeout=5"
+    );
+    assert_eq!(
+        mask_url("postgres://db/identity?sslmode=require&password=secret#x"),
+        "postgres://db/identity?sslmode=require&password=***#x"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_pem_is_not_echoed() {
+    let err = keys::read_pem("JWT_PRIVATE_KEY", "MC4CAQAwBQYDK2VwBCIEIsecretkeybytes")
+        .expect_err("not PEM, not a file");
+    assert_eq!(err.var, "JWT_PRIVATE_KEY");
+    assert!(!err.message.contains("secretkeybytes"), "{err}");
 }
 
 #[test]

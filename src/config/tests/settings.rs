@@ -41,6 +41,10 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
     let key = ("SECRET_KEY", KEY.to_owned());
     let prod = ("APP_ENV", "production".to_owned());
     let smtp = ("SMTP_URL", SMTP.to_owned());
+    let reset = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}".to_owned(),
+    );
     vec![
         ("development defaults", vec![dir.clone()]),
         (
@@ -50,6 +54,7 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 dir.clone(),
                 key.clone(),
                 smtp.clone(),
+                reset.clone(),
                 ("SECRET_KEY_PREVIOUS", OLD_KEY.to_owned()),
                 ("DATABASE_URL", "postgres://app:pw@db/identity".to_owned()),
                 ("SINGLE_INSTANCE", "true".to_owned()),
@@ -76,6 +81,7 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 dir,
                 key,
                 smtp,
+                reset,
                 ("JWT_ALGORITHM", "EdDSA".to_owned()),
                 ("JWT_PRIVATE_KEY", private_pem(1)),
                 (

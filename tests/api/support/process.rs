@@ -19,6 +19,8 @@ use super::{
 const PROCESS_VARIABLES: &[&str] = &[
     // The log filter (identity::telemetry).
     "RUST_LOG",
+    // Whether errors capture a backtrace (std, anyhow).
+    "RUST_BACKTRACE",
 ];
 
 pub(crate) struct ServiceProcess {

@@ -7,6 +7,11 @@ use super::{
     vars::{DAY, Described, Vars, secs},
 };
 
+/// The largest count any limit accepts: far beyond what a limit is for, so a benchmark
+/// or a fuzzer can switch limits off in effect (they set 1,000,000,000), while a value
+/// that would overflow is still refused.
+const RATE_MAX: u32 = 1_000_000_000;
+
 pub(super) const VARS: &[&str] = &[
     "RATE_LIMIT_IP_PER_MINUTE",
     "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
@@ -42,22 +47,22 @@ pub struct RateLimitConfig {
 impl RateLimitConfig {
     pub(super) fn read(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let rate_limit = Self {
-            ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300, 1_000_000)?,
+            ip_per_minute: vars.positive("RATE_LIMIT_IP_PER_MINUTE", 300, RATE_MAX)?,
             reset_per_ip_per_minute: vars.positive(
                 "RATE_LIMIT_RESET_PER_IP_PER_MINUTE",
                 10,
-                1_000_000,
+                RATE_MAX,
             )?,
             reset_token_per_ip_per_minute: vars.positive(
                 "RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE",
                 10,
-                1_000_000,
+                RATE_MAX,
             )?,
-            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5, 1000)?,
+            login_failures: vars.positive("RATE_LIMIT_LOGIN_FAILURES", 5, RATE_MAX)?,
             login_base_delay: vars.secs("RATE_LIMIT_LOGIN_BASE_DELAY", 2, 1, 3600)?,
             login_max_delay: vars.secs("RATE_LIMIT_LOGIN_MAX_DELAY", 900, 1, DAY)?,
             login_window: vars.secs("RATE_LIMIT_LOGIN_WINDOW", 3600, 1, 7 * DAY)?,
-            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3, 1000)?,
+            reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3, RATE_MAX)?,
             reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1, 7 * DAY)?,
         };
         if rate_limit.login_window < rate_limit.login_max_delay {

@@ -318,7 +318,8 @@ fn a_key_that_is_not_pem_is_not_echoed() {
 fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
     const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
     const PG: (&str, &str) = ("DATABASE_URL", "postgres://app:pw@db/identity");
-    let err = config(&[("APP_ENV", "production"), KEY, SMTP, PG]).expect_err("no Redis");
+    const LINK: (&str, &str) = ("PASSWORD_RESET_URL", "https://app.example/reset?t={token}");
+    let err = config(&[("APP_ENV", "production"), KEY, SMTP, LINK, PG]).expect_err("no Redis");
     assert_eq!(err.var, "SINGLE_INSTANCE");
     assert!(
         err.to_string().contains("REDIS_URL") && err.to_string().contains("SINGLE_INSTANCE=true"),
@@ -328,6 +329,7 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
         ("APP_ENV", "production"),
         KEY,
         SMTP,
+        LINK,
         PG,
         ("SINGLE_INSTANCE", "true"),
     ])
@@ -337,11 +339,12 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
         ("APP_ENV", "production"),
         KEY,
         SMTP,
+        LINK,
         PG,
         ("REDIS_URL", "redis://127.0.0.1:6379"),
     ])
     .expect("shared through Redis");
     // SQLite is one process by nature; development keeps its defaults.
-    config(&[("APP_ENV", "production"), KEY, SMTP]).expect("SQLite");
+    config(&[("APP_ENV", "production"), KEY, SMTP, LINK]).expect("SQLite");
     config(&[PG]).expect("development");
 }

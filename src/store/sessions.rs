@@ -26,6 +26,9 @@ use crate::domain::user::User;
 
 pub struct NewSession {
     pub user_id: Uuid,
+    /// The password hash the user proved to know: the session starts only if it is
+    /// still the user's (no reset committed meanwhile) and the user is still active.
+    pub password_hash: String,
     pub token_hash: String,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -67,10 +70,36 @@ pub enum Rotation {
     Invalid,
 }
 
-/// Starts a session with its first refresh token. Returns the session id.
-pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Uuid> {
+/// Starts a session with its first refresh token. Returns the session id, or `None`
+/// when the credential the session is for is no longer the user's: the password was
+/// changed or the account deactivated after the password was checked.
+///
+/// The user's row is locked while the session is inserted (`FOR NO KEY UPDATE` on
+/// PostgreSQL; SQLite's write lock is taken at `BEGIN IMMEDIATE`). A reset or
+/// deactivation writes the user row before it revokes every session: either it
+/// committed first, and this finds the row changed, or it waits for this transaction
+/// and then revokes the session this inserted.
+pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Option<Uuid>> {
     let session_id = Uuid::now_v7();
     let txn = begin_write(db).await?;
+    let mut current = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.eq(new.user_id))
+        .filter(user::Column::PasswordHash.eq(new.password_hash))
+        .filter(user::Column::IsActive.eq(true));
+    if db.get_database_backend() == DbBackend::Postgres {
+        current = current.lock(LockType::NoKeyUpdate);
+    }
+    let current: Option<Uuid> = current
+        .into_tuple()
+        .one(&txn)
+        .await
+        .context("lock the session's user")?;
+    if current.is_none() {
+        txn.rollback().await.context("rollback create session")?;
+        return Ok(None);
+    }
     session::ActiveModel {
         id: Set(session_id),
         user_id: Set(new.user_id),
@@ -87,7 +116,7 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
     .context("insert session")?;
     insert_token(&txn, session_id, new.token_hash, new.now).await?;
     txn.commit().await.context("commit create session")?;
-    Ok(session_id)
+    Ok(Some(session_id))
 }
 
 /// How long a session lives without use, and how long a rotated token still gets its

@@ -27,7 +27,12 @@ async fn register_returns_a_session_and_a_normalised_user() {
     assert!(uuid::Uuid::parse_str(user["id"].as_str().unwrap()).is_ok());
     let joined =
         chrono::DateTime::parse_from_rfc3339(user["dateJoined"].as_str().unwrap()).unwrap();
-    assert!((identity::clock::wall_now() - joined.to_utc()).num_seconds().abs() < 60);
+    assert!(
+        (identity::clock::wall_now() - joined.to_utc())
+            .num_seconds()
+            .abs()
+            < 60
+    );
 
     let session = Session::from_payload(payload);
     let me = app.me(Some(&session.access)).await;

@@ -293,7 +293,8 @@ impl AuthService {
         let refresh_token = opaque_token::generate();
         let refresh_ttl = chrono::Duration::from_std(self.deps.config.tokens.refresh_ttl)
             .map_err(AppError::internal)?;
-        let Some(session_id) = sessions::create(
+        let tokens = &self.deps.config.tokens;
+        let Some(created) = sessions::create(
             &self.deps.db,
             NewSession {
                 user_id: user.id,
@@ -303,12 +304,17 @@ impl AuthService {
                 expires_at: now + refresh_ttl,
                 user_agent: meta.user_agent.clone(),
                 ip: Some(meta.ip.to_string()),
+                max_per_user: tokens.max_sessions_per_user,
+                idle: tokens.refresh_idle_ttl,
             },
         )
         .await?
         else {
             return Ok(None);
         };
+        // The oldest sessions beyond the bound ended: their access tokens too.
+        self.deps.revoke_access(&created.ended).await;
+        let session_id = created.session_id;
         let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
         Ok(Some(AuthPayload {
             access_token,

@@ -164,17 +164,22 @@ impl AuthService {
             (user, _) => return Err(self.login_failed(user.map(|u| u.id), meta).await),
         };
         let new_hash = if needs_rehash {
-            Some(self.deps.hasher.hash(password).await?)
+            Some(self.deps.hasher.hash(password.clone()).await?)
         } else {
             None
         };
-        let current_hash = new_hash.clone().unwrap_or_else(|| verified_hash.clone());
+        let mut current_hash = new_hash.clone().unwrap_or_else(|| verified_hash.clone());
         let now = self.deps.clock.now();
         // Both steps are conditional on the hash just verified (and the account still
         // active): a reset or deactivation that committed while the password was being
         // checked wins, and this login fails as if the password were wrong.
         if !users::record_login(&self.deps.db, user.id, now, &verified_hash, new_hash).await? {
-            return Err(self.login_failed(Some(user.id), meta).await);
+            // Or a concurrent login of the same user re-hashed the same password: one
+            // more check, against what is stored now, tells the two apart.
+            match self.check_again(&email, user.id, password, now).await? {
+                Some(hash) => current_hash = hash,
+                None => return Err(self.login_failed(Some(user.id), meta).await),
+            }
         }
         super::users::UserService::announce_change(&self.deps, user.id).await;
         let user_id = user.id;
@@ -195,6 +200,38 @@ impl AuthService {
             .audit(AuditEvent::LoginSucceeded, Some(user_id), Some(meta))
             .await;
         Ok(payload)
+    }
+
+    /// The password checked against the user's hash as stored now (after it changed
+    /// under a login), and the login recorded on that hash; the hash, or `None` if the
+    /// password no longer matches or the account is inactive.
+    async fn check_again(
+        &self,
+        email: &Email,
+        user_id: uuid::Uuid,
+        password: SecretString,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, AppError> {
+        let Some(current) = users::find_credential(&self.deps.db, email.as_str()).await? else {
+            return Ok(None);
+        };
+        if current.user.id != user_id || !current.user.is_active {
+            return Ok(None);
+        }
+        let hash = current.password_hash;
+        let verification = self
+            .deps
+            .hasher
+            .verify(password, Some(hash.clone()))
+            .await?;
+        if !matches!(verification, Verification::Valid { .. }) {
+            return Ok(None);
+        }
+        Ok(
+            users::record_login(&self.deps.db, user_id, now, &hash, None)
+                .await?
+                .then_some(hash),
+        )
     }
 
     /// Counts and audits a failed login; the one answer every failure gets.

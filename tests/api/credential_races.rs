@@ -113,3 +113,24 @@ async fn a_login_checking_the_password_during_a_deactivation_leaves_no_session()
         "no session of a deactivated account is live"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_logins_that_both_re_hash_the_same_password_both_succeed() {
+    // Each checks the old hash, then re-hashes; the second's conditional write finds
+    // the first's hash, checks the password against it, and goes on.
+    let slow = spawn_app_with(SLOW).await;
+    let email = unique_email();
+    slow.signed_up(&email).await;
+    let rehashing = slow
+        .sibling(&[SLOW_OTHER, &[("PASSWORD_HASH_CONCURRENCY", "2")]].concat())
+        .await;
+    let (a, b) = tokio::join!(
+        rehashing.login(&email, PASSWORD),
+        rehashing.login(&email, PASSWORD)
+    );
+    for resp in [a, b] {
+        let session = Session::from_payload(data(&resp, "login"));
+        data(&rehashing.me(Some(&session.access)).await, "me");
+    }
+    data(&slow.login(&email, PASSWORD).await, "login");
+}

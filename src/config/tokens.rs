@@ -17,6 +17,7 @@ pub(super) const VARS: &[&str] = &[
     "REFRESH_TOKEN_TTL",
     "REFRESH_IDLE_TTL",
     "REFRESH_REUSE_GRACE",
+    "MAX_SESSIONS_PER_USER",
 ];
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct TokenConfig {
     /// A session unused for this long ends.
     pub refresh_idle_ttl: Duration,
     pub refresh_reuse_grace: Duration,
+    /// Live sessions a user may have; a new one beyond ends the oldest.
+    pub max_sessions_per_user: u32,
 }
 
 impl TokenConfig {
@@ -51,6 +54,7 @@ impl TokenConfig {
             refresh_ttl: vars.secs("REFRESH_TOKEN_TTL", 7 * DAY, 1, 365 * DAY)?,
             refresh_idle_ttl: vars.secs("REFRESH_IDLE_TTL", 3 * DAY, 1, 365 * DAY)?,
             refresh_reuse_grace: vars.secs("REFRESH_REUSE_GRACE", 10, 0, 300)?,
+            max_sessions_per_user: vars.positive("MAX_SESSIONS_PER_USER", 100, 100_000)?,
         })
     }
 
@@ -64,6 +68,10 @@ impl TokenConfig {
             ("REFRESH_TOKEN_TTL", secs(self.refresh_ttl)),
             ("REFRESH_IDLE_TTL", secs(self.refresh_idle_ttl)),
             ("REFRESH_REUSE_GRACE", secs(self.refresh_reuse_grace)),
+            (
+                "MAX_SESSIONS_PER_USER",
+                self.max_sessions_per_user.to_string(),
+            ),
         ]);
         lines
     }

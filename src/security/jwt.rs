@@ -225,6 +225,7 @@ mod tests {
             refresh_ttl: Duration::from_secs(3600),
             refresh_idle_ttl: Duration::from_secs(3600),
             refresh_reuse_grace: Duration::from_secs(10),
+            max_sessions_per_user: 100,
         }
     }
 

@@ -96,7 +96,7 @@ impl AuthService {
             NewUser {
                 email: email.into_string(),
                 full_name,
-                password_hash,
+                password_hash: password_hash.clone(),
                 now: self.deps.clock.now(),
             },
         )
@@ -108,7 +108,9 @@ impl AuthService {
         self.deps
             .audit(AuditEvent::Registered, Some(user.id), Some(meta))
             .await;
-        self.start_session(user, meta).await
+        self.start_session(user, password_hash, meta)
+            .await?
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("new user changed at once")))
     }
 
     #[tracing::instrument(skip_all)]
@@ -149,6 +151,7 @@ impl AuthService {
             Some(c) => (Some(c.user), Some(c.password_hash)),
             None => (None, None),
         };
+        let verified_hash = password_hash.clone().unwrap_or_default();
         let verification = self
             .deps
             .hasher
@@ -158,37 +161,86 @@ impl AuthService {
             (Some(user), Verification::Valid { needs_rehash }) if user.is_active => {
                 (user, needs_rehash)
             }
-            (user, _) => {
-                let user_id = user.map(|u| u.id);
-                self.deps.metrics.login("failed");
-                self.deps
-                    .audit(AuditEvent::LoginFailed, user_id, Some(meta))
-                    .await;
-                return Err(AppError::InvalidCredentials);
+            (user, _) => return Err(self.login_failed(user.map(|u| u.id), meta).await),
+        };
+        let new_hash = if needs_rehash {
+            Some(self.deps.hasher.hash(password.clone()).await?)
+        } else {
+            None
+        };
+        let mut current_hash = new_hash.clone().unwrap_or_else(|| verified_hash.clone());
+        let now = self.deps.clock.now();
+        // Both steps are conditional on the hash just verified (and the account still
+        // active): a reset or deactivation that committed while the password was being
+        // checked wins, and this login fails as if the password were wrong.
+        if !users::record_login(&self.deps.db, user.id, now, &verified_hash, new_hash).await? {
+            // Or a concurrent login of the same user re-hashed the same password: one
+            // more check, against what is stored now, tells the two apart.
+            match self.check_again(&email, user.id, password, now).await? {
+                Some(hash) => current_hash = hash,
+                None => return Err(self.login_failed(Some(user.id), meta).await),
             }
+        }
+        super::users::UserService::announce_change(&self.deps, user.id).await;
+        let user_id = user.id;
+        let user = User {
+            last_login: Some(now),
+            ..user
+        };
+        let Some(payload) = self.start_session(user, current_hash, meta).await? else {
+            return Err(self.login_failed(Some(user_id), meta).await);
         };
         self.deps
             .per_account_limits
             .forget_login_attempts(&email)
             .await;
         self.deps.metrics.login("succeeded");
-        let new_hash = if needs_rehash {
-            Some(self.deps.hasher.hash(password).await?)
-        } else {
-            None
-        };
-        let now = self.deps.clock.now();
-        users::record_login(&self.deps.db, user.id, now, new_hash).await?;
-        super::users::UserService::announce_change(&self.deps, user.id).await;
-        tracing::debug!(user_id = %user.id, rehashed = needs_rehash, "password verified");
+        tracing::debug!(%user_id, rehashed = needs_rehash, "password verified");
         self.deps
-            .audit(AuditEvent::LoginSucceeded, Some(user.id), Some(meta))
+            .audit(AuditEvent::LoginSucceeded, Some(user_id), Some(meta))
             .await;
-        let user = User {
-            last_login: Some(now),
-            ..user
+        Ok(payload)
+    }
+
+    /// The password checked against the user's hash as stored now (after it changed
+    /// under a login), and the login recorded on that hash; the hash, or `None` if the
+    /// password no longer matches or the account is inactive.
+    async fn check_again(
+        &self,
+        email: &Email,
+        user_id: uuid::Uuid,
+        password: SecretString,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, AppError> {
+        let Some(current) = users::find_credential(&self.deps.db, email.as_str()).await? else {
+            return Ok(None);
         };
-        self.start_session(user, meta).await
+        if current.user.id != user_id || !current.user.is_active {
+            return Ok(None);
+        }
+        let hash = current.password_hash;
+        let verification = self
+            .deps
+            .hasher
+            .verify(password, Some(hash.clone()))
+            .await?;
+        if !matches!(verification, Verification::Valid { .. }) {
+            return Ok(None);
+        }
+        Ok(
+            users::record_login(&self.deps.db, user_id, now, &hash, None)
+                .await?
+                .then_some(hash),
+        )
+    }
+
+    /// Counts and audits a failed login; the one answer every failure gets.
+    async fn login_failed(&self, user_id: Option<uuid::Uuid>, meta: &RequestMeta) -> AppError {
+        self.deps.metrics.login("failed");
+        self.deps
+            .audit(AuditEvent::LoginFailed, user_id, Some(meta))
+            .await;
+        AppError::InvalidCredentials
     }
 
     #[tracing::instrument(skip_all)]
@@ -266,30 +318,47 @@ impl AuthService {
         Ok(true)
     }
 
-    async fn start_session(&self, user: User, meta: &RequestMeta) -> Result<AuthPayload, AppError> {
+    /// Starts a session for a user who proved to know the password `password_hash`;
+    /// `None` if that is no longer their password, or the account was deactivated.
+    async fn start_session(
+        &self,
+        user: User,
+        password_hash: String,
+        meta: &RequestMeta,
+    ) -> Result<Option<AuthPayload>, AppError> {
         let now = self.deps.clock.now();
         let refresh_token = opaque_token::generate();
         let refresh_ttl = chrono::Duration::from_std(self.deps.config.tokens.refresh_ttl)
             .map_err(AppError::internal)?;
-        let session_id = sessions::create(
+        let tokens = &self.deps.config.tokens;
+        let Some(created) = sessions::create(
             &self.deps.db,
             NewSession {
                 user_id: user.id,
+                password_hash,
                 token_hash: opaque_token::digest(&refresh_token),
                 now,
                 expires_at: now + refresh_ttl,
                 user_agent: meta.user_agent.clone(),
                 ip: Some(meta.ip.to_string()),
+                max_per_user: tokens.max_sessions_per_user,
+                idle: tokens.refresh_idle_ttl,
             },
         )
-        .await?;
+        .await?
+        else {
+            return Ok(None);
+        };
+        // The oldest sessions beyond the bound ended: their access tokens too.
+        self.deps.revoke_access(&created.ended).await;
+        let session_id = created.session_id;
         let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
-        Ok(AuthPayload {
+        Ok(Some(AuthPayload {
             access_token,
             refresh_token,
             expires_in: self.deps.jwt.access_ttl(),
             user,
-        })
+        }))
     }
 
     /// The public keys that verify access tokens (JWKS), when they are signed with

@@ -1,7 +1,6 @@
 //! requestPasswordReset and resetPassword.
 
 use anyhow::Context;
-use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use super::{
@@ -14,6 +13,7 @@ use crate::{
     mail::templates,
     security::{opaque_token, per_ip_limits::IpLimit},
     store::{
+        db::begin_write,
         outbox,
         sessions::{self, RevokeReason},
         users,
@@ -50,8 +50,8 @@ impl PasswordResetService {
     }
 
     /// Checks the new password before consuming the token, so a rejected password
-    /// leaves the link usable; then consumes it atomically, sets the password, ends
-    /// every session of the user and tells them by mail.
+    /// leaves the link usable; then, in one transaction, sets the password, ends every
+    /// session of the user, queues the mail that tells them, and consumes the token.
     #[tracing::instrument(skip_all)]
     pub async fn reset(
         &self,
@@ -94,26 +94,34 @@ impl PasswordResetService {
         .map_err(AppError::BadUserInput)?;
 
         let hash = self.deps.hasher.hash(password).await?;
-        // Only one of any number of concurrent resets with this token gets past here.
+        // The new hash, the end of every session, the notice to the owner and the
+        // token's consumption: all or nothing. The token is taken last, just before
+        // COMMIT: any database error before leaves it usable (the transaction rolls
+        // back when dropped), and of concurrent resets with one token only the one
+        // that takes it commits (the others wait on the user's row, then find the
+        // token gone and roll back). Only a failed COMMIT, whose outcome the service
+        // cannot know, leaves the token spent: putting it back could let it be used
+        // twice.
+        let now = self.deps.clock.now();
+        let notice = templates::password_changed(&self.deps.config.service_name, &user.email);
+        let txn = begin_write(&self.deps.db)
+            .await
+            .context("begin password reset")?;
+        users::set_password_hash(&txn, user.id, hash).await?;
+        let revoked =
+            sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
+        outbox::enqueue(&txn, "password_changed", notice, None, now).await?;
         if self
             .deps
             .ephemeral
             .reset_tokens
             .take_reset_token(&token_hash, self.deps.clock.now())
             .await?
-            .is_none()
+            != Some(user.id)
         {
+            txn.rollback().await.context("roll back password reset")?;
             return Err(AppError::InvalidToken);
         }
-        // The new hash, the end of every session and the notice to the owner: all or
-        // nothing.
-        let now = self.deps.clock.now();
-        let notice = templates::password_changed(&self.deps.config.service_name, &user.email);
-        let txn = self.deps.db.begin().await.context("begin password reset")?;
-        users::set_password_hash(&txn, user.id, hash).await?;
-        let revoked =
-            sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
-        outbox::enqueue(&txn, "password_changed", notice, None, now).await?;
         txn.commit().await.context("commit password reset")?;
         super::users::UserService::announce_change(&self.deps, user.id).await;
         self.deps.outbox.wake();

@@ -1,5 +1,8 @@
 //! `me`: the user behind an access token.
 
+use anyhow::Context;
+use sea_orm::TransactionTrait;
+
 use super::{AuditEvent, Deps};
 use crate::{
     domain::{email::Email, user::User},
@@ -90,12 +93,16 @@ impl UserService {
         let Some(user) = users::find_by_email(&self.deps.db, email.as_str()).await? else {
             return Ok(false);
         };
-        users::set_active(&self.deps.db, user.id, false).await?;
-        Self::announce_change(&self.deps, user.id).await;
+        // The user row first, then the sessions, in one transaction: a login that
+        // checked the password meanwhile either sees the account inactive or had its
+        // session inserted before, and so revoked here (`sessions::create`).
         let now = self.deps.clock.now();
+        let txn = self.deps.db.begin().await.context("begin deactivation")?;
+        users::set_active(&txn, user.id, false).await?;
         let revoked =
-            sessions::revoke_all_for_user(&self.deps.db, user.id, now, RevokeReason::Deactivated)
-                .await?;
+            sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::Deactivated).await?;
+        txn.commit().await.context("commit deactivation")?;
+        Self::announce_change(&self.deps, user.id).await;
         self.deps.revoke_access(&revoked).await;
         self.deps
             .audit(AuditEvent::UserDeactivated, Some(user.id), None)

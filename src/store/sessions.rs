@@ -26,11 +26,26 @@ use crate::domain::user::User;
 
 pub struct NewSession {
     pub user_id: Uuid,
+    /// The password hash the user proved to know: the session starts only if it is
+    /// still the user's (no reset committed meanwhile) and the user is still active.
+    pub password_hash: String,
     pub token_hash: String,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// Live sessions the user may have, this one included: the oldest beyond end.
+    pub max_per_user: u32,
+    /// A session unused this long is no longer live (and does not count).
+    pub idle: Duration,
+}
+
+/// A session just started, and the sessions it ended (the user's oldest, beyond
+/// `NewSession::max_per_user`), whose access tokens must be revoked too.
+#[derive(Debug)]
+pub struct Created {
+    pub session_id: Uuid,
+    pub ended: Vec<Uuid>,
 }
 
 /// Why a session ended; stored for the audit of a session.
@@ -40,6 +55,7 @@ pub enum RevokeReason {
     ReuseDetected,
     PasswordReset,
     Deactivated,
+    SessionLimit,
 }
 
 impl RevokeReason {
@@ -49,6 +65,7 @@ impl RevokeReason {
             Self::ReuseDetected => "reuse_detected",
             Self::PasswordReset => "password_reset",
             Self::Deactivated => "deactivated",
+            Self::SessionLimit => "session_limit",
         }
     }
 }
@@ -67,10 +84,37 @@ pub enum Rotation {
     Invalid,
 }
 
-/// Starts a session with its first refresh token. Returns the session id.
-pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Uuid> {
+/// Starts a session with its first refresh token, and ends the user's oldest live
+/// sessions beyond the bound. Returns the session id and those it ended, or `None`
+/// when the credential the session is for is no longer the user's: the password was
+/// changed or the account deactivated after the password was checked.
+///
+/// The user's row is locked while the session is inserted (`FOR NO KEY UPDATE` on
+/// PostgreSQL; SQLite's write lock is taken at `BEGIN IMMEDIATE`). A reset or
+/// deactivation writes the user row before it revokes every session: either it
+/// committed first, and this finds the row changed, or it waits for this transaction
+/// and then revokes the session this inserted.
+pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Option<Created>> {
     let session_id = Uuid::now_v7();
     let txn = begin_write(db).await?;
+    let mut current = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.eq(new.user_id))
+        .filter(user::Column::PasswordHash.eq(new.password_hash))
+        .filter(user::Column::IsActive.eq(true));
+    if db.get_database_backend() == DbBackend::Postgres {
+        current = current.lock(LockType::NoKeyUpdate);
+    }
+    let current: Option<Uuid> = current
+        .into_tuple()
+        .one(&txn)
+        .await
+        .context("lock the session's user")?;
+    if current.is_none() {
+        txn.rollback().await.context("rollback create session")?;
+        return Ok(None);
+    }
     session::ActiveModel {
         id: Set(session_id),
         user_id: Set(new.user_id),
@@ -86,8 +130,65 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
     .await
     .context("insert session")?;
     insert_token(&txn, session_id, new.token_hash, new.now).await?;
+    let ended = end_beyond_bound(&txn, new.user_id, new.now, new.idle, new.max_per_user).await?;
     txn.commit().await.context("commit create session")?;
-    Ok(session_id)
+    Ok(Some(Created { session_id, ended }))
+}
+
+/// Revokes the user's live sessions beyond the newest `keep`; returns their ids. Runs
+/// under the lock on the user's row (`create`), so concurrent logins count in turn.
+async fn end_beyond_bound(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    idle: Duration,
+    keep: u32,
+) -> anyhow::Result<Vec<Uuid>> {
+    // SQLite wants a LIMIT before an OFFSET (-1: none).
+    let rest = match txn.get_database_backend() {
+        DbBackend::Sqlite => "LIMIT -1 OFFSET $5",
+        _ => "OFFSET $5",
+    };
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 WHERE id IN ( \
+           SELECT id FROM sessions WHERE user_id = $3 AND revoked_at IS NULL \
+             AND expires_at > $1 AND last_used_at > $4 \
+           ORDER BY created_at DESC, id DESC {rest}) \
+         RETURNING id"
+    );
+    returning_ids(
+        txn,
+        &sql,
+        [
+            now.into(),
+            RevokeReason::SessionLimit.as_str().into(),
+            user_id.into(),
+            (now - delta(idle)).into(),
+            i64::from(keep).into(),
+        ],
+    )
+    .await
+    .context("end sessions beyond the bound")
+}
+
+/// Runs a statement written with `$n` placeholders (`?n` on SQLite) and returns the
+/// UUIDs in its first column.
+async fn returning_ids<const N: usize>(
+    db: &impl ConnectionTrait,
+    sql: &str,
+    values: [sea_orm::Value; N],
+) -> anyhow::Result<Vec<Uuid>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => sql.replace('$', "?"),
+        _ => sql.to_owned(),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get_by_index::<Uuid>(0).map_err(Into::into))
+        .collect()
 }
 
 /// How long a session lives without use, and how long a rotated token still gets its
@@ -318,26 +419,22 @@ pub async fn revoke_by_token(
     }))
 }
 
-/// Revokes every live session of a user; returns their ids.
+/// Revokes every live session of a user; returns their ids. One statement, however
+/// many sessions: no list of ids to bind.
 pub async fn revoke_all_for_user(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     now: DateTime<Utc>,
     reason: RevokeReason,
 ) -> anyhow::Result<Vec<Uuid>> {
-    let ids: Vec<Uuid> = session::Entity::find()
-        .select_only()
-        .column(session::Column::Id)
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .into_tuple()
-        .all(db)
-        .await
-        .context("list live sessions")?;
-    if !ids.is_empty() {
-        revoke_session_rows(db, &ids, now, reason).await?;
-    }
-    Ok(ids)
+    returning_ids(
+        db,
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
+        [now.into(), reason.as_str().into(), user_id.into()],
+    )
+    .await
+    .context("revoke every session of a user")
 }
 
 async fn touch(

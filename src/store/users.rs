@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    SqlErr,
+    SqlErr, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -98,23 +98,28 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> anyhow::Result<O
         .map(User::from))
 }
 
-/// Records a successful login, and stores a re-computed hash if there is one.
+/// Records a successful login of a user whose password was checked against
+/// `verified_hash`, and stores a re-computed hash if there is one. Conditional: nothing
+/// is written, and `false` is returned, if the stored hash is no longer the verified
+/// one (a reset committed while the password was being checked) or the account was
+/// deactivated meanwhile; a re-hash never writes over a newer password.
 pub async fn record_login(
     db: &impl ConnectionTrait,
     id: Uuid,
     now: DateTime<Utc>,
+    verified_hash: &str,
     new_hash: Option<String>,
-) -> anyhow::Result<()> {
-    let mut model = user::ActiveModel {
-        id: Set(id),
-        last_login: Set(Some(now)),
-        ..Default::default()
-    };
+) -> anyhow::Result<bool> {
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::LastLogin, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::PasswordHash.eq(verified_hash))
+        .filter(user::Column::IsActive.eq(true));
     if let Some(hash) = new_hash {
-        model.password_hash = Set(hash);
+        update = update.col_expr(user::Column::PasswordHash, Expr::value(hash));
     }
-    model.update(db).await.context("record login")?;
-    Ok(())
+    let result = update.exec(db).await.context("record login")?;
+    Ok(result.rows_affected > 0)
 }
 
 pub async fn set_password_hash(

@@ -9,6 +9,7 @@ mod access_tokens;
 mod audit;
 mod brute_force;
 mod cli;
+mod credential_races;
 mod deployment;
 mod faults;
 mod harness;

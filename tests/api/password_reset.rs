@@ -208,3 +208,38 @@ async fn two_concurrent_resets_with_one_token_exactly_one_succeeds() {
     };
     data(&app.login(&email, winner_password).await, "login");
 }
+
+#[tokio::test]
+async fn a_reset_the_database_refuses_leaves_the_token_and_the_password() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let token = app.reset_token_for(&email).await;
+    // A real fault in the database: every write of the password hash is refused.
+    let (fault, repair) = if backend() == Backend::Postgres {
+        (
+            "ALTER TABLE users ADD CONSTRAINT reset_fault CHECK (false) NOT VALID",
+            "ALTER TABLE users DROP CONSTRAINT reset_fault",
+        )
+    } else {
+        (
+            "CREATE TRIGGER reset_fault BEFORE UPDATE OF password_hash ON users \
+             BEGIN SELECT RAISE(ABORT, 'reset fault'); END",
+            "DROP TRIGGER reset_fault",
+        )
+    };
+    app.sql(fault).await;
+    let resp = app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_code(&resp, "INTERNAL_SERVER_ERROR");
+    app.sql(repair).await;
+
+    // The password is unchanged, and the same link still works.
+    data(&app.login(&email, PASSWORD).await, "login");
+    let resp = app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(data(&resp, "resetPassword"), true);
+    assert_code(&app.login(&email, PASSWORD).await, "INVALID_CREDENTIALS");
+    data(&app.login(&email, NEW_PASSWORD).await, "login");
+    // And only once.
+    let again = app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_code(&again, "INVALID_TOKEN");
+}

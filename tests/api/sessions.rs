@@ -118,3 +118,65 @@ async fn a_revocation_on_one_instance_holds_on_another_at_once() {
     assert!(seen_by_b.is_string());
     assert_eq!(seen_by_b, seen_by_a);
 }
+
+#[tokio::test]
+async fn a_new_session_beyond_the_bound_ends_the_oldest() {
+    let app = spawn_app_with(&[("MAX_SESSIONS_PER_USER", "3")]).await;
+    let email = unique_email();
+    let mut sessions = vec![app.signed_up(&email).await];
+    for _ in 0..3 {
+        app.advance(1);
+        sessions.push(Session::from_payload(data(
+            &app.login(&email, PASSWORD).await,
+            "login",
+        )));
+    }
+    let oldest = &sessions[0];
+    assert_code(&app.refresh(&oldest.refresh).await, "INVALID_TOKEN");
+    assert_code(&app.me(Some(&oldest.access)).await, "UNAUTHENTICATED");
+    for live in &sessions[1..] {
+        data(&app.me(Some(&live.access)).await, "me");
+        data(&app.refresh(&live.refresh).await, "refreshToken");
+    }
+    let reasons = app
+        .sql_string("SELECT revoked_reason FROM sessions WHERE revoked_at IS NOT NULL")
+        .await;
+    assert_eq!(reasons, ["session_limit"]);
+}
+
+/// How many sessions are revoked (`"NOT"`) or live (`""`), as text.
+async fn count_sessions(app: &TestApp, revoked: &str) -> String {
+    app.sql_string(&format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM sessions WHERE revoked_at IS {revoked} NULL"
+    ))
+    .await
+    .remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_ends_any_number_of_sessions() {
+    // More sessions than one statement can name (SQLite binds at most 32,766 values,
+    // PostgreSQL 65,535): revoking them all must not list them.
+    let app = spawn_app_with(&[("HTTP_REQUEST_TIMEOUT", "120")]).await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    let copies = if backend() == Backend::Postgres {
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_used_at) \
+         SELECT gen_random_uuid(), user_id, created_at, expires_at, last_used_at \
+         FROM sessions, generate_series(1, 70000)"
+    } else {
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_used_at) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70000) \
+         SELECT randomblob(16), user_id, created_at, expires_at, last_used_at FROM sessions, n"
+    };
+    app.sql(copies).await;
+    assert_eq!(count_sessions(&app, "").await, "70001");
+
+    let token = app.reset_token_for(&email).await;
+    let resp = app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(data(&resp, "resetPassword"), true);
+    assert_eq!(count_sessions(&app, "").await, "0");
+    assert_eq!(count_sessions(&app, "NOT").await, "70001");
+    assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
+    assert_code(&app.me(Some(&session.access)).await, "UNAUTHENTICATED");
+}

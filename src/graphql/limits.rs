@@ -1,7 +1,7 @@
-//! Refuses documents with more aliases than allowed, before anything runs. Aliases
-//! are how one document repeats a field (fifty `login`s under fifty names); depth and
-//! complexity are limited by async-graphql itself, and so are directives on fields:
-//! `DirectiveLimit` covers every other place a directive can go.
+//! Refuses documents with more aliases, or more directives in one place, than allowed,
+//! before anything runs. Aliases are how one document repeats a field (fifty `login`s
+//! under fifty names); depth and complexity are limited by async-graphql itself, and so
+//! are directives on fields: the directive limit covers every other place one can go.
 
 use std::sync::Arc;
 
@@ -12,14 +12,6 @@ use async_graphql::{
 };
 
 use crate::error::ErrorCode;
-
-pub(super) struct AliasLimit(pub usize);
-
-impl ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AliasLimit(self.0))
-    }
-}
 
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
@@ -48,37 +40,6 @@ pub(super) fn aliases(document: &ExecutableDocument) -> usize {
         .map(|f| count_aliases(&f.node.selection_set.node))
         .sum();
     in_operations + in_fragments
-}
-
-#[async_trait::async_trait]
-impl Extension for AliasLimit {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let count = aliases(&document);
-        if count > self.0 {
-            return Err(ErrorCode::GraphqlValidationFailed.server_error(format!(
-                "The document has {count} aliases; at most {} are allowed",
-                self.0
-            )));
-        }
-        Ok(document)
-    }
-}
-
-/// At most this many directives in any one place: on a field, a fragment spread, an
-/// inline fragment, a fragment definition, an operation or a variable definition.
-pub(super) struct DirectiveLimit(pub usize);
-
-impl ExtensionFactory for DirectiveLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DirectiveLimit(self.0))
-    }
 }
 
 fn most_directives_in(set: &SelectionSet) -> usize {
@@ -126,8 +87,47 @@ pub(super) fn most_directives(document: &ExecutableDocument) -> usize {
     operations.chain(fragments).max().unwrap_or(0)
 }
 
+/// A limit on something counted in a parsed document, checked before anything runs.
+#[derive(Clone, Copy)]
+pub(super) struct DocumentLimit {
+    max: usize,
+    measure: fn(&ExecutableDocument) -> usize,
+    refusal: fn(usize, usize) -> String,
+}
+
+impl DocumentLimit {
+    /// At most `max` aliases in the whole document.
+    pub(super) fn aliases(max: usize) -> Self {
+        Self {
+            max,
+            measure: aliases,
+            refusal: |count, max| {
+                format!("The document has {count} aliases; at most {max} are allowed")
+            },
+        }
+    }
+
+    /// At most `max` directives in any one place: on a field, a fragment spread, an
+    /// inline fragment, a fragment definition, an operation or a variable definition.
+    pub(super) fn directives(max: usize) -> Self {
+        Self {
+            max,
+            measure: most_directives,
+            refusal: |most, max| {
+                format!("{most} directives in one place; at most {max} are allowed")
+            },
+        }
+    }
+}
+
+impl ExtensionFactory for DocumentLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(*self)
+    }
+}
+
 #[async_trait::async_trait]
-impl Extension for DirectiveLimit {
+impl Extension for DocumentLimit {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -136,12 +136,11 @@ impl Extension for DirectiveLimit {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        let most = most_directives(&document);
-        if most > self.0 {
-            return Err(ErrorCode::GraphqlValidationFailed.server_error(format!(
-                "{most} directives in one place; at most {} are allowed",
-                self.0
-            )));
+        let found = (self.measure)(&document);
+        if found > self.max {
+            return Err(
+                ErrorCode::GraphqlValidationFailed.server_error((self.refusal)(found, self.max))
+            );
         }
         Ok(document)
     }

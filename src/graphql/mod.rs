@@ -37,8 +37,8 @@ const MAX_DIRECTIVES: usize = 8;
 /// query needs a depth of 13 and a complexity of about 200).
 pub fn build_schema(services: Services, http: &HttpConfig) -> AppSchema {
     let mut builder = schema_builder()
-        .extension(limits::AliasLimit(http.max_aliases))
-        .extension(limits::DirectiveLimit(MAX_DIRECTIVES))
+        .extension(limits::DocumentLimit::aliases(http.max_aliases))
+        .extension(limits::DocumentLimit::directives(MAX_DIRECTIVES))
         .extension(metrics::OperationMetrics(services.metrics()))
         .limit_depth(http.max_depth)
         .limit_complexity(http.max_complexity)

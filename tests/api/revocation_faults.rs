@@ -6,23 +6,6 @@ use std::{process::Command, time::Duration};
 
 use crate::support::*;
 
-/// Whether the instance answers from memory (it believes it has heard everything).
-async fn trusts_its_memory(app: &TestApp) -> Option<()> {
-    let text = app.metrics().await;
-    text.lines()
-        .any(|l| l == "identity_local_state_trusted 1")
-        .then_some(())
-}
-
-async fn wait_trusting(app: &TestApp) {
-    eventually(
-        Duration::from_secs(10),
-        "the instance trusts its memory",
-        || trusts_its_memory(app),
-    )
-    .await;
-}
-
 fn redis_cli(redis: &PrivateRedis, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &redis.port.to_string()])
@@ -52,7 +35,7 @@ async fn revocations_survive_a_redis_restart_that_comes_back_empty() {
     let b = a.sibling(&[("REDIS_URL", url.as_str())]).await;
     let email = unique_email();
     let first = a.signed_up(&email).await;
-    wait_trusting(&b).await;
+    b.wait_trusting().await;
     data(&a.logout(&first.refresh).await, "logout");
     for app in [&a, &b] {
         assert_refused(app, &app.me(Some(&first.access)).await, "first");
@@ -75,8 +58,8 @@ async fn revocations_survive_a_redis_restart_that_comes_back_empty() {
 
     // Redis comes back empty: both instances rebuild, and forget nothing.
     redis.restart().await;
-    wait_trusting(&a).await;
-    wait_trusting(&b).await;
+    a.wait_trusting().await;
+    b.wait_trusting().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     for app in [&a, &b] {
         for (which, session) in [("first", &first), ("second", &second)] {
@@ -102,14 +85,14 @@ async fn a_flushall_does_not_reopen_revoked_sessions() {
     let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
     let b = a.sibling(&[("REDIS_URL", url.as_str())]).await;
     let session = a.signed_up(&unique_email()).await;
-    wait_trusting(&b).await;
+    b.wait_trusting().await;
     data(&a.logout(&session.refresh).await, "logout");
     assert_refused(&b, &b.me(Some(&session.access)).await, "before FLUSHALL");
 
     assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
     // An instance that starts now (or rebuilds for any reason) reads the database too.
     let c = a.sibling(&[("REDIS_URL", url.as_str())]).await;
-    wait_trusting(&c).await;
+    c.wait_trusting().await;
     for app in [&a, &b, &c] {
         assert_refused(app, &app.me(Some(&session.access)).await, "after FLUSHALL");
     }
@@ -124,7 +107,7 @@ async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
     let url = redis.url();
     let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
     let session = a.signed_up(&unique_email()).await;
-    wait_trusting(&a).await;
+    a.wait_trusting().await;
     data(&a.me(Some(&session.access)).await, "me");
     // A revocation whose key and message were both lost: only the database has it.
     a.sql("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'")

@@ -78,23 +78,6 @@ async fn sessions_end_when_left_idle() {
     assert_code(&app.refresh(&session.refresh).await, "INVALID_TOKEN");
 }
 
-/// Whether the instance answers from memory (it has heard every revocation).
-async fn trusts_its_memory(app: &TestApp) -> Option<()> {
-    let text = app.metrics().await;
-    text.lines()
-        .any(|l| l == "identity_local_state_trusted 1")
-        .then_some(())
-}
-
-async fn wait_trusting(app: &TestApp) {
-    eventually(
-        std::time::Duration::from_secs(5),
-        "the instance trusts its memory",
-        || trusts_its_memory(app),
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn a_revocation_on_one_instance_holds_on_another_at_once() {
@@ -104,7 +87,7 @@ async fn a_revocation_on_one_instance_holds_on_another_at_once() {
     let b = a.sibling(&[]).await;
     let email = unique_email();
     let session = a.signed_up(&email).await;
-    wait_trusting(&b).await;
+    b.wait_trusting().await;
     // B answers from memory now: it has the profile and knows of no revocation.
     data(&b.me(Some(&session.access)).await, "me");
     data(&b.me(Some(&session.access)).await, "me");

@@ -348,6 +348,26 @@ impl TestApp {
         .await
     }
 
+    /// Whether the server answers revocation checks from memory (it believes it has
+    /// heard every revocation): `identity_local_state_trusted` is 1.
+    pub(crate) async fn trusts_its_memory(&self) -> Option<()> {
+        self.metrics()
+            .await
+            .lines()
+            .any(|l| l == "identity_local_state_trusted 1")
+            .then_some(())
+    }
+
+    /// Waits until the server trusts its memory of revocations.
+    pub(crate) async fn wait_trusting(&self) {
+        eventually(
+            Duration::from_secs(10),
+            "the instance trusts its memory",
+            || self.trusts_its_memory(),
+        )
+        .await;
+    }
+
     /// `GET path` on this server (e.g. `"/readyz"`).
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http

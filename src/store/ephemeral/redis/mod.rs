@@ -3,6 +3,7 @@
 //! prefix, so deployments (and tests) can share a server.
 
 mod counters;
+mod events;
 mod reset_tokens;
 mod revocations;
 
@@ -33,7 +34,7 @@ pub struct RedisStore {
     channel: String,
     /// This instance's name and event counter on the channel, so that listeners can
     /// tell when they missed one of its events.
-    sequence: Arc<revocations::Sequence>,
+    sequence: Arc<events::Sequence>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
@@ -83,7 +84,7 @@ impl RedisStore {
             .context("subscribe to the events channel")?;
 
         let local = Arc::new(LocalMirror::follower());
-        let sequence = Arc::new(revocations::Sequence::new());
+        let sequence = Arc::new(events::Sequence::new());
         let listener = tokio::spawn(revocations::listen(
             subscriber,
             pool.clone(),
@@ -116,10 +117,7 @@ impl RedisStore {
     /// Publishes a numbered event. Its number is taken even if the publish fails, so
     /// listeners see the gap at this instance's next heartbeat; this instance stops
     /// trusting its own memory too (it rebuilds, and writes back, when Redis answers).
-    async fn publish(
-        &self,
-        event: impl FnOnce(Uuid, u64) -> revocations::Event,
-    ) -> anyhow::Result<()> {
+    async fn publish(&self, event: impl FnOnce(Uuid, u64) -> events::Event) -> anyhow::Result<()> {
         let event = event(self.sequence.publisher(), self.sequence.next());
         let sent: anyhow::Result<i64> = match self.connected() {
             Ok(client) => client

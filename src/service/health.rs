@@ -24,12 +24,22 @@ const READINESS_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     Ok,
+    /// Working, but not as it should (slow, saturated, falling behind): shown, while
+    /// the instance stays in rotation. A dependency every instance shares being slow
+    /// must not take them all out of the load balancer at once.
+    Degraded(&'static str),
+    /// Not working: the instance is not ready.
     Failed(&'static str),
 }
 
 impl Check {
     pub fn is_ok(&self) -> bool {
         *self == Self::Ok
+    }
+
+    /// Whether the instance can serve with this (ok or degraded).
+    pub fn is_serving(&self) -> bool {
+        !matches!(self, Self::Failed(_))
     }
 }
 
@@ -40,7 +50,13 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Ready unless a check failed; a degraded check still serves.
     pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, c)| c.is_serving())
+    }
+
+    /// Whether every check is fully ok.
+    pub fn is_healthy(&self) -> bool {
         self.checks.iter().all(|(_, c)| c.is_ok())
     }
 }

@@ -10,7 +10,10 @@
 //! threads × `m` for nothing.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -140,6 +143,10 @@ struct Inner {
     params: Params,
     /// Verified against when the email is unknown, so that answer costs the same.
     dummy_hash: String,
+    /// What one verification at the current parameters takes (nanoseconds, a moving
+    /// average): a hash of cheaper, older parameters is answered no sooner, so its
+    /// account does not stand out by its speed.
+    verify_cost: Arc<AtomicU64>,
     jobs: Sender<Job>,
     depth: Gauge,
     hash_time: Histogram,
@@ -156,9 +163,12 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let started = Instant::now();
         let dummy_hash = Workspace::new(params.clone())
             .hash(crate::security::opaque_token::generate().as_bytes())
             .context("hash the dummy password")?;
+        // Hashing and verifying cost the same: the first estimate.
+        let verify_cost = Arc::new(AtomicU64::new(nanos(started.elapsed())));
 
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(cfg.hash_queue);
         for n in 0..cfg.hash_concurrency.max(1) {
@@ -183,6 +193,7 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 params,
                 dummy_hash,
+                verify_cost,
                 jobs,
                 depth: metrics.gauge("identity_password_hash_queue_depth", &[]),
                 hash_time: metrics
@@ -204,7 +215,9 @@ impl PasswordHasher {
     }
 
     /// Checks a password against a stored hash, or against a dummy hash when there is
-    /// none, so that an unknown account costs the same time as a known one.
+    /// none, so that an unknown account costs the same time as a known one. A hash of
+    /// cheaper (older) parameters is answered no sooner than one of the current
+    /// parameters, so an account not yet re-hashed does not stand out either.
     pub async fn verify(
         &self,
         password: SecretString,
@@ -214,21 +227,44 @@ impl PasswordHasher {
         let current = self.inner.params.clone();
         let stored = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let timer = self.inner.verify_time.clone();
-        self.run(timer, move |workspace| {
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                // An unreadable stored hash must not lock the user out silently.
-                tracing::error!("stored password hash cannot be parsed");
-                return Ok(Verification::Invalid);
-            };
-            let ok = workspace.verify(capped(&password), &parsed);
-            Ok(match (known, ok) {
-                (true, true) => Verification::Valid {
-                    needs_rehash: needs_rehash(&parsed, &current),
-                },
-                _ => Verification::Invalid,
+        let (verification, work) = self
+            .run(timer, move |workspace| {
+                let started = Instant::now();
+                let Ok(parsed) = PasswordHash::new(&stored) else {
+                    // An unreadable stored hash must not lock the user out silently.
+                    tracing::error!("stored password hash cannot be parsed");
+                    return Ok((Verification::Invalid, Work::Other(started.elapsed())));
+                };
+                let ok = workspace.verify(capped(&password), &parsed);
+                let old = needs_rehash(&parsed, &current);
+                let work = if old {
+                    Work::Other(started.elapsed())
+                } else {
+                    Work::Current(started.elapsed())
+                };
+                let verification = match (known, ok) {
+                    (true, true) => Verification::Valid { needs_rehash: old },
+                    _ => Verification::Invalid,
+                };
+                Ok((verification, work))
             })
-        })
-        .await
+            .await?;
+        let cost = &self.inner.verify_cost;
+        match work {
+            Work::Current(took) => {
+                // A moving average over the last few verifications.
+                let before = cost.load(Ordering::Relaxed);
+                let after = before - before / 4 + nanos(took) / 4;
+                cost.store(after, Ordering::Relaxed);
+            }
+            Work::Other(took) => {
+                let expected = Duration::from_nanos(cost.load(Ordering::Relaxed));
+                if let Some(rest) = expected.checked_sub(took) {
+                    tokio::time::sleep(rest).await;
+                }
+            }
+        }
+        Ok(verification)
     }
 
     /// Queues `work` for a hashing thread, in the caller's span, and waits for it.
@@ -268,6 +304,16 @@ impl PasswordHasher {
         let outcome = result.await.context("hashing thread dropped the job")?;
         Ok(outcome?)
     }
+}
+
+/// How long a verification worked, and whether at the current parameters.
+enum Work {
+    Current(Duration),
+    Other(Duration),
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Why a hash or verification did not happen.
@@ -392,6 +438,33 @@ mod tests {
                 .await
                 .unwrap(),
             Verification::Valid { needs_rehash: true }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_of_older_cheaper_parameters_answers_no_sooner() {
+        // An account still on the old, cheap parameters: a wrong password against it
+        // must not be answered faster than one against an account on the current ones
+        // (or an unknown address), or the timing tells them apart.
+        let old = PasswordHasher::new(&cfg(1_024, 1, 1, 8), &Metrics::new()).unwrap();
+        let old_hash = old.hash("correct horse".into()).await.unwrap();
+        let current = PasswordHasher::new(&cfg(19_456, 2, 1, 8), &Metrics::new()).unwrap();
+        let mut at_current = Duration::MAX;
+        for _ in 0..9 {
+            let started = Instant::now();
+            current.verify("wrong horse".into(), None).await.unwrap();
+            at_current = at_current.min(started.elapsed());
+        }
+        let started = Instant::now();
+        let answer = current
+            .verify("wrong horse".into(), Some(old_hash))
+            .await
+            .unwrap();
+        let at_old = started.elapsed();
+        assert_eq!(answer, Verification::Invalid);
+        assert!(
+            at_old >= at_current.mul_f64(0.8),
+            "old parameters answered in {at_old:?}, current in {at_current:?}"
         );
     }
 

@@ -16,6 +16,11 @@ use crate::{
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A round trip slower than this is shown as `degraded: slow`. A ping on a healthy
+/// network takes well under a millisecond; a hundred times that is a real problem
+/// (every request that needs the dependency pays it), not noise.
+const SLOW_CHECK: Duration = Duration::from_millis(100);
+
 /// How long a readiness answer is reused: `/readyz` called in a loop costs the
 /// database one round trip a second, not one per call.
 const READINESS_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
@@ -69,6 +74,8 @@ pub struct HealthService {
     deps: Deps,
     /// The last answer and when it was known (by the injected clock).
     last: Arc<Mutex<Option<Checked>>>,
+    /// The checks that were slow last time.
+    slow: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl HealthService {
@@ -76,6 +83,7 @@ impl HealthService {
         Self {
             deps,
             last: Arc::default(),
+            slow: Arc::default(),
         }
     }
 
@@ -97,9 +105,27 @@ impl HealthService {
             .increment(1);
         let (database, ephemeral) =
             tokio::join!(check(db::ping(&deps.db)), check(deps.ephemeral.ping()));
-        let readiness = Readiness {
+        let database = match database {
+            // The server may be fine: every connection is taken (slow queries, a lock).
+            Check::Failed(_) if pool_exhausted(&deps.db) => Check::Failed("pool exhausted"),
+            other => other,
+        };
+        let mut readiness = Readiness {
             checks: vec![("database", database), (deps.ephemeral.kind(), ephemeral)],
         };
+        // One slow round trip is a hiccup (a busy host, a new connection); slow twice
+        // in a row is shown.
+        let mut raw = self.slow.lock().await;
+        let was_slow = std::mem::take(&mut *raw);
+        for (name, check) in &mut readiness.checks {
+            if *check == Check::Degraded("slow") {
+                raw.push(*name);
+                if !was_slow.contains(name) {
+                    *check = Check::Ok;
+                }
+            }
+        }
+        drop(raw);
         *last = Some((deps.clock.now(), readiness.clone()));
         readiness
     }
@@ -159,9 +185,17 @@ fn pool_usage(db: &sea_orm::DatabaseConnection) -> (u32, usize, u32) {
     }
 }
 
-/// Runs one check with a deadline.
+/// Whether every connection the pool may open is open and in use.
+fn pool_exhausted(db: &sea_orm::DatabaseConnection) -> bool {
+    let (size, idle, max) = pool_usage(db);
+    max > 0 && size >= max && idle == 0
+}
+
+/// Runs one check with a deadline; an answer slower than `SLOW_CHECK` is degraded.
 async fn check(fut: impl Future<Output = anyhow::Result<()>>) -> Check {
+    let started = std::time::Instant::now();
     match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
+        Ok(Ok(())) if started.elapsed() > SLOW_CHECK => Check::Degraded("slow"),
         Ok(Ok(())) => Check::Ok,
         Ok(Err(e)) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness check failed");

@@ -29,5 +29,6 @@ mod retention;
 mod revocation_faults;
 mod schema;
 mod sessions;
+mod slow_dependencies;
 mod support;
 mod surface;

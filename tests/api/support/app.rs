@@ -348,6 +348,37 @@ impl TestApp {
         .await
     }
 
+    /// A fresh `/readyz` answer (the cached one is aged out first): status and body.
+    pub(crate) async fn readiness(&self) -> (u16, Value) {
+        self.advance(2);
+        let resp = self.get("/readyz").await;
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// Waits until `/readyz` shows `check` with `status` (`ok`, `degraded`, `error`),
+    /// and returns the HTTP status and body of that answer.
+    pub(crate) async fn wait_check(
+        &self,
+        check: &str,
+        status: &str,
+        limit: Duration,
+    ) -> (u16, Value) {
+        eventually(
+            limit,
+            &format!("/readyz shows {check} {status}"),
+            || async {
+                let (code, body) = self.readiness().await;
+                if body["checks"][check]["status"] == status {
+                    Ok((code, body))
+                } else {
+                    Err(format!("{code} {body}"))
+                }
+            },
+        )
+        .await
+    }
+
     /// Whether the server answers revocation checks from memory (it believes it has
     /// heard every revocation): `identity_local_state_trusted` is 1.
     pub(crate) async fn trusts_its_memory(&self) -> Option<()> {

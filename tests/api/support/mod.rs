@@ -7,6 +7,7 @@
 //! - `mail_sink`: a real SMTP server that keeps what it receives
 //! - `servers`: private Redis / PostgreSQL servers that fault tests stop and start
 //! - `process`: the service binary as a child process
+//! - `proxy`: a TCP proxy that adds latency (a slow Redis)
 //! - `assert`: reading responses (`data`, `code`, `assert_code`, `fields`, …)
 //! - `jwt`: reading and making tokens
 //! - `wait`: `eventually`, instead of sleeping
@@ -16,6 +17,7 @@ pub(crate) mod assert;
 pub(crate) mod jwt;
 pub(crate) mod mail_sink;
 pub(crate) mod process;
+pub(crate) mod proxy;
 pub(crate) mod servers;
 pub(crate) mod storage;
 pub(crate) mod wait;
@@ -25,6 +27,7 @@ pub(crate) use assert::*;
 pub(crate) use jwt::*;
 pub(crate) use mail_sink::*;
 pub(crate) use process::*;
+pub(crate) use proxy::*;
 pub(crate) use servers::*;
 pub(crate) use storage::*;
 pub(crate) use wait::*;

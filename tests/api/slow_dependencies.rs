@@ -182,3 +182,55 @@ async fn with_the_database_pool_held_by_slow_queries_answers_stay_bounded_and_re
     data(&app.refresh(&session.refresh).await, "refreshToken");
     data(&app.login(&other, PASSWORD).await, "login");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_reset_ending_thousands_of_sessions_through_a_distant_redis_reaches_every_instance() {
+    // Two instances share one database; the embedded default is one.
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let proxy = LatencyProxy::start(SocketAddr::from(([127, 0, 0, 1], redis.port))).await;
+    let far = proxy.redis_url();
+    let near = redis.url();
+    let a = spawn_app_with(&[("REDIS_URL", far.as_str())]).await;
+    let b = a.sibling(&[("REDIS_URL", near.as_str())]).await;
+    let email = unique_email();
+    let session = a.signed_up(&email).await;
+    // An account with 20,000 live sessions (a script's logins, say).
+    a.sql(
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_used_at) \
+         SELECT gen_random_uuid(), user_id, created_at, expires_at, last_used_at \
+         FROM sessions, generate_series(1, 20000)",
+    )
+    .await;
+    let token = a.reset_token_for(&email).await;
+    a.wait_trusting().await;
+    b.wait_trusting().await;
+
+    // Redis 10 ms away from `a` (20 ms a round trip): a key per round trip would take
+    // minutes; the reset must answer within its timeout, and `b` must hear of it.
+    proxy.set_delay(Duration::from_millis(10));
+    let started = Instant::now();
+    let resp = a.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(
+        data(&resp, "resetPassword"),
+        true,
+        "after {:?}",
+        started.elapsed()
+    );
+    assert_code(&a.me(Some(&session.access)).await, "UNAUTHENTICATED");
+    // `b` hears of it by itself (the announcement is on its way when `a` answers).
+    eventually(
+        Duration::from_secs(5),
+        "b refuses the old token",
+        || async {
+            let body = b.me(Some(&session.access)).await;
+            if code(&body) == "UNAUTHENTICATED" {
+                Ok(())
+            } else {
+                Err(body.to_string())
+            }
+        },
+    )
+    .await;
+}

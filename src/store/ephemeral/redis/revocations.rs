@@ -25,12 +25,15 @@ use super::{
     RedisStore,
     events::{Event, Publishers, Sequence},
 };
-use crate::store::ephemeral::{LocalMirror, RevocationSource, RevocationStore, ttl_from_now};
+use crate::store::ephemeral::{LocalMirror, RevocationSource, RevocationStore};
 
 /// How often each instance says it is alive on the channel.
 pub(super) const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(250);
-/// Keys written back to Redis per round trip after a rebuild.
-const WRITE_BACK_CHUNK: usize = 500;
+/// Revocation keys written per round trip (one pipeline).
+const WRITE_CHUNK: usize = 500;
+/// Sessions named per event: a reset of an account with tens of thousands of sessions
+/// is announced in messages of a few tens of kilobytes, not one of megabytes.
+const PUBLISH_CHUNK: usize = 1_000;
 
 #[async_trait::async_trait]
 impl RevocationStore for RedisStore {
@@ -45,7 +48,12 @@ impl RevocationStore for RedisStore {
             until.timestamp_millis(),
             crate::clock::wall_now().timestamp_millis(),
         );
-        let stored = self.store_revocations(session_ids, until).await;
+        let until_ms = until.timestamp_millis();
+        let entries: Vec<(Uuid, i64)> = session_ids.iter().map(|id| (*id, until_ms)).collect();
+        let stored = match self.connected() {
+            Ok(_) => write_revocations(&self.pool, &self.prefix, &entries, false).await,
+            Err(error) => Err(error),
+        };
         if stored.is_err() {
             // Written back from memory and the database when Redis answers again.
             self.local.distrust();
@@ -53,15 +61,18 @@ impl RevocationStore for RedisStore {
         // Stored first, then announced: an instance that hears it, or that reads the
         // keys after a gap, sees the same thing. Announced even if not stored: the
         // other instances' memories matter most.
-        let until_ms = until.timestamp_millis();
-        let announced = self
-            .publish(|publisher, seq| Event::Revoked {
-                publisher,
-                seq,
-                until_ms,
-                sessions: session_ids.to_vec(),
-            })
-            .await;
+        let mut announced = Ok(());
+        for chunk in session_ids.chunks(PUBLISH_CHUNK) {
+            let sent = self
+                .publish(|publisher, seq| Event::Revoked {
+                    publisher,
+                    seq,
+                    until_ms,
+                    sessions: chunk.to_vec(),
+                })
+                .await;
+            announced = announced.and(sent);
+        }
         stored.and(announced)
     }
 
@@ -102,29 +113,7 @@ impl RevocationStore for RedisStore {
     }
 }
 
-impl RedisStore {
-    async fn store_revocations(
-        &self,
-        session_ids: &[Uuid],
-        until: DateTime<Utc>,
-    ) -> anyhow::Result<()> {
-        let ttl = i64::try_from(ttl_from_now(until).as_millis()).unwrap_or(i64::MAX);
-        for id in session_ids {
-            let _: () = self
-                .connected()?
-                .set(
-                    self.revoked_key(*id),
-                    until.timestamp_millis(),
-                    Some(Expiration::PX(ttl)),
-                    None,
-                    false,
-                )
-                .await
-                .context("mark session revoked")?;
-        }
-        Ok(())
-    }
-}
+impl RedisStore {}
 
 /// Applies what the channel carries to this instance's memory. The memory is trusted
 /// while heartbeats arrive and no event is missing; after a gap it is rebuilt (see the
@@ -242,7 +231,20 @@ async fn rebuild(
     if !lost.is_empty() {
         tracing::info!(count = lost.len(), "writing back revocations Redis lacked");
     }
-    for chunk in lost.chunks(WRITE_BACK_CHUNK) {
+    write_revocations(pool, prefix, &lost, true).await
+}
+
+/// Marks sessions revoked until the given times (ms), a pipeline per `WRITE_CHUNK`
+/// keys; with `only_missing`, keys already there are left as they are.
+async fn write_revocations(
+    pool: &Pool,
+    prefix: &str,
+    entries: &[(Uuid, i64)],
+    only_missing: bool,
+) -> anyhow::Result<()> {
+    let now_ms = crate::clock::wall_now().timestamp_millis();
+    let options = only_missing.then_some(SetOptions::NX);
+    for chunk in entries.chunks(WRITE_CHUNK) {
         let pipeline = pool.next().pipeline();
         for (id, until) in chunk {
             let _: () = pipeline
@@ -250,13 +252,13 @@ async fn rebuild(
                     format!("{prefix}revoked:sid:{id}"),
                     *until,
                     Some(Expiration::PX((until - now_ms).max(1))),
-                    Some(SetOptions::NX),
+                    options.clone(),
                     false,
                 )
                 .await
                 .context("queue a revocation")?;
         }
-        let _: Vec<fred::types::Value> = pipeline.all().await.context("write back revocations")?;
+        let _: Vec<fred::types::Value> = pipeline.all().await.context("mark sessions revoked")?;
     }
     Ok(())
 }

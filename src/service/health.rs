@@ -98,7 +98,12 @@ impl HealthService {
         let (database, ephemeral) =
             tokio::join!(check(db::ping(&deps.db)), check(deps.ephemeral.ping()));
         let readiness = Readiness {
-            checks: vec![("database", database), (deps.ephemeral.kind(), ephemeral)],
+            checks: vec![
+                ("database", database),
+                (deps.ephemeral.kind(), ephemeral),
+                // What the outbox worker last saw of the SMTP server (memory, no I/O).
+                ("mail", deps.outbox.check()),
+            ],
         };
         *last = Some((deps.clock.now(), readiness.clone()));
         readiness

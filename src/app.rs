@@ -260,7 +260,11 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     };
     let ephemeral = EphemeralStores::connect(config.redis.as_ref(), source).await?;
     let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
-        Some(url) => Arc::new(SmtpMailer::new(url.expose_secret(), &config.mail.from)?),
+        Some(url) => Arc::new(SmtpMailer::new(
+            url.expose_secret(),
+            &config.mail.from,
+            config.mail.timeout,
+        )?),
         None => Arc::new(LogMailer),
     };
     let metrics = Metrics::new();
@@ -289,7 +293,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             Arc::clone(&mailer),
             Arc::clone(&clock),
             metrics.clone(),
-            config.outbox.clone(),
+            &config,
         ),
         metrics,
         db,

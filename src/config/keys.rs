@@ -79,7 +79,8 @@ pub(super) fn secret_key(
     ))
 }
 
-/// Older secrets that still verify access tokens (key rotation).
+/// Older secrets that still verify access tokens and open what was sealed under them
+/// (key rotation).
 pub(super) fn previous_secrets(vars: &Vars<'_>) -> Result<Vec<SecretString>, ConfigError> {
     vars.list("SECRET_KEY_PREVIOUS")
         .into_iter()
@@ -313,19 +314,18 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub(super) fn describe(
     secret: &SecretString,
     secret_source: &str,
+    previous: &[SecretString],
     signing: &JwtSigning,
 ) -> Described {
     let older = |n: usize| format!("{n} older key(s)");
     // Each variable is shown empty when the algorithm in use does not read it.
-    let (algorithm, previous_secrets, private_key, previous_keys) = match signing {
-        JwtSigning::Hs256 { previous } => {
-            ("HS256", older(previous.len()), String::new(), String::new())
-        }
+    // Older secrets are read whatever the algorithm: they also open sealed mail.
+    let (algorithm, private_key, previous_keys) = match signing {
+        JwtSigning::Hs256 { .. } => ("HS256", String::new(), String::new()),
         JwtSigning::EdDsa {
             previous, source, ..
         } => (
             "EdDSA",
-            String::new(),
             format!("******** ({source})"),
             older(previous.len()),
         ),
@@ -338,7 +338,7 @@ pub(super) fn describe(
                 secret.expose_secret().len()
             ),
         ),
-        ("SECRET_KEY_PREVIOUS", previous_secrets),
+        ("SECRET_KEY_PREVIOUS", older(previous.len())),
         ("JWT_ALGORITHM", algorithm.into()),
         ("JWT_PRIVATE_KEY", private_key),
         ("JWT_PREVIOUS_KEYS", previous_keys),

@@ -1,19 +1,24 @@
 //! Mail: the SMTP server, or by default the log, and the sender.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     AppEnv, ConfigError,
-    vars::{Described, Vars, mask_url},
+    vars::{Described, Vars, mask_url, secs},
 };
 
-pub(super) const VARS: &[&str] = &["SMTP_URL", "MAIL_FROM"];
+pub(super) const VARS: &[&str] = &["SMTP_URL", "MAIL_FROM", "SMTP_TIMEOUT"];
 
 #[derive(Debug, Clone)]
 pub struct MailConfig {
     /// `None`: mail goes to the log.
     pub smtp_url: Option<SecretString>,
     pub from: String,
+    /// The longest one delivery (one SMTP conversation) may take; a slower one is
+    /// abandoned and retried later.
+    pub timeout: Duration,
 }
 
 impl MailConfig {
@@ -38,6 +43,7 @@ impl MailConfig {
         Ok(Self {
             smtp_url: smtp_url.map(SecretString::from),
             from,
+            timeout: vars.secs("SMTP_TIMEOUT", 20, 1, 300)?,
         })
     }
 
@@ -52,6 +58,7 @@ impl MailConfig {
                     }),
             ),
             ("MAIL_FROM", self.from.clone()),
+            ("SMTP_TIMEOUT", secs(self.timeout)),
         ]
     }
 }

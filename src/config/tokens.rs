@@ -25,6 +25,9 @@ pub struct TokenConfig {
     pub secret_key: SecretString,
     /// Where the secret came from, for `check-config` and the start-up log.
     pub secret_source: String,
+    /// Older secrets (`SECRET_KEY_PREVIOUS`): they still verify HS256 access tokens
+    /// and open what was sealed at rest under them (mail in the outbox).
+    pub previous_secret_keys: Vec<SecretString>,
     pub signing: JwtSigning,
     pub issuer: String,
     pub audience: String,
@@ -45,6 +48,7 @@ impl TokenConfig {
         Ok(Self {
             secret_key,
             secret_source,
+            previous_secret_keys: keys::previous_secrets(vars)?,
             signing: keys::jwt_signing(vars, env, data_dir)?,
             issuer: vars.get("JWT_ISSUER").unwrap_or_else(|| "identity".into()),
             audience: vars
@@ -60,7 +64,12 @@ impl TokenConfig {
 
     /// The key material first (`keys::VARS`), then this section's own variables.
     pub(super) fn describe(&self) -> Described {
-        let mut lines = keys::describe(&self.secret_key, &self.secret_source, &self.signing);
+        let mut lines = keys::describe(
+            &self.secret_key,
+            &self.secret_source,
+            &self.previous_secret_keys,
+            &self.signing,
+        );
         lines.extend([
             ("JWT_ISSUER", self.issuer.clone()),
             ("JWT_AUDIENCE", self.audience.clone()),

@@ -15,10 +15,11 @@ pub struct SmtpMailer {
 }
 
 impl SmtpMailer {
-    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+    /// `timeout` bounds each command's answer (the outbox bounds the whole delivery).
+    pub fn new(url: &str, from: &str, timeout: Duration) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .context("parse SMTP_URL")?
-            .timeout(Some(Duration::from_secs(10)))
+            .timeout(Some(timeout))
             .build();
         let from = from.parse().context("parse MAIL_FROM")?;
         Ok(Self { transport, from })

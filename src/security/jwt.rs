@@ -218,6 +218,7 @@ mod tests {
         TokenConfig {
             secret_key: SecretString::from(secret),
             secret_source: "test".into(),
+            previous_secret_keys: Vec::new(),
             signing,
             issuer: "issuer".into(),
             audience: "audience".into(),

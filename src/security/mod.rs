@@ -4,3 +4,4 @@ pub mod jwt;
 pub mod opaque_token;
 pub mod password;
 pub mod per_ip_limits;
+pub mod sealed;

@@ -16,7 +16,6 @@ use crate::{
     mail::templates,
     security::{opaque_token, password::Verification},
     store::{
-        outbox,
         sessions::{self, NewSession, RevokeReason, Rotation},
         users::{self, InsertError, NewUser},
     },
@@ -283,7 +282,10 @@ impl AuthService {
                     .audit(AuditEvent::RefreshReuseDetected, Some(user.id), Some(meta))
                     .await;
                 let mail = templates::session_revoked(&self.deps.config.service_name, &user.email);
-                outbox::enqueue(&self.deps.db, "session_revoked", mail, None, now).await?;
+                self.deps
+                    .outbox
+                    .enqueue(&self.deps.db, "session_revoked", mail, None, now)
+                    .await?;
                 self.deps.outbox.wake();
                 Err(AppError::InvalidToken)
             }

@@ -111,7 +111,12 @@ impl HealthService {
             other => other,
         };
         let mut readiness = Readiness {
-            checks: vec![("database", database), (deps.ephemeral.kind(), ephemeral)],
+            checks: vec![
+                ("database", database),
+                (deps.ephemeral.kind(), ephemeral),
+                // What the outbox worker last saw of the SMTP server (memory, no I/O).
+                ("mail", deps.outbox.check()),
+            ],
         };
         // One slow round trip is a hiccup (a busy host, a new connection); slow twice
         // in a row is shown.

@@ -1,33 +1,64 @@
 //! Durable mail: use cases write mail to the outbox table (in the transaction of the
 //! change that causes it, where there is one); this worker delivers it, retrying with
 //! growing delays, never after the mail's `not_after` (a reset link's expiry), and
-//! erasing bodies once they are sent or given up on. Safe with several instances: a
-//! row is claimed with a lease before it is sent.
+//! erasing bodies once they are sent or given up on. Bodies are sealed at rest
+//! (AES-256-GCM under a key derived from `SECRET_KEY`).
+//!
+//! Safe with several instances: a row is claimed with a lease before it is sent, and no
+//! row is claimed again while its delivery may still be under way. A round claims only
+//! what it can deliver within the lease (`WAVES` rounds of `PARALLEL` deliveries, each
+//! bounded by `SMTP_TIMEOUT`); a delivery starts only if the claim outlasts its timeout,
+//! extending it first when the round ran long, and if the claim ran out and another
+//! instance took the row, this one leaves it. Each sent mail is recorded at once.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::health::Check;
 use crate::{
     clock::Clock,
-    config::OutboxConfig,
-    domain::backoff::ExponentialBackoff,
+    config::{Config, OutboxConfig},
+    domain::{backoff::ExponentialBackoff, mail::OutgoingMail},
     mail::Mailer,
     metrics::Metrics,
-    store::outbox::{self, Claimed},
+    security::sealed::Sealer,
+    store::outbox::{self, Claimed, NewMail},
 };
 
-/// How long a claim protects a row; longer than any one delivery can take.
-const LEASE: Duration = Duration::from_secs(60);
-/// Rows claimed per round.
-const BATCH: u64 = 32;
 /// Deliveries in flight at once.
 const PARALLEL: usize = 4;
-/// Limit on one SMTP conversation.
-const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// Rounds of `PARALLEL` deliveries one claim covers: a round claims only what it can
+/// deliver, each delivery taking its whole timeout, before its lease runs out.
+const WAVES: u32 = 3;
+/// Rows claimed per round.
+const BATCH: u64 = PARALLEL as u64 * WAVES as u64;
+/// Time a claim keeps beyond its deliveries, for the statements around them.
+const MARGIN: Duration = Duration::from_secs(10);
+/// What mail bodies are sealed for (the key is derived from `SECRET_KEY` and this).
+const SEAL_PURPOSE: &str = "outbox-body";
+
+/// What the worker has seen of the SMTP server, kept in memory for `/readyz`: the time
+/// (ms, by the injected clock) of the last delivery that went out and of the last that
+/// did not, and whether that one timed out.
+#[derive(Default)]
+struct DeliveryState {
+    last_sent_ms: AtomicI64,
+    last_failed_ms: AtomicI64,
+    timed_out: AtomicBool,
+}
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -36,6 +67,13 @@ pub struct Outbox {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     cfg: OutboxConfig,
+    /// The limit on one delivery (`SMTP_TIMEOUT`).
+    send_timeout: Duration,
+    /// How long a claim protects a row: every delivery of a round, each taking its
+    /// whole timeout, ends before it does.
+    lease: Duration,
+    sealer: Arc<Sealer>,
+    state: Arc<DeliveryState>,
     wake: Arc<Notify>,
 }
 
@@ -45,14 +83,30 @@ impl Outbox {
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
-        cfg: OutboxConfig,
+        config: &Config,
     ) -> Self {
+        let send_timeout = config.mail.timeout;
+        let previous: Vec<&[u8]> = config
+            .tokens
+            .previous_secret_keys
+            .iter()
+            .map(|k| k.expose_secret().as_bytes())
+            .collect();
+        let sealer = Sealer::new(
+            SEAL_PURPOSE,
+            config.tokens.secret_key.expose_secret().as_bytes(),
+            &previous,
+        );
         Self {
             db,
             mailer,
             clock,
             metrics,
-            cfg,
+            cfg: config.outbox.clone(),
+            send_timeout,
+            lease: send_timeout * WAVES + MARGIN,
+            sealer: Arc::new(sealer),
+            state: Arc::default(),
             wake: Arc::new(Notify::new()),
         }
     }
@@ -60,6 +114,53 @@ impl Outbox {
     /// Tells the worker of this instance that mail is waiting (others poll).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Queues one mail (in the caller's transaction, if `db` is one).
+    pub async fn enqueue(
+        &self,
+        db: &impl ConnectionTrait,
+        kind: &'static str,
+        mail: OutgoingMail,
+        not_after: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        self.enqueue_many(
+            db,
+            vec![NewMail {
+                kind,
+                mail,
+                not_after,
+            }],
+            now,
+        )
+        .await
+    }
+
+    /// Queues several mails in one insert. Their bodies (which may hold a link) are
+    /// sealed first: the table never holds them readable.
+    pub async fn enqueue_many(
+        &self,
+        db: &impl ConnectionTrait,
+        mails: Vec<NewMail>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let rows = mails
+            .into_iter()
+            .map(|m| {
+                let id = Uuid::now_v7();
+                outbox::Row {
+                    id,
+                    kind: m.kind,
+                    recipient: m.mail.to,
+                    subject: m.mail.subject,
+                    text_body: self.sealer.seal(&associated(id, "text"), &m.mail.text),
+                    html_body: self.sealer.seal(&associated(id, "html"), &m.mail.html),
+                    not_after: m.not_after,
+                }
+            })
+            .collect();
+        outbox::insert(db, rows, now).await
     }
 
     /// Delivers what is due until `stop` completes, then makes one last round.
@@ -90,11 +191,28 @@ impl Outbox {
         false
     }
 
+    /// What `/readyz` shows for mail: degraded while the last delivery tried failed
+    /// (timed out, or refused), until one goes out again; a failure older than the
+    /// longest retry delay no longer counts (nothing was tried since). Reads memory only.
+    pub fn check(&self) -> Check {
+        let failed = self.state.last_failed_ms.load(Ordering::SeqCst);
+        let sent = self.state.last_sent_ms.load(Ordering::SeqCst);
+        let window = i64::try_from(self.cfg.retry_max.as_millis()).unwrap_or(i64::MAX);
+        let now = self.clock.now().timestamp_millis();
+        if failed == 0 || failed < sent || now.saturating_sub(failed) > window {
+            Check::Ok
+        } else if self.state.timed_out.load(Ordering::SeqCst) {
+            Check::Degraded("deliveries are timing out")
+        } else {
+            Check::Degraded("deliveries are failing")
+        }
+    }
+
     /// One round: claims due rows until none is left, and delivers them.
     pub async fn deliver_due(&self) {
         loop {
             let now = self.clock.now();
-            let claimed = match outbox::claim(&self.db, now, LEASE, BATCH).await {
+            let claimed = match outbox::claim(&self.db, now, self.lease, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "cannot claim outbox rows");
@@ -104,62 +222,108 @@ impl Outbox {
             if claimed.is_empty() {
                 return;
             }
-            let sent: Vec<Uuid> = futures::stream::iter(claimed)
-                .map(|row| self.deliver(row))
-                .buffer_unordered(PARALLEL)
-                .filter_map(|id| async move { id })
-                .collect()
+            futures::stream::iter(claimed)
+                .for_each_concurrent(PARALLEL, |row| self.deliver(row))
                 .await;
-            let count = sent.len();
-            self.record(
-                outbox::mark_sent(&self.db, &sent, self.clock.now()).await,
-                "sent",
-                count,
-            );
         }
     }
 
-    /// Sends one claimed mail; its id if it went out (recorded by the caller, with the
-    /// others of the round). Expiry and failures are recorded here.
-    async fn deliver(&self, row: Claimed) -> Option<Uuid> {
+    /// Sends one claimed mail and records the outcome.
+    async fn deliver(&self, mut row: Claimed) {
         let now = self.clock.now();
         if row.not_after.is_some_and(|limit| limit <= now) {
             // A reset link that expired while waiting is useless, and confusing.
             self.record(
-                outbox::mark_failed(&self.db, row.id, now, "expired").await,
+                outbox::mark_failed(&self.db, row.id, row.lease_end, now, "expired").await,
                 "expired",
-                1,
             );
-            return None;
+            return;
         }
-        let sent = tokio::time::timeout(SEND_TIMEOUT, self.mailer.send(row.mail))
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")));
-        let now = self.clock.now();
-        match sent {
-            Ok(()) => Some(row.id),
-            Err(error) => {
-                let attempts = row.attempts + 1;
-                let reason = format!("{error:#}");
-                tracing::warn!(error = %reason, attempts, "mail delivery failed");
-                if attempts >= self.cfg.max_attempts {
-                    self.record(
-                        outbox::mark_failed(&self.db, row.id, now, &reason).await,
-                        "failed",
-                        1,
-                    );
-                } else {
-                    let next = now
-                        + chrono::Duration::from_std(self.backoff(attempts)).unwrap_or_default();
-                    self.record(
-                        outbox::mark_retry(&self.db, row.id, attempts, next, &reason).await,
-                        "retry",
-                        1,
-                    );
+        // The claim must outlast the whole delivery: if the round ran long, it is
+        // extended first, unless another instance took the row after it ran out.
+        let needed =
+            now + chrono::Duration::from_std(self.send_timeout + MARGIN).unwrap_or_default();
+        if row.lease_end < needed {
+            match outbox::renew(&self.db, row.id, row.lease_end, needed).await {
+                Ok(true) => row.lease_end = needed,
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot renew an outbox claim");
+                    return;
                 }
-                None
             }
         }
+        let mail = match self.open(&row) {
+            Ok(mail) => mail,
+            Err(reason) => {
+                // Never sent garbled; the row is given up on and its bodies erased.
+                tracing::error!(mail_id = %row.id, error = %reason, "cannot decrypt a queued mail");
+                self.record(
+                    outbox::mark_failed(&self.db, row.id, row.lease_end, now, reason).await,
+                    "undecryptable",
+                );
+                return;
+            }
+        };
+        let sent = tokio::time::timeout(self.send_timeout, self.mailer.send(mail)).await;
+        let timed_out = sent.is_err();
+        let now = self.clock.now();
+        let error = match sent {
+            Ok(Ok(())) => {
+                self.state
+                    .last_sent_ms
+                    .store(now.timestamp_millis(), Ordering::SeqCst);
+                self.record(outbox::mark_sent(&self.db, row.id, now).await, "sent");
+                return;
+            }
+            Ok(Err(error)) => error,
+            Err(_) => anyhow::anyhow!("timed out after {}s", self.send_timeout.as_secs()),
+        };
+        self.state.timed_out.store(timed_out, Ordering::SeqCst);
+        self.state
+            .last_failed_ms
+            .store(now.timestamp_millis(), Ordering::SeqCst);
+        let attempts = row.attempts + 1;
+        let reason = format!("{error:#}");
+        tracing::warn!(error = %reason, attempts, "mail delivery failed");
+        if attempts >= self.cfg.max_attempts {
+            self.record(
+                outbox::mark_failed(&self.db, row.id, row.lease_end, now, &reason).await,
+                "failed",
+            );
+        } else {
+            let next = now + chrono::Duration::from_std(self.backoff(attempts)).unwrap_or_default();
+            self.record(
+                outbox::mark_retry(&self.db, row.id, row.lease_end, attempts, next, &reason).await,
+                "retry",
+            );
+        }
+    }
+
+    /// The mail of a claimed row, its bodies opened. Bodies queued before they were
+    /// sealed (by an older version) are sent as they are.
+    fn open(&self, row: &Claimed) -> Result<OutgoingMail, &'static str> {
+        let open = |field: &str, stored: &Option<String>| -> Result<String, &'static str> {
+            match stored.as_deref() {
+                None => Err("body missing"),
+                Some(plain) if !Sealer::is_sealed(plain) => Ok(plain.to_owned()),
+                Some(sealed) => self
+                    .sealer
+                    .open(&associated(row.id, field), sealed)
+                    .map_err(|e| match e {
+                        crate::security::sealed::OpenError::UnknownKey => {
+                            "cannot decrypt: sealed under an unknown key"
+                        }
+                        _ => "cannot decrypt: does not authenticate",
+                    }),
+            }
+        };
+        Ok(OutgoingMail {
+            to: row.recipient.clone(),
+            subject: row.subject.clone(),
+            text: open("text", &row.text_body)?,
+            html: open("html", &row.html_body)?,
+        })
     }
 
     /// The wait before attempt `attempts + 1`: doubling from the base, bounded.
@@ -171,13 +335,18 @@ impl Outbox {
         .delay(u64::from(attempts.saturating_sub(1)))
     }
 
-    fn record(&self, stored: anyhow::Result<()>, result: &str, count: usize) {
+    fn record(&self, stored: anyhow::Result<()>, result: &str) {
         if let Err(error) = stored {
             // The lease runs out and the row is tried again: at least once, not lost.
             tracing::error!(error = %format!("{error:#}"), result, "cannot record a delivery outcome");
         }
         self.metrics
             .counter("identity_mail_total", &[("result", result)])
-            .increment(count as u64);
+            .increment(1);
     }
+}
+
+/// What a sealed body is bound to: its row and field, so it opens nowhere else.
+fn associated(id: Uuid, field: &str) -> Vec<u8> {
+    format!("outbox/{id}/{field}").into_bytes()
 }

@@ -14,7 +14,6 @@ use crate::{
     security::{opaque_token, per_ip_limits::IpLimit},
     store::{
         db::begin_write,
-        outbox,
         sessions::{self, RevokeReason},
         users,
     },
@@ -110,7 +109,10 @@ impl PasswordResetService {
         users::set_password_hash(&txn, user.id, hash).await?;
         let revoked =
             sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
-        outbox::enqueue(&txn, "password_changed", notice, None, now).await?;
+        self.deps
+            .outbox
+            .enqueue(&txn, "password_changed", notice, None, now)
+            .await?;
         if self
             .deps
             .ephemeral

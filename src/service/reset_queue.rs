@@ -142,7 +142,7 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) -> anyhow::Res
             }
         }
     }
-    outbox::enqueue_many(&deps.db, queued, now).await?;
+    deps.outbox.enqueue_many(&deps.db, queued, now).await?;
     deps.outbox.wake();
     Ok(())
 }

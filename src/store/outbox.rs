@@ -14,12 +14,18 @@ use uuid::Uuid;
 use super::entity::outbox;
 use crate::domain::mail::OutgoingMail;
 
-/// A row claimed for delivery.
+/// A row claimed for delivery. Its bodies are as stored (sealed by the service).
 pub struct Claimed {
     pub id: Uuid,
-    pub mail: OutgoingMail,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
     pub not_after: Option<DateTime<Utc>>,
     pub attempts: u32,
+    /// When the claim ends: the row is ours until then, and this value proves it to
+    /// the statements that renew or settle the claim.
+    pub lease_end: DateTime<Utc>,
 }
 
 /// A mail to queue.
@@ -30,42 +36,34 @@ pub struct NewMail {
     pub not_after: Option<DateTime<Utc>>,
 }
 
-pub async fn enqueue(
-    db: &impl ConnectionTrait,
-    kind: &'static str,
-    mail: OutgoingMail,
-    not_after: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    enqueue_many(
-        db,
-        vec![NewMail {
-            kind,
-            mail,
-            not_after,
-        }],
-        now,
-    )
-    .await
+/// A mail as stored: its bodies already sealed by the caller, under its `id`.
+pub struct Row {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub not_after: Option<DateTime<Utc>>,
 }
 
 /// Queues several mails in one insert.
-pub async fn enqueue_many(
+pub async fn insert(
     db: &impl ConnectionTrait,
-    mails: Vec<NewMail>,
+    rows: Vec<Row>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    if mails.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
-    let rows = mails.into_iter().map(|m| outbox::ActiveModel {
-        id: Set(Uuid::now_v7()),
+    let rows = rows.into_iter().map(|m| outbox::ActiveModel {
+        id: Set(m.id),
         created_at: Set(now),
         kind: Set(m.kind.to_owned()),
-        recipient: Set(m.mail.to),
-        subject: Set(m.mail.subject),
-        text_body: Set(Some(m.mail.text)),
-        html_body: Set(Some(m.mail.html)),
+        recipient: Set(m.recipient),
+        subject: Set(m.subject),
+        text_body: Set(Some(m.text_body)),
+        html_body: Set(Some(m.html_body)),
         not_after: Set(m.not_after),
         attempts: Set(0),
         next_attempt_at: Set(now),
@@ -121,44 +119,71 @@ pub async fn claim(
         .into_iter()
         .map(|row| Claimed {
             id: row.id,
+            recipient: row.recipient,
+            subject: row.subject,
+            text_body: row.text_body,
+            html_body: row.html_body,
             not_after: row.not_after,
             attempts: u32::try_from(row.attempts).unwrap_or(0),
-            mail: OutgoingMail {
-                to: row.recipient,
-                subject: row.subject,
-                text: row.text_body.unwrap_or_default(),
-                html: row.html_body.unwrap_or_default(),
-            },
+            lease_end,
         })
         .collect())
 }
 
-/// Delivered: the bodies (which may hold a reset link) are erased; one statement for
-/// a whole round.
-pub async fn mark_sent(
+/// Extends a claim to `until`, if it is still the one that ended at `held` (nobody
+/// claimed the row after it ran out); whether it was.
+pub async fn renew(
     db: &impl ConnectionTrait,
-    ids: &[Uuid],
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    finish(db, ids, outbox::Column::SentAt, now, None).await
+    id: Uuid,
+    held: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let done = outbox::Entity::update_many()
+        .col_expr(outbox::Column::LockedUntil, Expr::value(until))
+        .filter(pending())
+        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::LockedUntil.eq(held))
+        .exec(db)
+        .await
+        .context("renew an outbox claim")?;
+    Ok(done.rows_affected == 1)
 }
 
-/// Given up (expired, or too many attempts): the body is erased too.
-pub async fn mark_failed(
+/// Delivered: the bodies (which may hold a reset link) are erased. Recorded as soon as
+/// the mail is out, whoever holds the row now: it was sent.
+pub async fn mark_sent(
     db: &impl ConnectionTrait,
     id: Uuid,
     now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    finish(db, id, None, outbox::Column::SentAt, now, None).await
+}
+
+/// Given up (expired, undecryptable, or too many attempts) under the claim that ends
+/// at `held`: the body is erased too. A claim that ran out and was taken by another
+/// instance changes nothing.
+pub async fn mark_failed(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    held: DateTime<Utc>,
+    now: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    finish(db, &[id], outbox::Column::FailedAt, now, Some(reason)).await
+    finish(
+        db,
+        id,
+        Some(held),
+        outbox::Column::FailedAt,
+        now,
+        Some(reason),
+    )
+    .await
 }
 
 async fn finish(
     db: &impl ConnectionTrait,
-    ids: &[Uuid],
+    id: Uuid,
+    held: Option<DateTime<Utc>>,
     column: outbox::Column,
     now: DateTime<Utc>,
     reason: Option<&str>,
@@ -180,18 +205,23 @@ async fn finish(
     if let Some(reason) = reason {
         update = update.col_expr(outbox::Column::LastError, Expr::value(truncate(reason)));
     }
+    if let Some(held) = held {
+        update = update.filter(outbox::Column::LockedUntil.eq(held));
+    }
     update
-        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox::Column::Id.eq(id))
         .exec(db)
         .await
         .context("finish outbox rows")?;
     Ok(())
 }
 
-/// Failed this time: try again at `next`.
+/// Failed this time: try again at `next` (if the claim that ends at `held` is still
+/// ours).
 pub async fn mark_retry(
     db: &impl ConnectionTrait,
     id: Uuid,
+    held: DateTime<Utc>,
     attempts: u32,
     next: DateTime<Utc>,
     error: &str,
@@ -208,6 +238,7 @@ pub async fn mark_retry(
         )
         .col_expr(outbox::Column::LastError, Expr::value(truncate(error)))
         .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::LockedUntil.eq(held))
         .exec(db)
         .await
         .context("reschedule outbox row")?;

@@ -95,12 +95,15 @@ impl mailin::Handler for SinkHandler {
 }
 
 /// A real SMTP server on a local port: mailin's protocol state machine, one tokio
-/// task per connection. It can be stopped and started again on the same port.
+/// task per connection. It can be stopped and started again on the same port, and made
+/// slow: it then accepts connections but waits before each reply.
 #[derive(Clone)]
 pub(crate) struct MailSink {
     pub addr: SocketAddr,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// How long each reply (the greeting included) waits; zero: none.
+    reply_delay: Arc<Mutex<Duration>>,
 }
 
 impl MailSink {
@@ -110,6 +113,7 @@ impl MailSink {
             addr: listener.local_addr().unwrap(),
             mails: Arc::default(),
             server: Arc::default(),
+            reply_delay: Arc::default(),
         };
         sink.serve(listener);
         sink
@@ -125,7 +129,15 @@ impl MailSink {
             addr,
             mails: Arc::default(),
             server: Arc::default(),
+            reply_delay: Arc::default(),
         }
+    }
+
+    /// From now on every reply (the greeting too) waits `delay` first: a server that
+    /// accepts connections but answers slowly. `Duration::ZERO`: fast again (replies
+    /// already waiting finish their wait).
+    pub(crate) fn set_reply_delay(&self, delay: Duration) {
+        *self.reply_delay.lock().unwrap() = delay;
     }
 
     pub(crate) fn resume(&self) {
@@ -142,6 +154,7 @@ impl MailSink {
         listener.set_nonblocking(true).unwrap();
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let mails = Arc::clone(&self.mails);
+        let delay = Arc::clone(&self.reply_delay);
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, peer)) = listener.accept().await {
@@ -149,7 +162,7 @@ impl MailSink {
                     mails: Arc::clone(&mails),
                     ..Default::default()
                 };
-                connections.spawn(smtp_session(stream, peer.ip(), handler));
+                connections.spawn(smtp_session(stream, peer.ip(), handler, Arc::clone(&delay)));
             }
         });
         *self.server.lock().unwrap() = Some(task);
@@ -188,8 +201,18 @@ impl MailSink {
     }
 }
 
-async fn smtp_session(stream: tokio::net::TcpStream, ip: std::net::IpAddr, handler: SinkHandler) {
+async fn smtp_session(
+    stream: tokio::net::TcpStream,
+    ip: std::net::IpAddr,
+    handler: SinkHandler,
+    delay: Arc<Mutex<Duration>>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let wait = || {
+        let delay = *delay.lock().unwrap();
+        tokio::time::sleep(delay)
+    };
+    wait().await;
     let (read, mut write) = stream.into_split();
     let mut read = tokio::io::BufReader::new(read);
     let mut session = mailin::SessionBuilder::new("sink.test").build(ip, handler);
@@ -211,6 +234,7 @@ async fn smtp_session(stream: tokio::net::TcpStream, ip: std::net::IpAddr, handl
         match response.action {
             mailin::Action::NoReply => {}
             mailin::Action::Reply => {
+                wait().await;
                 if write.write_all(&response.buffer().unwrap()).await.is_err() {
                     return;
                 }

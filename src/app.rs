@@ -1,11 +1,6 @@
 //! The application as a value: built from a `Config`, bound to its port, then run.
 
-use std::{
-    future::{Future, IntoFuture},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -133,27 +128,32 @@ impl App {
 
         let maintenance = tokio::spawn(maintain(deps.clone(), shutdown.clone()));
         let outbox = tokio::spawn(deps.outbox.clone().run(shutdown.clone().cancelled_owned()));
+        let limits = http::ConnectionLimits {
+            header_read_timeout: deps.config.http.header_read_timeout,
+            max_connections: deps.config.http.max_connections,
+        };
         let metrics_server = self.metrics_listener.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
             let router = http::metrics_router(self.http_state.clone());
-            tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                    .into_future(),
-            )
+            let metrics = deps.metrics.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                http::serve(listener, router, limits, &metrics, "metrics", shutdown).await;
+            })
         });
 
         tracing::info!(addr = %self.addr, "listening; GraphQL at /graphql");
-        let server = axum::serve(
+        let server = http::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+            self.router,
+            limits,
+            &deps.metrics,
+            "api",
+            shutdown.clone(),
+        );
         let grace = deps.config.http.shutdown_timeout;
-        let served = tokio::select! {
-            served = server => served.context("serve HTTP"),
+        let served: anyhow::Result<()> = tokio::select! {
+            () = server => Ok(()),
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(?grace, "requests still running at the end of the shutdown grace period");
                 Ok(())
@@ -307,7 +307,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(?error, "cannot listen for Ctrl-C");
+            tracing::error!(error = %format!("{error:#}"), "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
     };
@@ -318,7 +318,7 @@ async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(error) => {
-                tracing::error!(?error, "cannot listen for SIGTERM");
+                tracing::error!(error = %format!("{error:#}"), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }

@@ -115,6 +115,11 @@ impl Metrics {
                 None,
                 "Security events recorded, by event",
             ),
+            d(
+                "identity_http_open_connections",
+                None,
+                "Connections open, by listener (api, metrics); at most HTTP_MAX_CONNECTIONS each",
+            ),
         ] {
             if name.ends_with("_total") {
                 r.describe_counter(name.into(), unit, text.into());

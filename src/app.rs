@@ -23,7 +23,7 @@ use crate::{
         reset_queue::{self, ResetQueue},
     },
     store::{
-        db,
+        audit as audit_store, db,
         ephemeral::{EphemeralStores, RevocationSource},
         outbox as outbox_store, sessions,
     },
@@ -219,7 +219,8 @@ async fn maintain(deps: Deps, shutdown: CancellationToken) {
 /// Rows kept per delete statement by the purge.
 const PURGE_BATCH: u64 = 1000;
 
-/// Deletes sessions long ended and mail long finished (see `RetentionConfig`).
+/// Deletes sessions long ended, mail long finished and old audit events (see
+/// `RetentionConfig`).
 async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
     let now = deps.clock.now();
     let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
@@ -235,6 +236,13 @@ async fn purge_finished_records(deps: &Deps, retention: &crate::config::Retentio
         Ok(count) => tracing::info!(count, "purged finished mail"),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "cannot purge finished mail");
+        }
+    }
+    match audit_store::purge_before(&deps.db, before(retention.audit), PURGE_BATCH).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "purged old audit events"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot purge old audit events");
         }
     }
 }
@@ -283,7 +291,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             Arc::clone(&clock),
             &config.rate_limit,
         )),
-        audit: AuditLog::start(db.clone(), metrics.clone()),
+        audit: AuditLog::start(db.clone(), metrics.clone(), Arc::clone(&clock)),
         outbox: Outbox::new(
             db.clone(),
             Arc::clone(&mailer),

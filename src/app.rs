@@ -278,7 +278,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg, &hasher_metrics))
             .await
             .context("set up the password hasher")??;
-    let (reset_queue, reset_requests) = ResetQueue::new();
+    let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
     let deps = Deps {
         jwt,
         policy: Arc::new(PasswordPolicy::new(

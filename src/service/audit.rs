@@ -295,3 +295,71 @@ async fn write(db: &DatabaseConnection, rows: Vec<AuditRow>) {
         tracing::error!(error = %format!("{error:#}"), count, "audit events not stored");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(at: DateTime<Utc>) -> (RefusalKey, AuditRow) {
+        let key = RefusalKey {
+            event: AuditEvent::RateLimited,
+            user_id: None,
+            ip: Some("192.0.2.1".into()),
+        };
+        let row = AuditRow {
+            occurred_at: at,
+            event: key.event.as_str(),
+            user_id: None,
+            ip: key.ip.clone(),
+            user_agent: None,
+            occurrences: 1,
+        };
+        (key, row)
+    }
+
+    fn total(rows: &[AuditRow]) -> u32 {
+        rows.iter().map(|r| r.occurrences).sum()
+    }
+
+    #[test]
+    fn a_window_stores_a_few_in_full_and_counts_the_rest() {
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        let mut refusals = Refusals::default();
+        let mut rows = Vec::new();
+        for n in 0..100 {
+            let (key, row) = refusal(start + chrono::TimeDelta::milliseconds(n));
+            rows.extend(refusals.count(key, row));
+        }
+        assert_eq!(rows.len(), REFUSALS_IN_FULL as usize);
+        // Not ended yet: the sweep leaves it; a flush stores the count, the window goes on.
+        assert!(refusals.drain(Some(start + REFUSAL_WINDOW / 2)).is_empty());
+        rows.extend(refusals.flush());
+        assert_eq!(total(&rows), 100);
+        let (key, row) = refusal(start + chrono::TimeDelta::seconds(1));
+        assert!(refusals.count(key, row).is_empty(), "still counted");
+        // The window ends: its count is stored, and the next refusal opens a new one.
+        let ended = refusals.drain(Some(start + REFUSAL_WINDOW));
+        assert_eq!(total(&ended), 1);
+        assert!(refusals.windows.is_empty());
+        let (key, row) = refusal(start + REFUSAL_WINDOW);
+        assert_eq!(refusals.count(key, row).len(), 1);
+    }
+
+    #[test]
+    fn too_many_clients_at_once_store_their_counts_and_start_again() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut refusals = Refusals::default();
+        let mut stored = 0;
+        for client in 0..=MAX_WINDOWS {
+            for _ in 0..=REFUSALS_IN_FULL {
+                let (mut key, row) = refusal(at);
+                key.ip = Some(format!("client-{client}"));
+                stored += total(&refusals.count(key, row));
+            }
+        }
+        assert!(refusals.windows.len() <= MAX_WINDOWS);
+        stored += total(&refusals.flush());
+        let all = u32::try_from(MAX_WINDOWS + 1).unwrap() * (REFUSALS_IN_FULL + 1);
+        assert_eq!(stored, all, "nothing lost");
+    }
+}

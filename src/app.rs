@@ -1,11 +1,6 @@
 //! The application as a value: built from a `Config`, bound to its port, then run.
 
-use std::{
-    future::{Future, IntoFuture},
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -28,7 +23,7 @@ use crate::{
         reset_queue::{self, ResetQueue},
     },
     store::{
-        db,
+        audit as audit_store, db,
         ephemeral::{EphemeralStores, RevocationSource},
         outbox as outbox_store, sessions,
     },
@@ -133,27 +128,32 @@ impl App {
 
         let maintenance = tokio::spawn(maintain(deps.clone(), shutdown.clone()));
         let outbox = tokio::spawn(deps.outbox.clone().run(shutdown.clone().cancelled_owned()));
+        let limits = http::ConnectionLimits {
+            header_read_timeout: deps.config.http.header_read_timeout,
+            max_connections: deps.config.http.max_connections,
+        };
         let metrics_server = self.metrics_listener.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
             let router = http::metrics_router(self.http_state.clone());
-            tokio::spawn(
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                    .into_future(),
-            )
+            let metrics = deps.metrics.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                http::serve(listener, router, limits, &metrics, "metrics", shutdown).await;
+            })
         });
 
         tracing::info!(addr = %self.addr, "listening; GraphQL at /graphql");
-        let server = axum::serve(
+        let server = http::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+            self.router,
+            limits,
+            &deps.metrics,
+            "api",
+            shutdown.clone(),
+        );
         let grace = deps.config.http.shutdown_timeout;
-        let served = tokio::select! {
-            served = server => served.context("serve HTTP"),
+        let served: anyhow::Result<()> = tokio::select! {
+            () = server => Ok(()),
             () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(?grace, "requests still running at the end of the shutdown grace period");
                 Ok(())
@@ -219,7 +219,8 @@ async fn maintain(deps: Deps, shutdown: CancellationToken) {
 /// Rows kept per delete statement by the purge.
 const PURGE_BATCH: u64 = 1000;
 
-/// Deletes sessions long ended and mail long finished (see `RetentionConfig`).
+/// Deletes sessions long ended, mail long finished and old audit events (see
+/// `RetentionConfig`).
 async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
     let now = deps.clock.now();
     let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
@@ -235,6 +236,13 @@ async fn purge_finished_records(deps: &Deps, retention: &crate::config::Retentio
         Ok(count) => tracing::info!(count, "purged finished mail"),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "cannot purge finished mail");
+        }
+    }
+    match audit_store::purge_before(&deps.db, before(retention.audit), PURGE_BATCH).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "purged old audit events"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot purge old audit events");
         }
     }
 }
@@ -274,7 +282,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg, &hasher_metrics))
             .await
             .context("set up the password hasher")??;
-    let (reset_queue, reset_requests) = ResetQueue::new();
+    let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
     let deps = Deps {
         jwt,
         policy: Arc::new(PasswordPolicy::new(
@@ -287,7 +295,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             Arc::clone(&clock),
             &config.rate_limit,
         )),
-        audit: AuditLog::start(db.clone(), metrics.clone()),
+        audit: AuditLog::start(db.clone(), metrics.clone(), Arc::clone(&clock)),
         outbox: Outbox::new(
             db.clone(),
             Arc::clone(&mailer),
@@ -311,7 +319,7 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(?error, "cannot listen for Ctrl-C");
+            tracing::error!(error = %format!("{error:#}"), "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
     };
@@ -322,7 +330,7 @@ async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(error) => {
-                tracing::error!(?error, "cannot listen for SIGTERM");
+                tracing::error!(error = %format!("{error:#}"), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }

@@ -115,6 +115,26 @@ impl Metrics {
                 None,
                 "Security events recorded, by event",
             ),
+            d(
+                "identity_reset_batch_retries_total",
+                None,
+                "Password reset batches tried again after a database error",
+            ),
+            d(
+                "identity_reset_requests_failed_total",
+                None,
+                "Password reset requests given up after failures: no mail sent",
+            ),
+            d(
+                "identity_reset_requests_shed_total",
+                None,
+                "Password reset requests refused (RATE_LIMITED) because the queue was full",
+            ),
+            d(
+                "identity_http_open_connections",
+                None,
+                "Connections open, by listener (api, metrics); at most HTTP_MAX_CONNECTIONS each",
+            ),
         ] {
             if name.ends_with("_total") {
                 r.describe_counter(name.into(), unit, text.into());

@@ -17,6 +17,8 @@ pub(super) const VARS: &[&str] = &[
     "INTROSPECTION_ENABLED",
     "HTTP_BODY_LIMIT_BYTES",
     "HTTP_REQUEST_TIMEOUT",
+    "HTTP_HEADER_READ_TIMEOUT",
+    "HTTP_MAX_CONNECTIONS",
     "GRAPHQL_MAX_BATCH",
     "GRAPHQL_MAX_DEPTH",
     "GRAPHQL_MAX_COMPLEXITY",
@@ -35,6 +37,11 @@ pub struct HttpConfig {
     pub introspection: bool,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a client has to send a request's head (request line and headers),
+    /// from the connection's start or the previous response on a kept-alive one.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; beyond, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
     /// Operations accepted in one JSON array batch.
     pub max_batch: usize,
     pub max_depth: usize,
@@ -84,6 +91,8 @@ impl HttpConfig {
                 16 * 1024 * 1024,
             )?,
             request_timeout: vars.secs("HTTP_REQUEST_TIMEOUT", 15, 1, 300)?,
+            header_read_timeout: vars.secs("HTTP_HEADER_READ_TIMEOUT", 10, 1, 300)?,
+            max_connections: vars.positive("HTTP_MAX_CONNECTIONS", 4096, 1_000_000)?,
             max_batch: vars.positive("GRAPHQL_MAX_BATCH", 10, 100)?,
             max_depth: vars.positive("GRAPHQL_MAX_DEPTH", 16, 256)?,
             max_complexity: vars.positive("GRAPHQL_MAX_COMPLEXITY", 1000, 100_000)?,
@@ -117,6 +126,8 @@ impl HttpConfig {
             ("INTROSPECTION_ENABLED", self.introspection.to_string()),
             ("HTTP_BODY_LIMIT_BYTES", self.body_limit_bytes.to_string()),
             ("HTTP_REQUEST_TIMEOUT", secs(self.request_timeout)),
+            ("HTTP_HEADER_READ_TIMEOUT", secs(self.header_read_timeout)),
+            ("HTTP_MAX_CONNECTIONS", self.max_connections.to_string()),
             ("GRAPHQL_MAX_BATCH", self.max_batch.to_string()),
             ("GRAPHQL_MAX_DEPTH", self.max_depth.to_string()),
             ("GRAPHQL_MAX_COMPLEXITY", self.max_complexity.to_string()),

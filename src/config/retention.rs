@@ -11,6 +11,7 @@ pub(super) const VARS: &[&str] = &[
     "RETENTION_INTERVAL",
     "SESSION_RETENTION",
     "OUTBOX_RETENTION",
+    "AUDIT_RETENTION",
 ];
 
 /// How long finished records are kept before the periodic purge deletes them.
@@ -22,6 +23,8 @@ pub struct RetentionConfig {
     pub sessions: Duration,
     /// Sent or given-up mail (bodies already erased), from when it was queued.
     pub outbox: Duration,
+    /// Audit events, from when they occurred.
+    pub audit: Duration,
 }
 
 impl RetentionConfig {
@@ -30,6 +33,7 @@ impl RetentionConfig {
             interval: vars.secs("RETENTION_INTERVAL", 3600, 1, 7 * DAY)?,
             sessions: vars.secs("SESSION_RETENTION", 30 * DAY, 1, 3650 * DAY)?,
             outbox: vars.secs("OUTBOX_RETENTION", 7 * DAY, 1, 3650 * DAY)?,
+            audit: vars.secs("AUDIT_RETENTION", 365 * DAY, 1, 3650 * DAY)?,
         })
     }
 
@@ -38,6 +42,7 @@ impl RetentionConfig {
             ("RETENTION_INTERVAL", secs(self.interval)),
             ("SESSION_RETENTION", secs(self.sessions)),
             ("OUTBOX_RETENTION", secs(self.outbox)),
+            ("AUDIT_RETENTION", secs(self.audit)),
         ]
     }
 }

@@ -230,7 +230,7 @@ fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
         )
             .into_response(),
         Err(error) => {
-            tracing::error!(?error, "cannot serialise a GraphQL response");
+            tracing::error!(error = %format!("{error:#}"), "cannot serialise a GraphQL response");
             client_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error",

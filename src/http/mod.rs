@@ -5,6 +5,9 @@ mod graphiql;
 mod graphql;
 mod health;
 mod metrics;
+mod serve;
+
+pub use serve::{ConnectionLimits, serve};
 
 use std::{sync::Arc, time::Duration};
 

@@ -343,7 +343,7 @@ fn lower_priority() {
     if let Err(error) =
         set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, lowest)
     {
-        tracing::warn!(?error, "hashing threads keep the normal priority");
+        tracing::warn!(error = %format!("{error:#}"), "hashing threads keep the normal priority");
     }
 }
 

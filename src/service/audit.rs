@@ -1,8 +1,19 @@
-//! The audit trail: security events, each logged at once and stored in the
-//! `audit_events` table by a writer task that inserts them in batches, off the request
-//! path. Never a password or a token: only what happened, to whom, from where.
+//! The audit trail: security events, each logged and stored in the `audit_events`
+//! table by a writer task that inserts them in batches, off the request path. Never a
+//! password or a token: only what happened, to whom, from where.
+//!
+//! Refusals (rate-limited, throttled, failed logins) are what an attacker causes in
+//! volume, so they are bounded: per event, client and account, the first
+//! `REFUSALS_IN_FULL` of a `REFUSAL_WINDOW` get a row each; the rest of the window one
+//! row whose `occurrences` says how many it stands for, written when the window ends
+//! (or at a flush). Nothing is lost: the rows add up to every refusal, and the metric
+//! `identity_audit_events_total` counts each one.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -10,11 +21,12 @@ use uuid::Uuid;
 
 use super::{RequestMeta, batch::BatchQueue};
 use crate::{
+    clock::Clock,
     metrics::Metrics,
     store::audit::{self, AuditRow},
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditEvent {
     Registered,
     LoginSucceeded,
@@ -48,27 +60,172 @@ impl AuditEvent {
             Self::UserDeactivated => "user_deactivated",
         }
     }
+
+    /// Refusals anyone can cause in volume: bounded in the table.
+    fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Self::LoginFailed
+                | Self::LoginThrottled
+                | Self::RateLimited
+                | Self::PasswordResetThrottled
+        )
+    }
+}
+
+/// Refusals of one kind, from one client, for one account (or none).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalKey {
+    event: AuditEvent,
+    user_id: Option<Uuid>,
+    ip: Option<String>,
+}
+
+/// One key's current window.
+struct Window {
+    started: DateTime<Utc>,
+    /// Refusals given a row of their own in this window.
+    in_full: u32,
+    /// Refusals since, not yet stored, and the last one's time and user agent.
+    unwritten: u32,
+    last: DateTime<Utc>,
+    user_agent: Option<String>,
+}
+
+/// The refusals' windows; what goes on when a window ends or fills.
+#[derive(Default)]
+struct Refusals {
+    windows: HashMap<RefusalKey, Window>,
+}
+
+impl Refusals {
+    /// The row for `key`'s unwritten refusals, if there are any.
+    fn take_unwritten(key: &RefusalKey, window: &mut Window) -> Option<AuditRow> {
+        if window.unwritten == 0 {
+            return None;
+        }
+        let row = AuditRow {
+            occurred_at: window.last,
+            event: key.event.as_str(),
+            user_id: key.user_id,
+            ip: key.ip.clone(),
+            user_agent: window.user_agent.take(),
+            occurrences: window.unwritten,
+        };
+        window.unwritten = 0;
+        Some(row)
+    }
+
+    /// Counts a refusal; returns the rows to store now (its own, or a finished
+    /// window's).
+    fn count(&mut self, key: RefusalKey, row: AuditRow) -> Vec<AuditRow> {
+        let at = row.occurred_at;
+        let mut out = Vec::new();
+        if let Some(window) = self.windows.get_mut(&key) {
+            if at < window.started + REFUSAL_WINDOW {
+                if window.in_full < REFUSALS_IN_FULL {
+                    window.in_full += 1;
+                    out.push(row);
+                } else {
+                    window.unwritten += 1;
+                    window.last = at;
+                    window.user_agent = row.user_agent;
+                }
+                return out;
+            }
+            out.extend(Self::take_unwritten(&key, window));
+            self.windows.remove(&key);
+        } else if self.windows.len() >= MAX_WINDOWS {
+            // Too many clients at once to remember each: store what is counted, and
+            // start again (rows stay bounded by the refusals themselves).
+            out.extend(self.drain(None));
+        }
+        self.windows.insert(
+            key,
+            Window {
+                started: at,
+                in_full: 1,
+                unwritten: 0,
+                last: at,
+                user_agent: None,
+            },
+        );
+        out.push(row);
+        out
+    }
+
+    /// The rows of unwritten refusals: of every window (`None`), or of those ended by
+    /// `now`, which are forgotten.
+    fn drain(&mut self, now: Option<DateTime<Utc>>) -> Vec<AuditRow> {
+        let mut out = Vec::new();
+        self.windows.retain(|key, window| {
+            let ended = now.is_none_or(|now| window.started + REFUSAL_WINDOW <= now);
+            if ended {
+                out.extend(Self::take_unwritten(key, window));
+            }
+            !ended
+        });
+        out
+    }
+
+    /// The rows of every window's unwritten refusals; the windows go on.
+    fn flush(&mut self) -> Vec<AuditRow> {
+        self.windows
+            .iter_mut()
+            .filter_map(|(key, window)| Self::take_unwritten(key, window))
+            .collect()
+    }
 }
 
 #[derive(Clone)]
 pub struct AuditLog {
     queue: BatchQueue<AuditRow>,
     metrics: Metrics,
+    refusals: Arc<Mutex<Refusals>>,
 }
 
 /// Events that may wait for the writer.
 const CAPACITY: usize = 4096;
 /// Largest batch written in one INSERT.
 const BATCH: usize = 256;
+/// Refusals of one key stored one row each per window; the rest of it as one row.
+const REFUSALS_IN_FULL: u32 = 5;
+/// How long a window of refusals lasts.
+const REFUSAL_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Windows remembered at once (about 200 bytes each).
+const MAX_WINDOWS: usize = 10_000;
+/// How often ended windows are stored and forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 impl AuditLog {
-    /// Starts the writer task on the current runtime.
-    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Self {
+    /// Starts the writer task, and the sweep of ended refusal windows, on the current
+    /// runtime.
+    pub fn start(db: DatabaseConnection, metrics: Metrics, clock: Arc<dyn Clock>) -> Self {
         let queue = super::batch::spawn(CAPACITY, BATCH, move |rows| {
             let db = db.clone();
             async move { write(&db, rows).await }
         });
-        Self { queue, metrics }
+        let log = Self {
+            queue,
+            metrics,
+            refusals: Arc::default(),
+        };
+        let sweeper = log.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                let ended = sweeper.refusals().drain(Some(clock.now()));
+                if sweeper.store(ended).await.is_err() {
+                    return;
+                }
+            }
+        });
+        log
+    }
+
+    fn refusals(&self) -> std::sync::MutexGuard<'_, Refusals> {
+        self.refusals.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub async fn record(
@@ -82,31 +239,53 @@ impl AuditLog {
         self.metrics
             .counter("identity_audit_events_total", &[("event", event.as_str())])
             .increment(1);
-        tracing::info!(
-            target: "audit",
-            event = event.as_str(),
-            user_id = user_id.map(|u| u.to_string()).unwrap_or_default(),
-            ip = ip.as_deref().unwrap_or_default(),
-            "audit event"
-        );
         let row = AuditRow {
             occurred_at: at,
             event: event.as_str(),
             user_id,
             ip,
             user_agent: meta.and_then(|m| m.user_agent.clone()),
+            occurrences: 1,
         };
-        if self.queue.push(row).await.is_err() {
-            tracing::error!(
-                event = event.as_str(),
-                "audit writer stopped; event not stored"
-            );
-        }
+        let rows = if event.is_refusal() {
+            let key = RefusalKey {
+                event,
+                user_id,
+                ip: row.ip.clone(),
+            };
+            self.refusals().count(key, row)
+        } else {
+            vec![row]
+        };
+        let _ = self.store(rows).await;
     }
 
-    /// Waits until every event recorded so far is stored (or `limit` passes).
+    /// Logs and queues rows for the writer; `Err` once the writer has stopped.
+    async fn store(&self, rows: Vec<AuditRow>) -> Result<(), super::batch::Stopped> {
+        for row in rows {
+            tracing::info!(
+                target: "audit",
+                event = row.event,
+                user_id = row.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                ip = row.ip.as_deref().unwrap_or_default(),
+                occurrences = row.occurrences,
+                "audit event"
+            );
+            let event = row.event;
+            if let Err(stopped) = self.queue.push(row).await {
+                tracing::error!(event, "audit writer stopped; event not stored");
+                return Err(stopped);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every event recorded so far is stored (or `limit` passes), the
+    /// refusals counted in windows still open included.
     pub async fn flush(&self, limit: Duration) -> bool {
-        self.queue.flush(limit).await
+        let counted = self.refusals().flush();
+        let stored = tokio::time::timeout(limit, self.store(counted)).await;
+        matches!(stored, Ok(Ok(()))) && self.queue.flush(limit).await
     }
 }
 
@@ -114,5 +293,73 @@ async fn write(db: &DatabaseConnection, rows: Vec<AuditRow>) {
     let count = rows.len();
     if let Err(error) = audit::insert_many(db, rows).await {
         tracing::error!(error = %format!("{error:#}"), count, "audit events not stored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(at: DateTime<Utc>) -> (RefusalKey, AuditRow) {
+        let key = RefusalKey {
+            event: AuditEvent::RateLimited,
+            user_id: None,
+            ip: Some("192.0.2.1".into()),
+        };
+        let row = AuditRow {
+            occurred_at: at,
+            event: key.event.as_str(),
+            user_id: None,
+            ip: key.ip.clone(),
+            user_agent: None,
+            occurrences: 1,
+        };
+        (key, row)
+    }
+
+    fn total(rows: &[AuditRow]) -> u32 {
+        rows.iter().map(|r| r.occurrences).sum()
+    }
+
+    #[test]
+    fn a_window_stores_a_few_in_full_and_counts_the_rest() {
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        let mut refusals = Refusals::default();
+        let mut rows = Vec::new();
+        for n in 0..100 {
+            let (key, row) = refusal(start + chrono::TimeDelta::milliseconds(n));
+            rows.extend(refusals.count(key, row));
+        }
+        assert_eq!(rows.len(), REFUSALS_IN_FULL as usize);
+        // Not ended yet: the sweep leaves it; a flush stores the count, the window goes on.
+        assert!(refusals.drain(Some(start + REFUSAL_WINDOW / 2)).is_empty());
+        rows.extend(refusals.flush());
+        assert_eq!(total(&rows), 100);
+        let (key, row) = refusal(start + chrono::TimeDelta::seconds(1));
+        assert!(refusals.count(key, row).is_empty(), "still counted");
+        // The window ends: its count is stored, and the next refusal opens a new one.
+        let ended = refusals.drain(Some(start + REFUSAL_WINDOW));
+        assert_eq!(total(&ended), 1);
+        assert!(refusals.windows.is_empty());
+        let (key, row) = refusal(start + REFUSAL_WINDOW);
+        assert_eq!(refusals.count(key, row).len(), 1);
+    }
+
+    #[test]
+    fn too_many_clients_at_once_store_their_counts_and_start_again() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let mut refusals = Refusals::default();
+        let mut stored = 0;
+        for client in 0..=MAX_WINDOWS {
+            for _ in 0..=REFUSALS_IN_FULL {
+                let (mut key, row) = refusal(at);
+                key.ip = Some(format!("client-{client}"));
+                stored += total(&refusals.count(key, row));
+            }
+        }
+        assert!(refusals.windows.len() <= MAX_WINDOWS);
+        stored += total(&refusals.flush());
+        let all = u32::try_from(MAX_WINDOWS + 1).unwrap() * (REFUSALS_IN_FULL + 1);
+        assert_eq!(stored, all, "nothing lost");
     }
 }

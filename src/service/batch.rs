@@ -45,6 +45,14 @@ impl fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
+/// Why `push_within` did not queue an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// No room came within the limit.
+    Full,
+    Stopped,
+}
+
 impl<T> BatchQueue<T> {
     /// A queue holding up to `capacity` commands; once full, `push` waits for room.
     pub fn new(capacity: usize) -> (Self, BatchReceiver<T>) {
@@ -54,6 +62,17 @@ impl<T> BatchQueue<T> {
 
     pub async fn push(&self, item: T) -> Result<(), Stopped> {
         self.tx.send(Command::Item(item)).await.map_err(|_| Stopped)
+    }
+
+    /// As `push`, waiting at most `limit` for room in a full queue.
+    pub async fn push_within(&self, item: T, limit: Duration) -> Result<(), PushError> {
+        self.tx
+            .send_timeout(Command::Item(item), limit)
+            .await
+            .map_err(|error| match error {
+                mpsc::error::SendTimeoutError::Timeout(_) => PushError::Full,
+                mpsc::error::SendTimeoutError::Closed(_) => PushError::Stopped,
+            })
     }
 
     /// Waits (at most `limit`) until every item pushed so far is handled.
@@ -213,6 +232,23 @@ mod tests {
         assert_eq!(handled.lock().unwrap().concat(), [7]);
         assert_eq!(queue.push(8).await, Err(Stopped));
         assert!(!queue.flush(LIMIT).await);
+    }
+
+    #[tokio::test]
+    async fn push_within_gives_up_on_a_full_queue_in_time() {
+        let (queue, receiver) = BatchQueue::new(1);
+        queue.push_within(1, LIMIT).await.unwrap();
+        // No worker yet: the queue stays full, and the second push is refused.
+        assert_eq!(
+            queue.push_within(2, Duration::from_millis(50)).await,
+            Err(PushError::Full)
+        );
+        let handled = Handled::default();
+        tokio::spawn(run_recording(receiver, 4, Arc::clone(&handled), open()));
+        queue.push_within(3, LIMIT).await.unwrap();
+        assert!(queue.stop(LIMIT).await);
+        assert_eq!(handled.lock().unwrap().concat(), [1, 3]);
+        assert_eq!(queue.push_within(4, LIMIT).await, Err(PushError::Stopped));
     }
 
     #[tokio::test]

@@ -118,7 +118,7 @@ impl Deps {
             .revoke_sessions(session_ids, until)
             .await
         {
-            tracing::error!(?error, "could not add sessions to the revocation set");
+            tracing::error!(error = %format!("{error:#}"), "could not add sessions to the revocation set");
         }
     }
 }

@@ -61,7 +61,7 @@ impl UserService {
     /// or deactivation changed more); a failure is logged: copies expire on their own.
     pub(super) async fn announce_change(deps: &Deps, user_id: uuid::Uuid) {
         if let Err(error) = deps.ephemeral.revocations.user_changed(user_id).await {
-            tracing::warn!(?error, "user change not announced");
+            tracing::warn!(error = %format!("{error:#}"), "user change not announced");
         }
     }
 
@@ -80,7 +80,7 @@ impl UserService {
             Ok(Some(revoked)) => Ok(revoked),
             Ok(None) => Ok(sessions::is_revoked(&self.deps.db, session_id).await?),
             Err(error) => {
-                tracing::warn!(?error, "revocation set unreachable; asking the database");
+                tracing::warn!(error = %format!("{error:#}"), "revocation set unreachable; asking the database");
                 Ok(sessions::is_revoked(&self.deps.db, session_id).await?)
             }
         }

@@ -29,6 +29,7 @@ pub struct Claimed {
 }
 
 /// A mail to queue.
+#[derive(Clone)]
 pub struct NewMail {
     pub kind: &'static str,
     pub mail: OutgoingMail,

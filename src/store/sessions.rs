@@ -201,10 +201,12 @@ pub struct Lifetimes {
 /// Exchanges a refresh token for its successor, atomically, with reuse detection.
 ///
 /// On PostgreSQL the usual case, a live token presented for the first time, is one
-/// statement in one round trip (`rotate_live_pg`). Everything else (a replay within
-/// the grace window, reuse, an unknown or dead token) and every rotation on SQLite
-/// takes the general path: BEGIN; one statement that finds the token, its session and
-/// user and locks the token row; one statement for the writes; COMMIT.
+/// statement in one round trip (`rotate_live_pg`). A token that is unknown, or whose
+/// session or user is no longer live, is answered by a plain read, without a write
+/// transaction: on SQLite a junk token never waits for (or takes) the write lock.
+/// Everything else (a replay within the grace window, reuse, and every rotation on
+/// SQLite) takes the general path: BEGIN; one statement that finds the token, its
+/// session and user and locks the token row; one statement for the writes; COMMIT.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
@@ -218,34 +220,22 @@ pub async fn rotate(
     {
         return Ok(rotated);
     }
+    // Dead is final (a revoked, expired or idle session, an inactive user never come
+    // back), so a read that finds no live token settles it without the lock.
+    let (found, _) = find_live(db, token_hash, now, lifetimes, None).await?;
+    if found.is_none() {
+        return Ok(Rotation::Invalid);
+    }
     let txn = begin_write(db).await?;
     // One statement finds the token, its session and user, and locks the token row:
     // concurrent rotations of one token take turns, and under the lock PostgreSQL
     // returns the row's latest committed version, so a rotation that committed
     // meanwhile is seen. The session row needs no lock: revocation is a mark on it, so
     // a successor stored while its family is revoked is refused like the rest.
-    let mut select = refresh_token::Entity::find()
-        .find_also_related(session::Entity)
-        .and_also_related(user::Entity)
-        .filter(refresh_token::Column::TokenHash.eq(token_hash));
-    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [refresh_token::Entity]);
-    let found = select.one(&txn).await.context("lock session")?;
-    let (token, session, user) = match found {
-        Some((token, Some(session), user)) => (token, session, user.map(User::from)),
-        _ => {
-            txn.rollback().await.context("rollback rotate")?;
-            return Ok(Rotation::Invalid);
-        }
-    };
-    let live = session.revoked_at.is_none()
-        && session.expires_at > now
-        && session.last_used_at + delta(lifetimes.idle) > now
-        && user.as_ref().is_some_and(|u| u.is_active);
-    let (true, Some(user)) = (live, user) else {
-        txn.rollback().await.context("rollback rotate")?;
+    let (found, txn) = find_live(db, token_hash, now, lifetimes, Some(txn)).await?;
+    let (Some((token, session_id, user)), Some(txn)) = (found, txn) else {
         return Ok(Rotation::Invalid);
     };
-    let session_id = session.id;
     let outcome = match token.rotated_at {
         None => {
             rotate_writes(&txn, token.id, session_id, successor_hash, now).await?;
@@ -262,6 +252,52 @@ pub async fn rotate(
     };
     txn.commit().await.context("commit rotate")?;
     Ok(outcome)
+}
+
+/// A live token: (token, session id, user).
+type LiveToken = (refresh_token::Model, Uuid, User);
+
+/// Finds the token, its session and user, if all are live. Inside `txn` the token row
+/// is locked (and `txn` handed back only then: it is rolled back when there is none);
+/// without, it is a plain read.
+async fn find_live(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    lifetimes: &Lifetimes,
+    txn: Option<DatabaseTransaction>,
+) -> anyhow::Result<(Option<LiveToken>, Option<DatabaseTransaction>)> {
+    let mut select = refresh_token::Entity::find()
+        .find_also_related(session::Entity)
+        .and_also_related(user::Entity)
+        .filter(refresh_token::Column::TokenHash.eq(token_hash));
+    let found = match &txn {
+        Some(txn) => {
+            QueryTrait::query(&mut select)
+                .lock_with_tables(LockType::Update, [refresh_token::Entity]);
+            select.one(txn).await.context("lock session")?
+        }
+        None => select.one(db).await.context("find session")?,
+    };
+    let live = match found {
+        Some((token, Some(session), Some(user)))
+            if session.revoked_at.is_none()
+                && session.expires_at > now
+                && session.last_used_at + delta(lifetimes.idle) > now
+                && user.is_active =>
+        {
+            Some((token, session.id, User::from(user)))
+        }
+        _ => None,
+    };
+    match (live, txn) {
+        (Some(live), txn) => Ok((Some(live), txn)),
+        (None, Some(txn)) => {
+            txn.rollback().await.context("rollback rotate")?;
+            Ok((None, None))
+        }
+        (None, None) => Ok((None, None)),
+    }
 }
 
 /// The usual rotation in one statement (its own transaction): lock the token row if the

@@ -81,3 +81,41 @@ async fn rate_limits_are_recorded() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_requests_writes_few_rows_that_count_them_all() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "1")]).await;
+    data(&app.logout("x").await, "logout");
+    let refused = 500;
+    for _ in 0..refused {
+        assert_code(&app.logout("x").await, "RATE_LIMITED");
+    }
+    app.settle().await;
+    let rows = app
+        .sql_string("SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event = 'rate_limited'")
+        .await[0]
+        .parse::<u64>()
+        .unwrap();
+    // A few in full, the rest of the minute as one row.
+    assert!(
+        (1..=10).contains(&rows),
+        "{rows} audit rows for {refused} refused requests"
+    );
+    // Nothing is lost: the rows say how many refusals each stands for.
+    let total = app
+        .sql_string(
+            "SELECT CAST(SUM(occurrences) AS TEXT) FROM audit_events WHERE event = 'rate_limited'",
+        )
+        .await[0]
+        .clone();
+    assert_eq!(total, refused.to_string());
+    // The metric counts every one.
+    let metrics = app.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "identity_audit_events_total{event=\"rate_limited\"}"
+        ),
+        f64::from(refused)
+    );
+}

@@ -203,3 +203,105 @@ async fn batches_run_each_operation() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+/// Reads until the server closes the socket (0 bytes or an error); what it sent is
+/// returned. Panics if the socket is still open after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all)
+        .await
+        .expect("the server closed the connection");
+    seen
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(&[("HTTP_HEADER_READ_TIMEOUT", "1")]).await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    // A request line and half a header, then nothing: the slowloris pattern.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Ty")
+        .await
+        .unwrap();
+    closed_within(&mut stream, std::time::Duration::from_secs(10)).await;
+    // Nothing sent at all is the same.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    closed_within(&mut silent, std::time::Duration::from_secs(10)).await;
+    // Clients that send their requests are served as before, kept-alive ones included.
+    for _ in 0..3 {
+        assert_eq!(app.get("/healthz").await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[("HTTP_MAX_CONNECTIONS", "4")]).await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        // Each is served (so it holds its place) and stays open, kept alive.
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        idle.push(stream);
+    }
+    // A fifth connection is accepted by the kernel but not served.
+    let mut fifth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let early = tokio::time::timeout(std::time::Duration::from_secs(1), fifth.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the fifth connection was served while four were open: {early:?}"
+    );
+    // One closes: the fifth is served.
+    drop(idle.pop());
+    let answer = closed_within(&mut fifth, std::time::Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // All close: no lasting harm, the service answers as usual.
+    drop(idle);
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the service answers",
+        || async {
+            let resp = app.get("/healthz").await;
+            if resp.status() == 200 {
+                Ok(())
+            } else {
+                Err(resp.status().to_string())
+            }
+        },
+    )
+    .await;
+    let session = app.signed_up(&unique_email()).await;
+    data(&app.me(Some(&session.access)).await, "me");
+}

@@ -180,3 +180,73 @@ async fn a_warning_is_one_line_even_with_backtraces_on() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_redis_warning_is_one_line_even_with_backtraces_on() {
+    // The embedded default has no Redis to lose.
+    require_postgres();
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let mut service = ServiceProcess::start(
+        &storage,
+        &sink,
+        &[("RUST_BACKTRACE", "1"), ("REDIS_URL", url.as_str())],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let graphql = |query: &'static str, variables: Value, bearer: Option<String>| {
+        let mut req = http
+            .post(format!("{}/graphql", service.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let reg = graphql(
+        "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+        json!({ "i": { "email": unique_email(), "fullName": "Ada Lovelace", "password": PASSWORD, "passwordConfirm": PASSWORD } }),
+        None,
+    )
+    .await;
+    let access = reg["data"]["register"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Redis goes: `me` asks the database instead, and says why in a warning.
+    redis.stop();
+    eventually(
+        Duration::from_secs(10),
+        "the revocation check warns",
+        || async {
+            let me = graphql("{ me { id } }", json!({}), Some(access.clone())).await;
+            assert!(me["data"]["me"]["id"].is_string(), "{me}");
+            if service.output().contains("revocation set unreachable") {
+                Ok(())
+            } else {
+                Err(service.output())
+            }
+        },
+    )
+    .await;
+    service.terminate();
+    service.exited(Duration::from_secs(20)).await;
+    let output = service.output();
+    let line = output
+        .lines()
+        .find(|l| l.contains("revocation set unreachable"))
+        .unwrap();
+    assert!(
+        line.contains("Redis"),
+        "the error chain is on the line: {line}"
+    );
+    for continuation in ["Stack backtrace", "Caused by", "backtrace::", "   0: "] {
+        assert!(
+            !output.contains(continuation),
+            "{continuation:?} in the log, a warning over several lines:\n{output}"
+        );
+    }
+}

@@ -243,3 +243,71 @@ async fn a_reset_the_database_refuses_leaves_the_token_and_the_password() {
     let again = app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await;
     assert_code(&again, "INVALID_TOKEN");
 }
+
+#[tokio::test]
+async fn a_reset_batch_the_database_refuses_is_retried_then_counted_never_dropped() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    // A real fault in the database: no mail can be queued.
+    let (fault, repair) = if backend() == Backend::Postgres {
+        (
+            "ALTER TABLE outbox ADD CONSTRAINT mail_fault CHECK (false) NOT VALID",
+            "ALTER TABLE outbox DROP CONSTRAINT mail_fault",
+        )
+    } else {
+        (
+            "CREATE TRIGGER mail_fault BEFORE INSERT ON outbox \
+             BEGIN SELECT RAISE(ABORT, 'mail fault'); END",
+            "DROP TRIGGER mail_fault",
+        )
+    };
+    let metric = |name: &'static str| {
+        let app = &app;
+        async move { sample(&app.metrics().await, name) }
+    };
+    app.sql(fault).await;
+    assert_eq!(
+        data(&app.request_reset(&email).await, "requestPasswordReset"),
+        true
+    );
+    // The batch fails and is tried again, with back-off, then given up: counted.
+    eventually(
+        std::time::Duration::from_secs(30),
+        "a batch that keeps failing is given up and counted",
+        || async {
+            let failed = metric("identity_reset_requests_failed_total").await;
+            if failed == 1.0 {
+                Ok(())
+            } else {
+                Err(app.metrics().await)
+            }
+        },
+    )
+    .await;
+    assert!(metric("identity_reset_batch_retries_total").await >= 1.0);
+
+    // The next one fails too, and goes out once the database is repaired.
+    assert_eq!(
+        data(&app.request_reset(&email).await, "requestPasswordReset"),
+        true
+    );
+    let before = metric("identity_reset_batch_retries_total").await;
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the failed batch is retried",
+        || async {
+            let retries = metric("identity_reset_batch_retries_total").await;
+            if retries > before {
+                Ok(())
+            } else {
+                Err(app.metrics().await)
+            }
+        },
+    )
+    .await;
+    app.sql(repair).await;
+    let mail = app.mail.wait_for(&email, 1).await.remove(0);
+    assert!(mail.is_reset(), "{}", mail.subject());
+    assert_eq!(metric("identity_reset_requests_failed_total").await, 1.0);
+}

@@ -116,3 +116,31 @@ async fn reuse_detection_mails_the_user() {
     );
     assert!(!mail.text().contains(&first.refresh));
 }
+
+#[tokio::test]
+async fn on_sqlite_a_junk_refresh_token_does_not_wait_for_the_write_lock() {
+    if backend() != Backend::Embedded {
+        return;
+    }
+    let app = spawn_app().await;
+    // Another writer holds the database's write lock (the server's busy timeout is 5 s).
+    let db = app.db().await;
+    let writer = sea_orm::TransactionTrait::begin_with_options(
+        &db,
+        sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let resp = app.refresh("not-a-token-anyone-was-given").await;
+    let took = started.elapsed();
+    writer.rollback().await.unwrap();
+    assert_code(&resp, "INVALID_TOKEN");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "a junk token waited {took:?} for the write lock"
+    );
+}

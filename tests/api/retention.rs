@@ -54,3 +54,31 @@ async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
     data(&app.login(&email, PASSWORD).await, "login");
     assert_eq!(count("sessions").await, "1", "a new session is kept");
 }
+
+#[tokio::test]
+async fn audit_events_are_purged_after_their_retention() {
+    let app = spawn_app_with(&[("AUDIT_RETENTION", "30"), ("RETENTION_INTERVAL", "1")]).await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    app.settle().await;
+    // Past the registration's retention; a login is new.
+    app.advance(31);
+    data(&app.login(&email, PASSWORD).await, "login");
+    eventually(Duration::from_secs(10), "the old event purged", || async {
+        let events = app.audit_events().await;
+        let names: Vec<&str> = events.iter().map(|(e, _, _)| e.as_str()).collect();
+        if names == ["login_succeeded"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+    assert_eq!(count_users(&app).await, "1", "the account stays");
+}
+
+async fn count_users(app: &TestApp) -> String {
+    app.sql_string("SELECT CAST(COUNT(*) AS TEXT) FROM users")
+        .await[0]
+        .clone()
+}

@@ -10,6 +10,8 @@ pub struct Model {
     pub user_id: Option<Uuid>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// Events the row stands for: 1, or more for refusals counted together.
+    pub occurrences: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -172,7 +172,9 @@ pub(super) async fn listen(
                 } else {
                     match rebuild(&pool, &prefix, &source, &local).await {
                         Ok(()) => local.heard_heartbeat(),
-                        Err(error) => tracing::warn!(?error, "cannot rebuild the local state"),
+                        Err(error) => {
+                            tracing::warn!(error = %format!("{error:#}"), "cannot rebuild the local state")
+                        }
                     }
                 }
             }
@@ -307,7 +309,7 @@ pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
         };
         let sent: Result<i64, _> = pool.next().publish(channel.clone(), beat.encode()).await;
         if let Err(error) = sent {
-            tracing::debug!(?error, "heartbeat not published");
+            tracing::debug!(error = %format!("{error:#}"), "heartbeat not published");
         }
         settled = numbered;
     }

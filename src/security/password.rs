@@ -14,6 +14,9 @@
 //! client may hold at most `PASSWORD_HASH_CLIENT_SHARE` percent, so one client cannot
 //! take every place. A place, once held, always gets its hash: a login can count its
 //! attempt after taking one, and an attempt refused for want of a place is not counted.
+//! A place whose hash, by the average hash time, would be done only after the bound
+//! set with [`PasswordHasher::bound_wait`] (half the request timeout) is refused too:
+//! the caller hears `RATE_LIMITED` at once rather than a timeout later.
 
 use std::{
     collections::HashMap,
@@ -155,6 +158,12 @@ struct Inner {
     capacity: usize,
     /// Places one client may hold at once.
     per_client: usize,
+    threads: usize,
+    /// How long one hash takes, averaged (µs): what a place in the queue will wait.
+    job_time_us: AtomicU64,
+    /// The longest a new place may expect to wait for its hash to be done (µs; 0: no
+    /// bound): beyond, it is refused rather than answered after the request timed out.
+    max_wait_us: AtomicU64,
     places: Mutex<Places>,
     /// When a caller was last refused because every place was taken (ms since
     /// `epoch`, plus one; 0: never).
@@ -211,6 +220,25 @@ impl Drop for HashPlace {
 }
 
 impl Inner {
+    /// Whether a new place, behind `taken` others, would expect its hash done later
+    /// than the bound: the queue is full in time before it is full in places.
+    fn would_wait_too_long(&self, taken: usize) -> bool {
+        let max = self.max_wait_us.load(Ordering::Relaxed);
+        if max == 0 || taken < self.threads {
+            return false;
+        }
+        // Rounds of hashing before this one starts, then its own.
+        let rounds = u64::try_from((taken - self.threads) / self.threads + 2).unwrap_or(u64::MAX);
+        rounds.saturating_mul(self.job_time_us.load(Ordering::Relaxed)) > max
+    }
+
+    /// Folds one hash's duration into the average (1/8 weight).
+    fn record_job_time(&self, took: Duration) {
+        let old = self.job_time_us.load(Ordering::Relaxed);
+        let new = old - old / 8 + micros(took) / 8;
+        self.job_time_us.store(new, Ordering::Relaxed);
+    }
+
     fn lock_places(&self) -> std::sync::MutexGuard<'_, Places> {
         // Each change is a count or two: a panic cannot leave them half-done.
         self.places.lock().unwrap_or_else(PoisonError::into_inner)
@@ -226,9 +254,11 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let started = Instant::now();
         let dummy_hash = Workspace::new(params.clone())
             .hash(crate::security::opaque_token::generate().as_bytes())
             .context("hash the dummy password")?;
+        let first_hash = started.elapsed();
 
         let threads = cfg.hash_concurrency.max(1);
         let capacity = cfg.hash_queue + threads;
@@ -262,6 +292,9 @@ impl PasswordHasher {
                 jobs,
                 capacity,
                 per_client,
+                threads,
+                job_time_us: AtomicU64::new(micros(first_hash)),
+                max_wait_us: AtomicU64::new(0),
                 places: Mutex::default(),
                 last_full: AtomicU64::new(0),
                 epoch: Instant::now(),
@@ -289,7 +322,7 @@ impl PasswordHasher {
     pub fn reserve(&self, client: ClientKey) -> Result<HashPlace, HashError> {
         let inner = &self.inner;
         let mut places = inner.lock_places();
-        if places.total >= inner.capacity {
+        if places.total >= inner.capacity || inner.would_wait_too_long(places.total) {
             drop(places);
             let since = u64::try_from(inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
             inner
@@ -314,6 +347,14 @@ impl PasswordHasher {
             inner: Arc::clone(inner),
             client,
         })
+    }
+
+    /// Refuses a place whose hash would expect to be done later than `max` from now
+    /// (the request timeout's share for hashing), judged by the average hash time.
+    pub fn bound_wait(&self, max: Duration) {
+        self.inner
+            .max_wait_us
+            .store(micros(max).max(1), Ordering::Relaxed);
     }
 
     /// How many places are taken, and when a caller last found none.
@@ -410,7 +451,9 @@ impl HashPlace {
             let _entered = span.enter();
             let started = Instant::now();
             let outcome = work(workspace);
-            timer.record(started.elapsed());
+            let took = started.elapsed();
+            timer.record(took);
+            place.inner.record_job_time(took);
             drop(place);
             let _ = done.send(outcome);
         });
@@ -471,6 +514,10 @@ fn lower_priority() {
 
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 
 fn capped(password: &SecretString) -> &[u8] {
     let bytes = password.expose_secret().as_bytes();

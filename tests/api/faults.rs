@@ -269,3 +269,43 @@ async fn a_login_flood_saturates_hashing_but_nothing_else_and_passes() {
     data(&app.refresh(&session.refresh).await, "refreshToken");
     data(&app.refresh(&untouched.refresh).await, "refreshToken");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_that_could_not_be_hashed_in_time_are_refused_not_timed_out() {
+    // Costly hashes on one thread, a long queue and a short request timeout: a burst
+    // queued in full would be answered long after the timeout (408).
+    let app = spawn_app_with(&[
+        ("ARGON2_MEMORY_KIB", "65536"),
+        ("ARGON2_ITERATIONS", "4"),
+        ("PASSWORD_HASH_CONCURRENCY", "1"),
+        ("PASSWORD_HASH_QUEUE", "128"),
+        ("PASSWORD_HASH_CLIENT_SHARE", "100"),
+        ("HTTP_REQUEST_TIMEOUT", "2"),
+    ])
+    .await;
+    let login = |n: usize| {
+        let app = &app;
+        async move {
+            let body = json!({
+                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                "variables": { "i": { "email": format!("nobody-{n}@example.com"), "password": PASSWORD } },
+            });
+            let resp = app.post_raw(&body, &[]).await;
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, body["errors"][0]["extensions"]["code"].to_string())
+        }
+    };
+    let answers = futures::future::join_all((0..20).map(login)).await;
+    assert!(
+        answers.iter().all(|(status, code)| *status == 200
+            && (code == "\"RATE_LIMITED\"" || code == "\"INVALID_CREDENTIALS\"")),
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|(_, code)| code == "\"INVALID_CREDENTIALS\""),
+        "{answers:?}"
+    );
+}

@@ -282,6 +282,8 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::task::spawn_blocking(move || PasswordHasher::new(&password_cfg, &hasher_metrics))
             .await
             .context("set up the password hasher")??;
+    // A login must be answered within the request timeout: half of it for hashing.
+    hasher.bound_wait(config.http.request_timeout / 2);
     let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
     let deps = Deps {
         jwt,

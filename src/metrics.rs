@@ -87,7 +87,7 @@ impl Metrics {
             d(
                 "identity_password_hash_rejected_total",
                 None,
-                "Hashes refused because the queue was full",
+                "Hashes refused: every place taken (queue_full) or the client's share (client_share)",
             ),
             d(
                 "identity_db_pool_connections",

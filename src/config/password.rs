@@ -12,6 +12,7 @@ pub(super) const VARS: &[&str] = &[
     "ARGON2_PARALLELISM",
     "PASSWORD_HASH_CONCURRENCY",
     "PASSWORD_HASH_QUEUE",
+    "PASSWORD_HASH_CLIENT_SHARE",
     "PASSWORD_MIN_LENGTH",
 ];
 
@@ -24,6 +25,9 @@ pub struct PasswordConfig {
     pub hash_concurrency: usize,
     /// Hashes that may wait for a thread; beyond, callers are told to retry.
     pub hash_queue: usize,
+    /// The percentage of the hashing places (running + queued) one client may hold at
+    /// once; beyond, that client is told to retry while others still get a place.
+    pub hash_client_share: u8,
     pub min_length: usize,
 }
 
@@ -37,6 +41,7 @@ impl PasswordConfig {
             argon2_parallelism: vars.positive("ARGON2_PARALLELISM", 1, 64)?,
             hash_concurrency: vars.positive("PASSWORD_HASH_CONCURRENCY", cores, 1024)?,
             hash_queue: vars.positive("PASSWORD_HASH_QUEUE", 128, 100_000)?,
+            hash_client_share: vars.positive("PASSWORD_HASH_CLIENT_SHARE", 25, 100)?,
             min_length: vars.positive("PASSWORD_MIN_LENGTH", 8, 64)?,
         };
         if let Err(e) = argon2::Params::new(
@@ -69,6 +74,10 @@ impl PasswordConfig {
                 self.hash_concurrency.to_string(),
             ),
             ("PASSWORD_HASH_QUEUE", self.hash_queue.to_string()),
+            (
+                "PASSWORD_HASH_CLIENT_SHARE",
+                self.hash_client_share.to_string(),
+            ),
             ("PASSWORD_MIN_LENGTH", self.min_length.to_string()),
         ]
     }

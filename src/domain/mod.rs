@@ -2,6 +2,7 @@
 //! and password are, and what a user is.
 
 pub mod backoff;
+pub mod client;
 pub mod email;
 pub mod mail;
 pub mod password;

@@ -8,10 +8,20 @@
 //! allocating and page-faulting 19 MiB of fresh memory; a thread left idle for
 //! `IDLE_RELEASE` gives its workspace back, so a quiet service does not hold
 //! threads × `m` for nothing.
+//!
+//! A caller first takes a place ([`PasswordHasher::reserve`]): one of the queued +
+//! running places (`PASSWORD_HASH_QUEUE` + `PASSWORD_HASH_CONCURRENCY`), of which one
+//! client may hold at most `PASSWORD_HASH_CLIENT_SHARE` percent, so one client cannot
+//! take every place. A place, once held, always gets its hash: a login can count its
+//! attempt after taking one, and an attempt refused for want of a place is not counted.
+//! A place whose hash, by the average hash time, would be done only after the bound
+//! set with [`PasswordHasher::bound_wait`] (half the request timeout) is refused too:
+//! the caller hears `RATE_LIMITED` at once rather than a timeout later.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +37,7 @@ use metrics::{Counter, Gauge, Histogram};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 
-use crate::{config::PasswordConfig, metrics::Metrics};
+use crate::{config::PasswordConfig, domain::client::ClientKey, metrics::Metrics};
 
 /// Longest input hashed, in bytes. The policy allows 128 code points (at most 512
 /// bytes); anything longer cannot be a valid password and is not worth hashing.
@@ -148,10 +158,95 @@ struct Inner {
     /// account does not stand out by its speed.
     verify_cost: Arc<AtomicU64>,
     jobs: Sender<Job>,
+    /// Places for hashes, queued or running.
+    capacity: usize,
+    /// Places one client may hold at once.
+    per_client: usize,
+    threads: usize,
+    /// How long one hash takes, averaged (µs): what a place in the queue will wait.
+    job_time_us: AtomicU64,
+    /// The longest a new place may expect to wait for its hash to be done (µs; 0: no
+    /// bound): beyond, it is refused rather than answered after the request timed out.
+    max_wait_us: AtomicU64,
+    places: Mutex<Places>,
+    /// When a caller was last refused because every place was taken (ms since
+    /// `epoch`, plus one; 0: never).
+    last_full: AtomicU64,
+    epoch: Instant,
     depth: Gauge,
     hash_time: Histogram,
     verify_time: Histogram,
-    rejected: Counter,
+    rejected_full: Counter,
+    rejected_share: Counter,
+}
+
+/// The places taken, in all and by client.
+#[derive(Default)]
+struct Places {
+    total: usize,
+    by_client: HashMap<ClientKey, usize>,
+}
+
+/// How busy the hashing threads are, for readiness.
+#[derive(Debug, Clone, Copy)]
+pub struct Saturation {
+    /// Places taken (queued + running) and there are.
+    pub taken: usize,
+    pub capacity: usize,
+    /// How long ago a caller was last refused because every place was taken.
+    pub last_full: Option<Duration>,
+}
+
+impl Saturation {
+    pub fn is_full(&self) -> bool {
+        self.taken >= self.capacity
+    }
+}
+
+/// A place for one hash, held by a client; given back when the hash is done (or when
+/// dropped unused).
+pub struct HashPlace {
+    inner: Arc<Inner>,
+    client: ClientKey,
+}
+
+impl Drop for HashPlace {
+    fn drop(&mut self) {
+        let mut places = self.inner.lock_places();
+        places.total = places.total.saturating_sub(1);
+        if let Some(held) = places.by_client.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                places.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Whether a new place, behind `taken` others, would expect its hash done later
+    /// than the bound: the queue is full in time before it is full in places.
+    fn would_wait_too_long(&self, taken: usize) -> bool {
+        let max = self.max_wait_us.load(Ordering::Relaxed);
+        if max == 0 || taken < self.threads {
+            return false;
+        }
+        // Rounds of hashing before this one starts, then its own.
+        let rounds = u64::try_from((taken - self.threads) / self.threads + 2).unwrap_or(u64::MAX);
+        rounds.saturating_mul(self.job_time_us.load(Ordering::Relaxed)) > max
+    }
+
+    /// Folds one hash's duration into the average (1/8 weight).
+    fn record_job_time(&self, took: Duration) {
+        let old = self.job_time_us.load(Ordering::Relaxed);
+        let new = old - old / 8 + micros(took) / 8;
+        self.job_time_us.store(new, Ordering::Relaxed);
+    }
+
+    fn lock_places(&self) -> std::sync::MutexGuard<'_, Places> {
+        // Each change is a count or two: a panic cannot leave them half-done.
+        self.places.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl PasswordHasher {
@@ -167,11 +262,18 @@ impl PasswordHasher {
         let dummy_hash = Workspace::new(params.clone())
             .hash(crate::security::opaque_token::generate().as_bytes())
             .context("hash the dummy password")?;
+        let first_hash = started.elapsed();
         // Hashing and verifying cost the same: the first estimate.
-        let verify_cost = Arc::new(AtomicU64::new(nanos(started.elapsed())));
+        let verify_cost = Arc::new(AtomicU64::new(nanos(first_hash)));
 
-        let (jobs, queue) = crossbeam_channel::bounded::<Job>(cfg.hash_queue);
-        for n in 0..cfg.hash_concurrency.max(1) {
+        let threads = cfg.hash_concurrency.max(1);
+        let capacity = cfg.hash_queue + threads;
+        let per_client = (capacity * usize::from(cfg.hash_client_share))
+            .div_ceil(100)
+            .clamp(1, capacity);
+        // Never full: no more jobs are queued than there are places.
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(capacity);
+        for n in 0..threads {
             let queue = queue.clone();
             let mut workspace = Workspace::new(params.clone());
             std::thread::Builder::new()
@@ -195,6 +297,14 @@ impl PasswordHasher {
                 dummy_hash,
                 verify_cost,
                 jobs,
+                capacity,
+                per_client,
+                threads,
+                job_time_us: AtomicU64::new(micros(first_hash)),
+                max_wait_us: AtomicU64::new(0),
+                places: Mutex::default(),
+                last_full: AtomicU64::new(0),
+                epoch: Instant::now(),
                 depth: metrics.gauge("identity_password_hash_queue_depth", &[]),
                 hash_time: metrics
                     .histogram("identity_password_hash_duration_seconds", &[("op", "hash")]),
@@ -202,13 +312,102 @@ impl PasswordHasher {
                     "identity_password_hash_duration_seconds",
                     &[("op", "verify")],
                 ),
-                rejected: metrics.counter("identity_password_hash_rejected_total", &[]),
+                rejected_full: metrics.counter(
+                    "identity_password_hash_rejected_total",
+                    &[("reason", "queue_full")],
+                ),
+                rejected_share: metrics.counter(
+                    "identity_password_hash_rejected_total",
+                    &[("reason", "client_share")],
+                ),
             }),
         })
     }
 
-    /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with the current parameters.
-    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+    /// Takes a place for one hash on behalf of `client`: `Busy` when every place is
+    /// taken, or when `client` holds its share of them already.
+    pub fn reserve(&self, client: ClientKey) -> Result<HashPlace, HashError> {
+        let inner = &self.inner;
+        let mut places = inner.lock_places();
+        if places.total >= inner.capacity || inner.would_wait_too_long(places.total) {
+            drop(places);
+            let since = u64::try_from(inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            inner
+                .last_full
+                .store(since.saturating_add(1), Ordering::Relaxed);
+            inner.rejected_full.increment(1);
+            return Err(HashError::Busy {
+                retry_after: BUSY_RETRY,
+            });
+        }
+        let held = places.by_client.entry(client).or_default();
+        if *held >= inner.per_client {
+            drop(places);
+            inner.rejected_share.increment(1);
+            return Err(HashError::Busy {
+                retry_after: BUSY_RETRY,
+            });
+        }
+        *held += 1;
+        places.total += 1;
+        Ok(HashPlace {
+            inner: Arc::clone(inner),
+            client,
+        })
+    }
+
+    /// Refuses a place whose hash would expect to be done later than `max` from now
+    /// (the request timeout's share for hashing), judged by the average hash time.
+    pub fn bound_wait(&self, max: Duration) {
+        self.inner
+            .max_wait_us
+            .store(micros(max).max(1), Ordering::Relaxed);
+    }
+
+    /// How many places are taken, and when a caller last found none.
+    pub fn saturation(&self) -> Saturation {
+        let inner = &self.inner;
+        let taken = inner.lock_places().total;
+        let last_full = match inner.last_full.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(
+                inner
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(at - 1)),
+            ),
+        };
+        Saturation {
+            taken,
+            capacity: inner.capacity,
+            last_full,
+        }
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with the current
+    /// parameters, in a place taken for `client`.
+    pub async fn hash(
+        &self,
+        client: ClientKey,
+        password: SecretString,
+    ) -> Result<String, HashError> {
+        self.reserve(client)?.hash(password).await
+    }
+
+    /// [`HashPlace::verify`], in a place taken for `client`.
+    pub async fn verify(
+        &self,
+        client: ClientKey,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verification, HashError> {
+        self.reserve(client)?.verify(password, stored).await
+    }
+}
+
+impl HashPlace {
+    /// A PHC string with the current parameters.
+    pub async fn hash(self, password: SecretString) -> Result<String, HashError> {
         let timer = self.inner.hash_time.clone();
         self.run(timer, move |workspace| workspace.hash(capped(&password)))
             .await
@@ -219,7 +418,7 @@ impl PasswordHasher {
     /// cheaper (older) parameters is answered no sooner than one of the current
     /// parameters, so an account not yet re-hashed does not stand out either.
     pub async fn verify(
-        &self,
+        self,
         password: SecretString,
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
@@ -227,6 +426,7 @@ impl PasswordHasher {
         let current = self.inner.params.clone();
         let stored = stored.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let timer = self.inner.verify_time.clone();
+        let cost = Arc::clone(&self.inner.verify_cost);
         let (verification, work) = self
             .run(timer, move |workspace| {
                 let started = Instant::now();
@@ -249,7 +449,6 @@ impl PasswordHasher {
                 Ok((verification, work))
             })
             .await?;
-        let cost = &self.inner.verify_cost;
         match work {
             Work::Current(took) => {
                 // A moving average over the last few verifications.
@@ -267,35 +466,42 @@ impl PasswordHasher {
         Ok(verification)
     }
 
-    /// Queues `work` for a hashing thread, in the caller's span, and waits for it.
-    async fn run<T, F>(&self, timer: Histogram, work: F) -> Result<T, HashError>
+    /// Queues `work` for a hashing thread, in the caller's span, and waits for it; the
+    /// place is given back when the work is done.
+    async fn run<T, F>(self, timer: Histogram, work: F) -> Result<T, HashError>
     where
         F: FnOnce(&mut Workspace) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let (done, result) = oneshot::channel();
         let span = tracing::Span::current();
-        let depth = self.inner.depth.clone();
+        let inner = Arc::clone(&self.inner);
+        let depth = inner.depth.clone();
+        let place = self;
         let job: Job = Box::new(move |workspace| {
             depth.decrement(1.0);
             let _entered = span.enter();
             let started = Instant::now();
             let outcome = work(workspace);
-            timer.record(started.elapsed());
+            let took = started.elapsed();
+            timer.record(took);
+            place.inner.record_job_time(took);
+            drop(place);
             let _ = done.send(outcome);
         });
-        self.inner.depth.increment(1.0);
-        match self.inner.jobs.try_send(job) {
+        inner.depth.increment(1.0);
+        match inner.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                self.inner.depth.decrement(1.0);
-                self.inner.rejected.increment(1);
+                // Cannot happen (the queue has room for every place); refused all the same.
+                inner.depth.decrement(1.0);
+                inner.rejected_full.increment(1);
                 return Err(HashError::Busy {
                     retry_after: BUSY_RETRY,
                 });
             }
             Err(TrySendError::Disconnected(_)) => {
-                self.inner.depth.decrement(1.0);
+                inner.depth.decrement(1.0);
                 return Err(HashError::Failed(anyhow::anyhow!(
                     "hashing threads are gone"
                 )));
@@ -319,8 +525,9 @@ fn nanos(d: Duration) -> u64 {
 /// Why a hash or verification did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    /// Every hashing thread is busy and the queue is full: the caller should retry
-    /// after `retry_after` (the client is told `RATE_LIMITED`).
+    /// No place for the hash: every place is taken, or the client holds its share of
+    /// them. The caller should retry after `retry_after` (the client is told
+    /// `RATE_LIMITED`).
     #[error("the password hashing queue is full")]
     Busy { retry_after: std::time::Duration },
     #[error(transparent)]
@@ -350,6 +557,10 @@ fn lower_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn capped(password: &SecretString) -> &[u8] {
     let bytes = password.expose_secret().as_bytes();
     &bytes[..bytes.len().min(MAX_PASSWORD_BYTES)]
@@ -374,6 +585,10 @@ fn needs_rehash(hash: &PasswordHash, current: &Params) -> bool {
 mod tests {
     use super::*;
 
+    fn client(n: u8) -> ClientKey {
+        ClientKey::new([192, 0, 2, n].into(), 64)
+    }
+
     fn cfg(m: u32, t: u32, threads: usize, queue: usize) -> PasswordConfig {
         PasswordConfig {
             argon2_memory_kib: m,
@@ -381,6 +596,7 @@ mod tests {
             argon2_parallelism: 1,
             hash_concurrency: threads,
             hash_queue: queue,
+            hash_client_share: 100,
             min_length: 8,
         }
     }
@@ -388,14 +604,17 @@ mod tests {
     #[tokio::test]
     async fn hashes_with_argon2id_and_the_configured_cost() {
         let hasher = PasswordHasher::new(&cfg(19_456, 2, 2, 8), &Metrics::new()).unwrap();
-        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        let hash = hasher
+            .hash(client(1), "correct horse".into())
+            .await
+            .unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
         assert_eq!(
             hasher
-                .verify("correct horse".into(), Some(hash.clone()))
+                .verify(client(1), "correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap(),
             Verification::Valid {
@@ -404,13 +623,16 @@ mod tests {
         );
         assert_eq!(
             hasher
-                .verify("wrong horse".into(), Some(hash))
+                .verify(client(1), "wrong horse".into(), Some(hash))
                 .await
                 .unwrap(),
             Verification::Invalid
         );
         assert_eq!(
-            hasher.verify("anything".into(), None).await.unwrap(),
+            hasher
+                .verify(client(1), "anything".into(), None)
+                .await
+                .unwrap(),
             Verification::Invalid
         );
     }
@@ -430,11 +652,11 @@ mod tests {
     #[tokio::test]
     async fn older_parameters_ask_for_a_rehash() {
         let old = PasswordHasher::new(&cfg(8_192, 1, 1, 8), &Metrics::new()).unwrap();
-        let hash = old.hash("correct horse".into()).await.unwrap();
+        let hash = old.hash(client(1), "correct horse".into()).await.unwrap();
         let current = PasswordHasher::new(&cfg(19_456, 2, 1, 8), &Metrics::new()).unwrap();
         assert_eq!(
             current
-                .verify("correct horse".into(), Some(hash))
+                .verify(client(1), "correct horse".into(), Some(hash))
                 .await
                 .unwrap(),
             Verification::Valid { needs_rehash: true }
@@ -447,17 +669,20 @@ mod tests {
         // must not be answered faster than one against an account on the current ones
         // (or an unknown address), or the timing tells them apart.
         let old = PasswordHasher::new(&cfg(1_024, 1, 1, 8), &Metrics::new()).unwrap();
-        let old_hash = old.hash("correct horse".into()).await.unwrap();
+        let old_hash = old.hash(client(1), "correct horse".into()).await.unwrap();
         let current = PasswordHasher::new(&cfg(19_456, 2, 1, 8), &Metrics::new()).unwrap();
         let mut at_current = Duration::MAX;
         for _ in 0..9 {
             let started = Instant::now();
-            current.verify("wrong horse".into(), None).await.unwrap();
+            current
+                .verify(client(1), "wrong horse".into(), None)
+                .await
+                .unwrap();
             at_current = at_current.min(started.elapsed());
         }
         let started = Instant::now();
         let answer = current
-            .verify("wrong horse".into(), Some(old_hash))
+            .verify(client(1), "wrong horse".into(), Some(old_hash))
             .await
             .unwrap();
         let at_old = started.elapsed();
@@ -512,8 +737,10 @@ mod tests {
         // queue and one is refused immediately.
         let metrics = Metrics::new();
         let hasher = PasswordHasher::new(&cfg(65_536, 4, 1, 1), &metrics).unwrap();
-        let results =
-            futures::future::join_all((0..3).map(|_| hasher.hash("correct horse".into()))).await;
+        let results = futures::future::join_all(
+            (0..3).map(|_| hasher.hash(client(1), "correct horse".into())),
+        )
+        .await;
         let refused = results
             .iter()
             .filter(|r| matches!(r, Err(HashError::Busy { .. })))
@@ -525,5 +752,32 @@ mod tests {
                 .render()
                 .contains("identity_password_hash_rejected_total")
         );
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_of_the_places() {
+        // One thread and a queue of three: four places, a quarter of them (one) each.
+        let config = PasswordConfig {
+            hash_client_share: 25,
+            ..cfg(8_192, 1, 1, 3)
+        };
+        let hasher = PasswordHasher::new(&config, &Metrics::new()).unwrap();
+        let first = hasher.reserve(client(1)).unwrap();
+        assert!(matches!(
+            hasher.reserve(client(1)),
+            Err(HashError::Busy { .. })
+        ));
+        let others: Vec<_> = (2..5).map(|n| hasher.reserve(client(n)).unwrap()).collect();
+        // Every place taken: nobody else gets one, and readiness can tell.
+        assert!(matches!(
+            hasher.reserve(client(9)),
+            Err(HashError::Busy { .. })
+        ));
+        let saturation = hasher.saturation();
+        assert!(saturation.is_full() && saturation.last_full.is_some());
+        drop(first);
+        drop(others);
+        assert_eq!(hasher.saturation().taken, 0);
+        assert!(hasher.reserve(client(1)).is_ok());
     }
 }

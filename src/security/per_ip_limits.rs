@@ -2,14 +2,14 @@
 //! per-minute quota, replenished evenly over the minute. In process: an instance
 //! limits what reaches it.
 
-use std::{net::IpAddr, num::NonZeroU32, time::Duration};
+use std::{num::NonZeroU32, time::Duration};
 
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
 
-use crate::config::RateLimitConfig;
+use crate::{config::RateLimitConfig, domain::client::ClientKey};
 
 /// What a request is counted as, besides being a mutation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +33,13 @@ impl IpLimit {
 }
 
 pub struct PerIpLimits {
-    mutation: DefaultKeyedRateLimiter<IpAddr>,
-    reset_request: DefaultKeyedRateLimiter<IpAddr>,
-    reset_token: DefaultKeyedRateLimiter<IpAddr>,
+    mutation: DefaultKeyedRateLimiter<ClientKey>,
+    reset_request: DefaultKeyedRateLimiter<ClientKey>,
+    reset_token: DefaultKeyedRateLimiter<ClientKey>,
     clock: DefaultClock,
 }
 
-fn per_minute(n: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+fn per_minute(n: u32) -> DefaultKeyedRateLimiter<ClientKey> {
     RateLimiter::keyed(Quota::per_minute(
         NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN),
     ))
@@ -55,15 +55,15 @@ impl PerIpLimits {
         }
     }
 
-    /// Counts one request of `class` from `ip`; `Err(wait)` when over the limit.
-    pub fn check(&self, ip: IpAddr, class: IpLimit) -> Result<(), Duration> {
+    /// Counts one request of `class` from `client`; `Err(wait)` when over the limit.
+    pub fn check(&self, client: ClientKey, class: IpLimit) -> Result<(), Duration> {
         let limiter = match class {
             IpLimit::Mutation => &self.mutation,
             IpLimit::ResetRequest => &self.reset_request,
             IpLimit::ResetToken => &self.reset_token,
         };
         limiter
-            .check_key(&ip)
+            .check_key(&client)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
@@ -89,6 +89,9 @@ mod tests {
             login_base_delay: Duration::from_secs(2),
             login_max_delay: Duration::from_secs(900),
             login_window: Duration::from_secs(3600),
+            login_account_failures: 100,
+            login_known_client_ttl: Duration::from_secs(3600),
+            ipv6_prefix: 64,
             reset_per_account: 3,
             reset_account_window: Duration::from_secs(3600),
         }
@@ -97,8 +100,8 @@ mod tests {
     #[test]
     fn limits_each_ip_and_class_separately() {
         let limits = PerIpLimits::new(&cfg(3));
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
+        let a = ClientKey::new([10, 0, 0, 1].into(), 64);
+        let b = ClientKey::new([10, 0, 0, 2].into(), 64);
         for _ in 0..3 {
             assert!(limits.check(a, IpLimit::Mutation).is_ok());
         }

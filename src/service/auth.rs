@@ -8,13 +8,17 @@ use super::{
 };
 use crate::{
     domain::{
+        client::ClientKey,
         email::Email,
         password::{self, UserContext},
         user::{User, parse_full_name},
     },
     error::{AppError, FieldErrors},
     mail::templates,
-    security::{opaque_token, password::Verification},
+    security::{
+        opaque_token,
+        password::{HashError, Verification},
+    },
     store::{
         sessions::{self, NewSession, RevokeReason, Rotation},
         users::{self, InsertError, NewUser},
@@ -89,7 +93,8 @@ impl AuthService {
             )));
         };
 
-        let password_hash = self.deps.hasher.hash(password).await?;
+        let client = self.deps.client_key(meta);
+        let password_hash = self.deps.hasher.hash(client, password).await?;
         let user = users::insert(
             &self.deps.db,
             NewUser {
@@ -133,9 +138,25 @@ impl AuthService {
             )));
         };
 
+        // A place to check the password is taken first: an attempt refused for want of
+        // one (the hashing queue full, or this client holding its share) is not counted.
+        let client = self.deps.client_key(meta);
+        let place = match self.deps.hasher.reserve(client) {
+            Ok(place) => place,
+            Err(busy) => {
+                self.deps.metrics.login("throttled");
+                self.deps.metrics.rate_limited("password_hashing");
+                return Err(busy.into());
+            }
+        };
         // Counted before the password is checked: aliases and batches cannot run more
         // attempts than the account's budget, even concurrently.
-        if let Err(refused) = self.deps.per_account_limits.begin_login(&email).await {
+        if let Err(refused) = self
+            .deps
+            .per_account_limits
+            .begin_login(&email, client)
+            .await
+        {
             self.deps.metrics.login("throttled");
             self.deps.metrics.rate_limited("login_account");
             self.deps
@@ -151,21 +172,21 @@ impl AuthService {
             None => (None, None),
         };
         let verified_hash = password_hash.clone().unwrap_or_default();
-        let verification = self
-            .deps
-            .hasher
-            .verify(password.clone(), password_hash)
-            .await?;
+        let verification = place.verify(password.clone(), password_hash).await?;
         let (user, needs_rehash) = match (user, verification) {
             (Some(user), Verification::Valid { needs_rehash }) if user.is_active => {
                 (user, needs_rehash)
             }
             (user, _) => return Err(self.login_failed(user.map(|u| u.id), meta).await),
         };
-        let new_hash = if needs_rehash {
-            Some(self.deps.hasher.hash(password.clone()).await?)
-        } else {
-            None
+        // The upgrade can wait for the next login if there is no place for it now.
+        let new_hash = match needs_rehash {
+            true => match self.deps.hasher.hash(client, password.clone()).await {
+                Ok(hash) => Some(hash),
+                Err(HashError::Busy { .. }) => None,
+                Err(error) => return Err(error.into()),
+            },
+            false => None,
         };
         let mut current_hash = new_hash.clone().unwrap_or_else(|| verified_hash.clone());
         let now = self.deps.clock.now();
@@ -175,7 +196,10 @@ impl AuthService {
         if !users::record_login(&self.deps.db, user.id, now, &verified_hash, new_hash).await? {
             // Or a concurrent login of the same user re-hashed the same password: one
             // more check, against what is stored now, tells the two apart.
-            match self.check_again(&email, user.id, password, now).await? {
+            match self
+                .check_again(&email, user.id, client, password, now)
+                .await?
+            {
                 Some(hash) => current_hash = hash,
                 None => return Err(self.login_failed(Some(user.id), meta).await),
             }
@@ -191,7 +215,7 @@ impl AuthService {
         };
         self.deps
             .per_account_limits
-            .forget_login_attempts(&email)
+            .login_succeeded(&email, client)
             .await;
         self.deps.metrics.login("succeeded");
         tracing::debug!(%user_id, rehashed = needs_rehash, "password verified");
@@ -208,6 +232,7 @@ impl AuthService {
         &self,
         email: &Email,
         user_id: uuid::Uuid,
+        client: ClientKey,
         password: SecretString,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<String>, AppError> {
@@ -221,7 +246,7 @@ impl AuthService {
         let verification = self
             .deps
             .hasher
-            .verify(password, Some(hash.clone()))
+            .verify(client, password, Some(hash.clone()))
             .await?;
         if !matches!(verification, Verification::Valid { .. }) {
             return Ok(None);

@@ -25,6 +25,9 @@ const SLOW_CHECK: Duration = Duration::from_millis(100);
 /// database one round trip a second, not one per call.
 const READINESS_TTL: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
+/// How long a refusal for want of a hashing place keeps readiness degraded.
+const HASHING_RECENT: Duration = Duration::from_secs(5);
+
 /// The outcome of one dependency check; the text names no secret (no URL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
@@ -116,6 +119,7 @@ impl HealthService {
                 (deps.ephemeral.kind(), ephemeral),
                 // What the outbox worker last saw of the SMTP server (memory, no I/O).
                 ("mail", deps.outbox.check()),
+                ("password_hashing", self.hashing()),
             ],
         };
         // One slow round trip is a hiccup (a busy host, a new connection); slow twice
@@ -133,6 +137,20 @@ impl HealthService {
         drop(raw);
         *last = Some((deps.clock.now(), readiness.clone()));
         readiness
+    }
+
+    /// Degraded while every hashing place is taken, or a login found none within
+    /// `HASHING_RECENT`: logins are being refused (`RATE_LIMITED`), everything else
+    /// still works. From the hasher's counters, no I/O.
+    fn hashing(&self) -> Check {
+        let saturation = self.deps.hasher.saturation();
+        if saturation.is_full() {
+            Check::Degraded("saturated: every place in the queue is taken")
+        } else if saturation.last_full.is_some_and(|ago| ago < HASHING_RECENT) {
+            Check::Degraded("saturated: logins refused for want of a place just now")
+        } else {
+            Check::Ok
+        }
     }
 
     /// Sets the gauges that are read rather than counted (pool usage, mirror trust,

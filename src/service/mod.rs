@@ -19,7 +19,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     clock::Clock,
     config::Config,
-    domain::{password::PasswordPolicy, user::User},
+    domain::{client::ClientKey, password::PasswordPolicy, user::User},
     error::AppError,
     mail::Mailer,
     metrics::Metrics,
@@ -72,6 +72,12 @@ pub struct Deps {
 }
 
 impl Deps {
+    /// What per-client limits count this request under: the one place a client key is
+    /// made from an address.
+    fn client_key(&self, meta: &RequestMeta) -> ClientKey {
+        ClientKey::new(meta.ip, self.config.rate_limit.ipv6_prefix)
+    }
+
     /// Counts one mutation, and for some operations one more of their own class,
     /// against the caller's per-IP budgets.
     async fn check_ip_limits(
@@ -79,9 +85,10 @@ impl Deps {
         meta: &RequestMeta,
         class: Option<IpLimit>,
     ) -> Result<(), AppError> {
+        let client = self.client_key(meta);
         let classes = std::iter::once(IpLimit::Mutation).chain(class);
         let refused = classes
-            .map(|c| (c, self.per_ip_limits.check(meta.ip, c)))
+            .map(|c| (c, self.per_ip_limits.check(client, c)))
             .find_map(|(c, result)| result.err().map(|wait| (c, wait)));
         match refused {
             None => Ok(()),

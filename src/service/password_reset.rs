@@ -92,7 +92,8 @@ impl PasswordResetService {
         )
         .map_err(AppError::BadUserInput)?;
 
-        let hash = self.deps.hasher.hash(password).await?;
+        let client = self.deps.client_key(meta);
+        let hash = self.deps.hasher.hash(client, password).await?;
         // The new hash, the end of every session, the notice to the owner and the
         // token's consumption: all or nothing. The token is taken last, just before
         // COMMIT: any database error before leaves it usable (the transaction rolls
@@ -132,7 +133,7 @@ impl PasswordResetService {
             // The owner proved control of the mailbox: let them sign in at once.
             self.deps
                 .per_account_limits
-                .forget_login_attempts(&email)
+                .forget_login_attempts(&email, client)
                 .await;
         }
         self.deps

@@ -2,6 +2,10 @@
 //! limits are `security::per_ip_limits`.) The counters live in the counter store, so
 //! with Redis every instance shares one budget. If it cannot be reached, an in-process
 //! store takes over: the limits then hold per instance instead of failing open.
+//!
+//! Login attempts back off per (account, client): failures from elsewhere do not keep
+//! the owner out. A looser account-wide back-off holds attempts spread over many
+//! clients; a client that signed in to the account recently does not wait for it.
 
 use std::sync::Arc;
 
@@ -11,8 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::{
     clock::Clock,
     config::RateLimitConfig,
-    domain::{backoff::ExponentialBackoff, email::Email},
-    store::ephemeral::{Backoff, CounterStore, MemoryStore},
+    domain::{backoff::ExponentialBackoff, client::ClientKey, email::Email},
+    store::ephemeral::{Backoff, CounterStore, LoginKeys, LoginLimits, MemoryStore},
 };
 
 /// Why a login attempt may not start now.
@@ -30,43 +34,65 @@ pub struct PerAccountLimits {
     store: Arc<dyn CounterStore>,
     fallback: MemoryStore,
     clock: Arc<dyn Clock>,
-    backoff: Backoff,
+    login: LoginLimits,
+    known_for: std::time::Duration,
     reset_per_account: u32,
     reset_window: std::time::Duration,
 }
 
 /// Counter keys name accounts by a hash, so no address is stored in the token store.
 fn account_key(kind: &str, email: &Email) -> String {
-    let digest = Sha256::digest(format!("{kind}:{}", email.as_str()).as_bytes());
-    format!("{kind}:{}", URL_SAFE_NO_PAD.encode(digest))
+    format!("{kind}:{}", digest(&format!("{kind}:{}", email.as_str())))
+}
+
+fn digest(text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The keys of a login attempt on `email` from `client`: hashes of both, the account's
+/// in braces (one Redis Cluster slot for the three).
+fn login_keys(email: &Email, client: ClientKey) -> LoginKeys {
+    let account = digest(&format!("login:{}", email.as_str()));
+    let pair = |kind: &str| digest(&format!("{kind}:{}:{client}", email.as_str()));
+    LoginKeys {
+        client: format!("login:{{{account}}}:client:{}", pair("login-client")),
+        known: format!("login:{{{account}}}:known:{}", pair("login-known")),
+        account: format!("login:{{{account}}}"),
+    }
 }
 
 impl PerAccountLimits {
     pub fn new(store: Arc<dyn CounterStore>, clock: Arc<dyn Clock>, cfg: &RateLimitConfig) -> Self {
+        let backoff = |free| Backoff {
+            free,
+            delays: ExponentialBackoff {
+                base: cfg.login_base_delay,
+                max: cfg.login_max_delay,
+            },
+            window: cfg.login_window,
+        };
         Self {
             store,
             fallback: MemoryStore::new(),
             clock,
-            backoff: Backoff {
-                free: cfg.login_failures,
-                delays: ExponentialBackoff {
-                    base: cfg.login_base_delay,
-                    max: cfg.login_max_delay,
-                },
-                window: cfg.login_window,
+            login: LoginLimits {
+                client: backoff(cfg.login_failures),
+                account: backoff(cfg.login_account_failures),
             },
+            known_for: cfg.login_known_client_ttl,
             reset_per_account: cfg.reset_per_account,
             reset_window: cfg.reset_account_window,
         }
     }
 
-    /// Counts a login attempt for `email`, or refuses it while the account cools down.
-    pub async fn begin_login(&self, email: &Email) -> Result<(), LoginRefused> {
-        let key = account_key("login", email);
+    /// Counts a login attempt on `email` from `client`, or refuses it while that client
+    /// (or, for a client not known to the account, the account) cools down.
+    pub async fn begin_login(&self, email: &Email, client: ClientKey) -> Result<(), LoginRefused> {
+        let keys = login_keys(email, client);
         let now = self.clock.now();
         let wait = match self
             .store
-            .begin_login_attempt(&key, now, &self.backoff)
+            .begin_login_attempt(&keys, now, &self.login)
             .await
         {
             Ok(wait) => wait,
@@ -76,7 +102,7 @@ impl PerAccountLimits {
                     "login throttle store unreachable; limiting in process"
                 );
                 self.fallback
-                    .begin_login_attempt(&key, now, &self.backoff)
+                    .begin_login_attempt(&keys, now, &self.login)
                     .await?
             }
         };
@@ -86,11 +112,26 @@ impl PerAccountLimits {
         }
     }
 
-    /// The account proved its password (login or reset): its attempts start over.
-    pub async fn forget_login_attempts(&self, email: &Email) {
-        let key = account_key("login", email);
-        let _ = self.fallback.clear_login_attempts(&key).await;
-        if let Err(error) = self.store.clear_login_attempts(&key).await {
+    /// `client` signed in to `email`: its attempts start over, and it no longer waits
+    /// for the account-wide back-off (for `RATE_LIMIT_LOGIN_KNOWN_CLIENT_TTL`).
+    pub async fn login_succeeded(&self, email: &Email, client: ClientKey) {
+        let keys = login_keys(email, client);
+        let now = self.clock.now();
+        let _ = self
+            .fallback
+            .login_succeeded(&keys, now, self.known_for)
+            .await;
+        if let Err(error) = self.store.login_succeeded(&keys, now, self.known_for).await {
+            tracing::warn!(error = %format!("{error:#}"), "could not record a successful login");
+        }
+    }
+
+    /// The owner proved control of the account (a password reset from `client`): the
+    /// account's attempts, and this client's, start over.
+    pub async fn forget_login_attempts(&self, email: &Email, client: ClientKey) {
+        let keys = login_keys(email, client);
+        let _ = self.fallback.clear_login_attempts(&keys).await;
+        if let Err(error) = self.store.clear_login_attempts(&keys).await {
             tracing::warn!(error = %format!("{error:#}"), "could not clear login attempts");
         }
     }

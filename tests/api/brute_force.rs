@@ -1,5 +1,7 @@
 //! Rate limits per client IP and per account.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -364,4 +366,216 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
             .any(|(event, _, ip)| event == "rate_limited" && ip.as_deref() == Some("198.51.100.1")),
         "{events:?}"
     );
+}
+
+/// A login sent through the trusted proxy (127.0.0.1) on behalf of `client`.
+async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> Value {
+    let body = json!({
+        "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+        "variables": { "i": { "email": email, "password": password } },
+    });
+    let resp = app.post_raw(&body, &[("x-forwarded-for", client)]).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// Behind the local proxy, so that a test can choose the client address.
+const PROXIED: (&str, &str) = ("TRUSTED_PROXIES", "127.0.0.1/32");
+
+#[tokio::test]
+async fn ipv6_clients_share_one_budget_per_64() {
+    let app = spawn_app_with(&[("RATE_LIMIT_IP_PER_MINUTE", "2"), PROXIED]).await;
+    let logout = json!({ "query": "mutation { logout(refreshToken: \"x\") }" });
+    let from = |client: &'static str| {
+        let app = &app;
+        let logout = &logout;
+        async move {
+            let resp = app.post_raw(logout, &[("x-forwarded-for", client)]).await;
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    // Two addresses of one /64 spend one budget...
+    data(&from("2001:db8:1:2::1").await, "logout");
+    data(&from("2001:db8:1:2:ffff:ffff:ffff:fffe").await, "logout");
+    retry_after(&from("[2001:db8:1:2::77]:443").await);
+    // ...another /64 has its own, and IPv4 clients are still counted per address.
+    data(&from("2001:db8:1:3::1").await, "logout");
+    data(&from("198.51.100.1").await, "logout");
+    data(&from("::ffff:198.51.100.1").await, "logout");
+    retry_after(&from("198.51.100.1").await);
+    data(&from("198.51.100.2").await, "logout");
+}
+
+#[tokio::test]
+async fn failures_from_one_client_do_not_keep_the_owner_out() {
+    let app = spawn_app_with(&[("RATE_LIMIT_LOGIN_FAILURES", "3"), PROXIED]).await;
+    app.freeze_clock();
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let attacker = "198.51.100.66";
+    for _ in 0..3 {
+        assert_code(
+            &login_from(&app, attacker, &email, "wrong password").await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    retry_after(&login_from(&app, attacker, &email, PASSWORD).await);
+    // The owner, from elsewhere (and never signed in from there), gets in at once.
+    data(
+        &login_from(&app, "203.0.113.9", &email, PASSWORD).await,
+        "login",
+    );
+    // The attacker still waits.
+    retry_after(&login_from(&app, attacker, &email, PASSWORD).await);
+}
+
+#[tokio::test]
+async fn failures_spread_over_clients_hold_the_account_but_not_a_known_client() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_LOGIN_FAILURES", "2"),
+        ("RATE_LIMIT_LOGIN_ACCOUNT_FAILURES", "6"),
+        PROXIED,
+    ])
+    .await;
+    app.freeze_clock();
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let owner = "2001:db8:aa::1";
+    data(&login_from(&app, owner, &email, PASSWORD).await, "login");
+    // Six failures, two from each of three clients: each client's own budget is spent,
+    // and the account's.
+    for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        for _ in 0..2 {
+            assert_code(
+                &login_from(&app, client, &email, "wrong password").await,
+                "INVALID_CREDENTIALS",
+            );
+        }
+    }
+    // A client new to the account waits, even with the right password...
+    assert!(retry_after(&login_from(&app, "198.51.100.4", &email, PASSWORD).await) >= 1);
+    // ...the owner's client, which signed in before (from another address of its /64),
+    // does not.
+    data(
+        &login_from(&app, "2001:db8:aa::2", &email, PASSWORD).await,
+        "login",
+    );
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_only_that_clients_back_off() {
+    let app = spawn_app_with(&[("RATE_LIMIT_LOGIN_FAILURES", "3"), PROXIED]).await;
+    app.freeze_clock();
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let (x, y) = ("198.51.100.10", "198.51.100.20");
+    for _ in 0..3 {
+        assert_code(
+            &login_from(&app, y, &email, "wrong password").await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    for _ in 0..2 {
+        assert_code(
+            &login_from(&app, x, &email, "wrong password").await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    data(&login_from(&app, x, &email, PASSWORD).await, "login");
+    // X starts afresh: three more failures before it waits.
+    for _ in 0..3 {
+        assert_code(
+            &login_from(&app, x, &email, "wrong password").await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    retry_after(&login_from(&app, x, &email, PASSWORD).await);
+    // Y's back-off was not lifted by X's login.
+    retry_after(&login_from(&app, y, &email, PASSWORD).await);
+}
+
+/// Hashing made costly, on one thread: a burst of logins finds no place for most.
+const SLOW_HASHING: &[(&str, &str)] = &[
+    ("ARGON2_MEMORY_KIB", "65536"),
+    ("ARGON2_ITERATIONS", "4"),
+    ("PASSWORD_HASH_CONCURRENCY", "1"),
+    ("HTTP_REQUEST_TIMEOUT", "120"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_refused_for_want_of_a_hashing_place_are_not_counted() {
+    let app = spawn_app_with(
+        &[
+            SLOW_HASHING,
+            &[
+                ("PASSWORD_HASH_QUEUE", "1"),
+                ("RATE_LIMIT_LOGIN_FAILURES", "5"),
+                ("RATE_LIMIT_LOGIN_BASE_DELAY", "60"),
+                ("RATE_LIMIT_LOGIN_MAX_DELAY", "60"),
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    app.freeze_clock();
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let burst =
+        futures::future::join_all((0..20).map(|_| app.login(&email, "wrong password"))).await;
+    let checked = burst
+        .iter()
+        .filter(|r| code(r) == "INVALID_CREDENTIALS")
+        .count();
+    let refused: Vec<u64> = burst
+        .iter()
+        .filter(|r| code(r) == "RATE_LIMITED")
+        .map(retry_after)
+        .collect();
+    assert_eq!(checked + refused.len(), 20, "{burst:?}");
+    assert!(
+        !refused.is_empty() && checked < 5,
+        "the burst found places for {checked} of 20: hashing is not slow enough here"
+    );
+    // The account's back-off counts the checked attempts only: the rest of its five
+    // failures are still answered, then the cool-down (60 s) starts.
+    for _ in checked..5 {
+        assert_code(
+            &app.login(&email, "wrong password").await,
+            "INVALID_CREDENTIALS",
+        );
+    }
+    assert_eq!(retry_after(&app.login(&email, PASSWORD).await), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_hashing_place() {
+    // Four places (one thread, three queued), a quarter of them for each client.
+    let app =
+        spawn_app_with(&[SLOW_HASHING, &[("PASSWORD_HASH_QUEUE", "3"), PROXIED]].concat()).await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let flood = futures::future::join_all((0..8).map(|_| async {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let resp = login_from(&app, "198.51.100.66", &unique_email(), PASSWORD).await;
+            if code(&resp) == "RATE_LIMITED" {
+                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }));
+    let owner = async {
+        // The flood is at its limit: it is being refused.
+        eventually(Duration::from_secs(30), "the flood is refused", || {
+            std::future::ready(
+                (refused.load(std::sync::atomic::Ordering::Relaxed) > 0).then_some(()),
+            )
+        })
+        .await;
+        let resp = login_from(&app, "203.0.113.9", &email, PASSWORD).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        resp
+    };
+    let (_, resp) = tokio::join!(flood, owner);
+    data(&resp, "login");
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Backoff, CounterStore, LocalMirror, Reachable, ResetTokenStore, RevocationStore, decode_entry,
-    encode_entry,
+    Backoff, CounterStore, LocalMirror, LoginKeys, LoginLimits, Reachable, ResetTokenStore,
+    RevocationStore, decode_entry, encode_entry,
 };
 
 /// The embedded backend of the three stores: one process, entries expire by the clock they are given.
@@ -35,8 +35,10 @@ struct Inner {
     reset_tokens: HashMap<String, (String, DateTime<Utc>)>,
     /// user → their current token hash
     reset_by_user: HashMap<Uuid, String>,
-    /// account → login attempts
+    /// account, or (account, client) → login attempts
     attempts: HashMap<String, Attempts>,
+    /// (account, client) marker → until when the client is known to the account
+    known: HashMap<String, DateTime<Utc>>,
     /// key → (count, end of window)
     counters: HashMap<String, (u64, DateTime<Utc>)>,
     writes: u64,
@@ -59,7 +61,37 @@ impl Inner {
         let live = &self.reset_tokens;
         self.reset_by_user.retain(|_, hash| live.contains_key(hash));
         self.attempts.retain(|_, a| a.expires > now);
+        self.known.retain(|_, until| *until > now);
         self.counters.retain(|_, (_, end)| *end > now);
+    }
+}
+
+impl Inner {
+    /// How long attempts under `key` must still wait, if they must.
+    fn wait(&self, key: &str, now: DateTime<Utc>) -> Option<chrono::Duration> {
+        let entry = self.attempts.get(key)?;
+        (entry.expires > now && entry.until > now).then(|| entry.until - now)
+    }
+
+    /// Counts one attempt under `key`; the attempt that uses the last free one, and
+    /// every one after, starts a cool-down.
+    fn count(&mut self, key: &str, now: DateTime<Utc>, backoff: &Backoff) -> anyhow::Result<()> {
+        let window = chrono::Duration::from_std(backoff.window)?;
+        let entry = self.attempts.entry(key.to_owned()).or_insert(Attempts {
+            count: 0,
+            until: now,
+            expires: now + window,
+        });
+        if entry.expires <= now {
+            entry.count = 0;
+            entry.until = now;
+        }
+        entry.count += 1;
+        entry.expires = now + window;
+        if let Some(delay) = backoff.delay_after(entry.count) {
+            entry.until = now + chrono::Duration::from_std(delay)?;
+        }
+        Ok(())
     }
 }
 
@@ -167,38 +199,48 @@ impl RevocationStore for MemoryStore {
 impl CounterStore for MemoryStore {
     async fn begin_login_attempt(
         &self,
-        account: &str,
+        keys: &LoginKeys,
         now: DateTime<Utc>,
-        backoff: &Backoff,
+        limits: &LoginLimits,
     ) -> anyhow::Result<Option<Duration>> {
         let mut inner = self.lock();
         inner.maybe_purge(now);
-        let window = chrono::Duration::from_std(backoff.window)?;
-        let entry = inner
-            .attempts
-            .entry(account.to_owned())
-            .or_insert(Attempts {
-                count: 0,
-                until: now,
-                expires: now + window,
-            });
-        if entry.expires <= now {
-            entry.count = 0;
-            entry.until = now;
+        let known = inner
+            .known
+            .get(&keys.known)
+            .is_some_and(|until| *until > now);
+        let wait = match inner.wait(&keys.client, now) {
+            None if !known => inner.wait(&keys.account, now),
+            wait => wait,
+        };
+        if let Some(wait) = wait {
+            return Ok(Some(wait.to_std()?));
         }
-        if entry.until > now {
-            return Ok(Some((entry.until - now).to_std()?));
-        }
-        entry.count += 1;
-        entry.expires = now + window;
-        if let Some(delay) = backoff.delay_after(entry.count) {
-            entry.until = now + chrono::Duration::from_std(delay)?;
-        }
+        inner.count(&keys.client, now, &limits.client)?;
+        inner.count(&keys.account, now, &limits.account)?;
         Ok(None)
     }
 
-    async fn clear_login_attempts(&self, account: &str) -> anyhow::Result<()> {
-        self.lock().attempts.remove(account);
+    async fn login_succeeded(
+        &self,
+        keys: &LoginKeys,
+        now: DateTime<Utc>,
+        known_for: Duration,
+    ) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        inner.attempts.remove(&keys.client);
+        if let Some(account) = inner.attempts.get_mut(&keys.account) {
+            account.count = account.count.saturating_sub(1);
+        }
+        let until = now + chrono::Duration::from_std(known_for)?;
+        inner.known.insert(keys.known.clone(), until);
+        Ok(())
+    }
+
+    async fn clear_login_attempts(&self, keys: &LoginKeys) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        inner.attempts.remove(&keys.client);
+        inner.attempts.remove(&keys.account);
         Ok(())
     }
 

@@ -103,19 +103,32 @@ pub trait RevocationStore: Send + Sync + 'static {
 
 #[async_trait::async_trait]
 pub trait CounterStore: Send + Sync + 'static {
-    /// Starts a login attempt for an account. While the account cools down the answer is
-    /// `Some(wait)` and nothing is counted; otherwise the attempt is counted before the
-    /// password is checked (so concurrent attempts cannot slip past the limit) and, once
-    /// `backoff.free` attempts are used, the next cool-down starts.
+    /// Starts a login attempt on an account from a client, in one step. While this
+    /// client cools down on this account, or the account as a whole cools down and the
+    /// client is not known to it, the answer is `Some(wait)` and nothing is counted;
+    /// otherwise the attempt is counted, for the client and for the account, before the
+    /// password is checked (so concurrent attempts cannot slip past the limit), and a
+    /// count that reaches its free attempts starts its next cool-down.
     async fn begin_login_attempt(
         &self,
-        account: &str,
+        keys: &LoginKeys,
         now: DateTime<Utc>,
-        backoff: &Backoff,
+        limits: &LoginLimits,
     ) -> anyhow::Result<Option<Duration>>;
 
-    /// Forgets an account's attempts (after a successful login or password reset).
-    async fn clear_login_attempts(&self, account: &str) -> anyhow::Result<()>;
+    /// The client signed in: its attempts on the account are forgotten, the account's
+    /// count loses this (successful) attempt but keeps the rest, and the client is
+    /// known to the account for `known_for`.
+    async fn login_succeeded(
+        &self,
+        keys: &LoginKeys,
+        now: DateTime<Utc>,
+        known_for: Duration,
+    ) -> anyhow::Result<()>;
+
+    /// Forgets the account's attempts, in all and from this client (after a password
+    /// reset).
+    async fn clear_login_attempts(&self, keys: &LoginKeys) -> anyhow::Result<()>;
 
     /// Counts one event under `key` in a window that starts with the first event and
     /// lasts `window`; returns the count including this one.
@@ -207,6 +220,27 @@ impl EphemeralStores {
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.backend.ping().await
     }
+}
+
+/// The counter-store keys of a login attempt on one account from one client: hashes,
+/// so no address, IP or email is kept in clear. The client and known keys hold the
+/// account key (the part in braces), so on a Redis Cluster all three share a slot.
+#[derive(Debug, Clone)]
+pub struct LoginKeys {
+    /// The account's attempts from every client.
+    pub account: String,
+    /// The account's attempts from this client.
+    pub client: String,
+    /// Present while this client is known to the account (it signed in recently).
+    pub known: String,
+}
+
+/// The back-off per (account, client), and the looser one per account that a known
+/// client does not wait for.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub client: Backoff,
+    pub account: Backoff,
 }
 
 /// Exponential back-off for one account's login attempts: `free` attempts, then a wait

@@ -27,6 +27,7 @@ pub struct RedisStore {
     prefix: String,
     put_script: Script,
     login_script: Script,
+    login_succeeded_script: Script,
     count_script: Script,
     /// Revocations and profiles in memory, fed by `channel`.
     local: Arc<LocalMirror>,
@@ -102,6 +103,7 @@ impl RedisStore {
             prefix: cfg.key_prefix.clone(),
             put_script: Script::from_lua(reset_tokens::PUT_RESET_TOKEN),
             login_script: Script::from_lua(counters::BEGIN_LOGIN_ATTEMPT),
+            login_succeeded_script: Script::from_lua(counters::LOGIN_SUCCEEDED),
             count_script: Script::from_lua(counters::COUNT_IN_WINDOW),
             local,
             channel,
@@ -144,8 +146,8 @@ impl RedisStore {
         format!("{}revoked:sid:{session_id}", self.prefix)
     }
 
-    fn attempts_key(&self, account: &str) -> String {
-        format!("{}login:{account}", self.prefix)
+    fn counter_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     /// Fails at once while disconnected, instead of queueing until the command

@@ -142,7 +142,7 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
 async fn a_warning_is_one_line_even_with_backtraces_on() {
     let storage = Storage::new().await;
     let sink = MailSink::start();
-    let mut service = ServiceProcess::start(&storage, &sink, &[("RUST_BACKTRACE", "1")]).await;
+    let service = ServiceProcess::start(&storage, &sink, &[("RUST_BACKTRACE", "1")]).await;
     // The outbox worker's next round cannot claim rows: a warning with an error chain.
     let db = sea_orm::Database::connect(&storage.vars["DATABASE_URL"])
         .await
@@ -162,23 +162,11 @@ async fn a_warning_is_one_line_even_with_backtraces_on() {
         },
     )
     .await;
-    service.terminate();
-    service.exited(Duration::from_secs(20)).await;
-    let output = service.output();
-    let line = output
-        .lines()
-        .find(|l| l.contains("cannot claim outbox rows"))
-        .unwrap();
+    let line = one_line_warning(service, "cannot claim outbox rows").await;
     assert!(
         line.contains("no such table") || line.contains("does not exist"),
         "the error chain is on the line: {line}"
     );
-    for continuation in ["Stack backtrace", "Caused by", "backtrace::", "   0: "] {
-        assert!(
-            !output.contains(continuation),
-            "{continuation:?} in the log, a warning over several lines:\n{output}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +178,7 @@ async fn a_redis_warning_is_one_line_even_with_backtraces_on() {
     let sink = MailSink::start();
     let mut redis = PrivateRedis::start().await;
     let url = redis.url();
-    let mut service = ServiceProcess::start(
+    let service = ServiceProcess::start(
         &storage,
         &sink,
         &[("RUST_BACKTRACE", "1"), ("REDIS_URL", url.as_str())],
@@ -232,21 +220,28 @@ async fn a_redis_warning_is_one_line_even_with_backtraces_on() {
         },
     )
     .await;
-    service.terminate();
-    service.exited(Duration::from_secs(20)).await;
-    let output = service.output();
-    let line = output
-        .lines()
-        .find(|l| l.contains("revocation set unreachable"))
-        .unwrap();
+    let line = one_line_warning(service, "revocation set unreachable").await;
     assert!(
         line.contains("Redis"),
         "the error chain is on the line: {line}"
     );
+}
+
+/// Stops the service; the first line of its output that contains `needle`, after
+/// checking that no warning spilled over several lines (a backtrace, a cause list).
+async fn one_line_warning(mut service: ServiceProcess, needle: &str) -> String {
+    service.terminate();
+    service.exited(Duration::from_secs(20)).await;
+    let output = service.output();
     for continuation in ["Stack backtrace", "Caused by", "backtrace::", "   0: "] {
         assert!(
             !output.contains(continuation),
             "{continuation:?} in the log, a warning over several lines:\n{output}"
         );
     }
+    output
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in: {output}"))
+        .to_owned()
 }

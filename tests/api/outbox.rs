@@ -52,12 +52,7 @@ async fn mail_waits_for_the_smtp_server_and_is_sent_once() {
         "a failed attempt is recorded: {rows:?}"
     );
 
-    sink.resume();
-    app.advance(5 * 60);
-    app.settle().await;
-    let mails = sink.to(&email);
-    assert_eq!(mails.len(), 1);
-    let token = mails[0].reset_token();
+    let token = delivered_reset_token(&app, &sink, &email).await;
     data(
         &app.reset_password(&token, NEW_PASSWORD, NEW_PASSWORD).await,
         "resetPassword",
@@ -144,12 +139,7 @@ async fn a_queued_reset_mail_holds_no_readable_link() {
         );
     }
 
-    sink.resume();
-    app.advance(5 * 60);
-    app.settle().await;
-    let mails = sink.to(&email);
-    assert_eq!(mails.len(), 1);
-    let token = mails[0].reset_token();
+    let token = delivered_reset_token(&app, &sink, &email).await;
     for row in &stored {
         assert!(
             !row.contains(&token),
@@ -337,4 +327,15 @@ async fn a_slow_smtp_server_delays_mail_but_loses_none() {
     app.advance(3600);
     app.settle().await;
     assert_eq!(sink.to(&email).len(), 1, "sent once");
+}
+
+/// Lets the sink take mail again, lets the worker's retry come due, and returns the
+/// token of the one reset mail `email` got.
+async fn delivered_reset_token(app: &TestApp, sink: &MailSink, email: &str) -> String {
+    sink.resume();
+    app.advance(5 * 60);
+    app.settle().await;
+    let mails = sink.to(email);
+    assert_eq!(mails.len(), 1, "one reset mail");
+    mails[0].reset_token()
 }

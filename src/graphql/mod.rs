@@ -1,5 +1,6 @@
 //! The GraphQL schema, apart from HTTP: types, thin resolvers, limits, error codes.
 
+mod assurance;
 mod auth;
 pub mod context;
 mod error_codes;
@@ -19,7 +20,11 @@ pub use context::RequestCtx;
 pub struct Query(user::UserQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::AuthMutation, password_reset::PasswordResetMutation);
+pub struct Mutation(
+    auth::AuthMutation,
+    assurance::AssuranceMutation,
+    password_reset::PasswordResetMutation,
+);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 

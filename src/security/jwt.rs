@@ -22,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::config::{JwtSigning, TokenConfig};
+use crate::{
+    config::{JwtSigning, TokenConfig},
+    domain::assurance::{Aal, Assurance},
+};
 
 /// Token type of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -42,6 +45,31 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: Uuid,
+    /// The session's assurance level: `aal1` | `aal2`. Tokens issued before sessions
+    /// carried it read as `aal1` with no methods and an `auth_time` of 0: never fresh.
+    #[serde(default = "lowest_acr")]
+    pub acr: String,
+    /// How the session was proved (`pwd`, `otp`, `mfa` …).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// When a credential was last proved on the session (NumericDate).
+    #[serde(default)]
+    pub auth_time: i64,
+}
+
+fn lowest_acr() -> String {
+    Aal::Aal1.as_str().to_owned()
+}
+
+impl AccessClaims {
+    /// The session's assurance, as the token states it.
+    pub fn assurance(&self) -> Assurance {
+        Assurance::from_stored(
+            &self.acr,
+            &self.amr.join(" "),
+            DateTime::from_timestamp(self.auth_time, 0).unwrap_or_default(),
+        )
+    }
 }
 
 pub struct JwtKeys {
@@ -167,6 +195,7 @@ impl JwtKeys {
         &self,
         user_id: Uuid,
         session_id: Uuid,
+        assurance: &Assurance,
         now: DateTime<Utc>,
     ) -> anyhow::Result<String> {
         let iat = now.timestamp();
@@ -180,6 +209,13 @@ impl JwtKeys {
             nbf: iat,
             iat,
             jti: Uuid::new_v4(),
+            acr: assurance.aal.as_str().to_owned(),
+            amr: assurance
+                .amr_names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            auth_time: assurance.auth_time.timestamp(),
         };
         let mut header = Header::new(self.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
@@ -258,7 +294,9 @@ mod tests {
     fn round_trip() {
         let (user, sid, now) = (Uuid::new_v4(), Uuid::new_v4(), crate::clock::wall_now());
         let keys = hs(SECRET, &[]);
-        let token = keys.issue_access(user, sid, now).unwrap();
+        let token = keys
+            .issue_access(user, sid, &Assurance::password(now), now)
+            .unwrap();
         let claims = keys.verify_access(&token, now).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, sid));
         assert_eq!(claims.exp - claims.iat, 900);
@@ -271,7 +309,12 @@ mod tests {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let token = keys
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert!(
             keys.verify_access(&token, now + chrono::Duration::seconds(899))
@@ -293,14 +336,24 @@ mod tests {
         let keys = hs(SECRET, &[]);
         let other = hs(OTHER, &[]);
         let token = other
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert!(keys.verify_access(&token, now).is_none());
         let mut wrong = cfg(SECRET, JwtSigning::Hs256 { previous: vec![] });
         wrong.audience = "elsewhere".into();
         let token = JwtKeys::from_config(&wrong)
             .unwrap()
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert!(keys.verify_access(&token, now).is_none());
     }
@@ -310,12 +363,22 @@ mod tests {
         let now = crate::clock::wall_now();
         let before = hs(OTHER, &[]);
         let old_token = before
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         let after = hs(SECRET, &[OTHER]);
         assert!(after.verify_access(&old_token, now).is_some());
         let new_token = after
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&new_token).unwrap().kid,
@@ -329,7 +392,12 @@ mod tests {
         let now = crate::clock::wall_now();
         let keys = ed(7, &[3]);
         let token = keys
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert_eq!(
             jsonwebtoken::decode_header(&token).unwrap().alg,
@@ -352,11 +420,21 @@ mod tests {
         assert!(jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).is_ok());
         // A token of the previous key still verifies; one of an unknown key does not.
         let old = ed(3, &[])
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert!(keys.verify_access(&old, now).is_some());
         let stranger = ed(9, &[])
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         assert!(keys.verify_access(&stranger, now).is_none());
     }
@@ -377,7 +455,12 @@ mod tests {
         let claims = keys
             .verify_access(
                 &keys
-                    .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+                    .issue_access(
+                        Uuid::new_v4(),
+                        Uuid::new_v4(),
+                        &Assurance::password(now),
+                        now,
+                    )
                     .unwrap(),
                 now,
             )
@@ -396,7 +479,12 @@ mod tests {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let token = keys
-            .issue_access(Uuid::new_v4(), Uuid::new_v4(), now)
+            .issue_access(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                &Assurance::password(now),
+                now,
+            )
             .unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);

@@ -42,6 +42,8 @@ pub enum AuditEvent {
     PasswordResetThrottled,
     PasswordResetCompleted,
     UserDeactivated,
+    /// A session proved a credential again (`reauthenticate`).
+    Reauthenticated,
 }
 
 impl AuditEvent {
@@ -58,6 +60,7 @@ impl AuditEvent {
             Self::PasswordResetThrottled => "password_reset_throttled",
             Self::PasswordResetCompleted => "password_reset_completed",
             Self::UserDeactivated => "user_deactivated",
+            Self::Reauthenticated => "reauthenticated",
         }
     }
 

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::{
     domain::{
+        assurance::Assurance,
         client::ClientKey,
         email::Email,
         password::{self, UserContext},
@@ -291,8 +292,21 @@ impl AuthService {
         )
         .await?;
         match rotation {
-            Rotation::Rotated { session_id, user } | Rotation::Replayed { session_id, user } => {
-                let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
+            Rotation::Rotated {
+                session_id,
+                assurance,
+                user,
+            }
+            | Rotation::Replayed {
+                session_id,
+                assurance,
+                user,
+            } => {
+                // Refreshing keeps the session's assurance (and its auth_time).
+                let access_token = self
+                    .deps
+                    .jwt
+                    .issue_access(user.id, session_id, &assurance, now)?;
                 Ok(AuthPayload {
                     access_token,
                     refresh_token: successor,
@@ -370,6 +384,7 @@ impl AuthService {
                 ip: Some(meta.ip.to_string()),
                 max_per_user: tokens.max_sessions_per_user,
                 idle: tokens.refresh_idle_ttl,
+                assurance: Assurance::password(now),
             },
         )
         .await?
@@ -379,7 +394,10 @@ impl AuthService {
         // The oldest sessions beyond the bound ended: their access tokens too.
         self.deps.revoke_access(&created.ended).await;
         let session_id = created.session_id;
-        let access_token = self.deps.jwt.issue_access(user.id, session_id, now)?;
+        let access_token =
+            self.deps
+                .jwt
+                .issue_access(user.id, session_id, &Assurance::password(now), now)?;
         Ok(Some(AuthPayload {
             access_token,
             refresh_token,

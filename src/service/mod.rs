@@ -1,6 +1,7 @@
 //! Use cases. Each public method is one GraphQL operation: resolvers parse input, call
 //! one of these, and map the result.
 
+pub mod assurance;
 pub mod audit;
 pub mod auth;
 pub mod batch;
@@ -133,6 +134,7 @@ impl Deps {
 /// The use cases, one value per area.
 #[derive(Clone)]
 pub struct Services {
+    pub assurance: assurance::AssuranceService,
     pub auth: auth::AuthService,
     pub health: health::HealthService,
     pub password_reset: password_reset::PasswordResetService,
@@ -146,6 +148,7 @@ impl Services {
 
     pub fn new(deps: &Deps) -> Self {
         Self {
+            assurance: assurance::AssuranceService::new(deps.clone()),
             auth: auth::AuthService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),

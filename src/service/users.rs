@@ -38,7 +38,7 @@ impl UserService {
             .jwt
             .verify_access(token, now)
             .ok_or(AppError::Unauthenticated)?;
-        if self.session_revoked(claims.sid).await? {
+        if self.deps.session_revoked(claims.sid).await? {
             return Err(AppError::Unauthenticated);
         }
         let user = match self.deps.ephemeral.revocations.cached_user(claims.sub) {
@@ -62,27 +62,6 @@ impl UserService {
     pub(super) async fn announce_change(deps: &Deps, user_id: uuid::Uuid) {
         if let Err(error) = deps.ephemeral.revocations.user_changed(user_id).await {
             tracing::warn!(error = %format!("{error:#}"), "user change not announced");
-        }
-    }
-
-    /// The revocation set answers without touching the database when it is sure; when
-    /// it is not (its memory may be incomplete and Redis has no mark, or Redis cannot
-    /// be reached), the session row answers instead: slower, and never fails open.
-    async fn session_revoked(&self, session_id: uuid::Uuid) -> Result<bool, AppError> {
-        let now = self.deps.clock.now();
-        match self
-            .deps
-            .ephemeral
-            .revocations
-            .is_session_revoked(session_id, now)
-            .await
-        {
-            Ok(Some(revoked)) => Ok(revoked),
-            Ok(None) => Ok(sessions::is_revoked(&self.deps.db, session_id).await?),
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "revocation set unreachable; asking the database");
-                Ok(sessions::is_revoked(&self.deps.db, session_id).await?)
-            }
         }
     }
 

@@ -22,7 +22,7 @@ use super::{
     db::begin_write,
     entity::{refresh_token, session, user},
 };
-use crate::domain::user::User;
+use crate::domain::{assurance::Assurance, user::User};
 
 pub struct NewSession {
     pub user_id: Uuid,
@@ -38,6 +38,8 @@ pub struct NewSession {
     pub max_per_user: u32,
     /// A session unused this long is no longer live (and does not count).
     pub idle: Duration,
+    /// How the session was proved, and when.
+    pub assurance: Assurance,
 }
 
 /// A session just started, and the sessions it ended (the user's oldest, beyond
@@ -74,10 +76,18 @@ impl RevokeReason {
 #[derive(Debug)]
 pub enum Rotation {
     /// The token was live; it is now rotated and its successor stored.
-    Rotated { session_id: Uuid, user: User },
+    Rotated {
+        session_id: Uuid,
+        assurance: Assurance,
+        user: User,
+    },
     /// Presented again within the grace window after its rotation: answer with the
     /// same successor.
-    Replayed { session_id: Uuid, user: User },
+    Replayed {
+        session_id: Uuid,
+        assurance: Assurance,
+        user: User,
+    },
     /// Presented after the grace window: the whole family has just been revoked.
     ReuseDetected { session_id: Uuid, user: User },
     /// Unknown, expired, revoked, or its user is inactive.
@@ -125,6 +135,9 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
         revoked_reason: Set(None),
         user_agent: Set(new.user_agent),
         ip: Set(new.ip),
+        aal: Set(new.assurance.aal.as_str().to_owned()),
+        amr: Set(new.assurance.amr_stored()),
+        auth_time: Set(Some(new.assurance.auth_time)),
     }
     .insert(&txn)
     .await
@@ -191,6 +204,29 @@ async fn returning_ids<const N: usize>(
         .collect()
 }
 
+/// Records a credential proved again on a live session of `user_id` (`reauthenticate`):
+/// its new assurance. `false` if the session is not the user's, or no longer live.
+pub async fn reauthenticated(
+    db: &DatabaseConnection,
+    session_id: Uuid,
+    user_id: Uuid,
+    assurance: &Assurance,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let updated = session::Entity::update_many()
+        .col_expr(session::Column::Aal, Expr::value(assurance.aal.as_str()))
+        .col_expr(session::Column::Amr, Expr::value(assurance.amr_stored()))
+        .col_expr(session::Column::AuthTime, Expr::value(assurance.auth_time))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await
+        .context("record reauthentication")?;
+    Ok(updated.rows_affected == 1)
+}
+
 /// How long a session lives without use, and how long a rotated token still gets its
 /// successor.
 pub struct Lifetimes {
@@ -233,17 +269,25 @@ pub async fn rotate(
     // meanwhile is seen. The session row needs no lock: revocation is a mark on it, so
     // a successor stored while its family is revoked is refused like the rest.
     let (found, txn) = find_live(db, token_hash, now, lifetimes, Some(txn)).await?;
-    let (Some((token, session_id, user)), Some(txn)) = (found, txn) else {
+    let (Some((token, session_id, assurance, user)), Some(txn)) = (found, txn) else {
         return Ok(Rotation::Invalid);
     };
     let outcome = match token.rotated_at {
         None => {
             rotate_writes(&txn, token.id, session_id, successor_hash, now).await?;
-            Rotation::Rotated { session_id, user }
+            Rotation::Rotated {
+                session_id,
+                assurance,
+                user,
+            }
         }
         Some(rotated_at) if now.signed_duration_since(rotated_at) <= delta(lifetimes.grace) => {
             touch(&txn, session_id, now).await?;
-            Rotation::Replayed { session_id, user }
+            Rotation::Replayed {
+                session_id,
+                assurance,
+                user,
+            }
         }
         Some(_) => {
             revoke_session_rows(&txn, &[session_id], now, RevokeReason::ReuseDetected).await?;
@@ -254,8 +298,8 @@ pub async fn rotate(
     Ok(outcome)
 }
 
-/// A live token: (token, session id, user).
-type LiveToken = (refresh_token::Model, Uuid, User);
+/// A live token: (token, session id, the session's assurance, user).
+type LiveToken = (refresh_token::Model, Uuid, Assurance, User);
 
 /// Finds the token, its session and user, if all are live. Inside `txn` the token row
 /// is locked (and `txn` handed back only then: it is rolled back when there is none);
@@ -286,7 +330,7 @@ async fn find_live(
                 && session.last_used_at + delta(lifetimes.idle) > now
                 && user.is_active =>
         {
-            Some((token, session.id, User::from(user)))
+            Some((token, session.id, session.assurance(), User::from(user)))
         }
         _ => None,
     };
@@ -326,7 +370,9 @@ async fn rotate_live_pg(
                successor AS (INSERT INTO refresh_tokens \
                  (id, session_id, token_hash, created_at, rotated_at) \
                  SELECT $4, session_id, $5, $2, NULL FROM rotated) \
-               SELECT rotated.session_id AS rotated_session_id, u.* FROM rotated \
+               SELECT rotated.session_id AS rotated_session_id, s.aal AS session_aal, \
+                 s.amr AS session_amr, COALESCE(s.auth_time, s.created_at) AS session_auth_time, \
+                 u.* FROM rotated \
                JOIN sessions s ON s.id = rotated.session_id JOIN users u ON u.id = s.user_id";
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
@@ -348,9 +394,15 @@ async fn rotate_live_pg(
     let session_id: Uuid = row
         .try_get("", "rotated_session_id")
         .context("rotated session id")?;
+    let aal: String = row.try_get("", "session_aal").context("session aal")?;
+    let amr: String = row.try_get("", "session_amr").context("session amr")?;
+    let auth_time: DateTime<Utc> = row
+        .try_get("", "session_auth_time")
+        .context("session auth_time")?;
     let user = user::Model::from_query_result(&row, "").context("rotated session user")?;
     Ok(Some(Rotation::Rotated {
         session_id,
+        assurance: Assurance::from_stored(&aal, &amr, auth_time),
         user: user.into(),
     }))
 }

@@ -15,6 +15,23 @@ pub struct Model {
     pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// `aal1` | `aal2`.
+    pub aal: String,
+    /// How the session was proved: space-separated `amr` values.
+    pub amr: String,
+    /// When a credential was last proved on it (set on every session since its
+    /// migration; `created_at` for older rows).
+    pub auth_time: Option<DateTimeUtc>,
+}
+
+impl Model {
+    pub fn assurance(&self) -> crate::domain::assurance::Assurance {
+        crate::domain::assurance::Assurance::from_stored(
+            &self.aal,
+            &self.amr,
+            self.auth_time.unwrap_or(self.created_at),
+        )
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

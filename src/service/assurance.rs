@@ -1,0 +1,166 @@
+//! Sessions carry their assurance: who is calling (a verified access token of a live
+//! session, with the assurance it states), and `reauthenticate`, which proves a
+//! credential again on the same session. (The guard of sensitive operations, fresh
+//! within `REAUTH_MAX_AGE` and `aal2` where a second factor is on, comes with the first
+//! of them.)
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AuditEvent, Deps, RequestMeta};
+use crate::{
+    domain::{
+        assurance::{Assurance, Method},
+        email::Email,
+        password,
+    },
+    error::AppError,
+    security::password::Verification,
+    store::{sessions, users},
+};
+
+/// The caller of an operation that needs a signed-in user: the claims of a valid
+/// access token whose session is not revoked.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: uuid::Uuid,
+    pub session_id: uuid::Uuid,
+    pub assurance: Assurance,
+}
+
+impl Deps {
+    /// The caller behind `bearer`, or `Unauthenticated`.
+    pub(super) async fn caller(&self, bearer: Option<&str>) -> Result<Caller, AppError> {
+        let token = bearer.ok_or(AppError::Unauthenticated)?;
+        let claims = self
+            .jwt
+            .verify_access(token, self.clock.now())
+            .ok_or(AppError::Unauthenticated)?;
+        if self.session_revoked(claims.sid).await? {
+            return Err(AppError::Unauthenticated);
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            assurance: claims.assurance(),
+        })
+    }
+
+    /// The revocation set answers without touching the database when it is sure; when
+    /// it is not (its memory may be incomplete and Redis has no mark, or Redis cannot
+    /// be reached), the session row answers instead: slower, and never fails open.
+    pub(super) async fn session_revoked(&self, session_id: uuid::Uuid) -> Result<bool, AppError> {
+        let now = self.clock.now();
+        match self
+            .ephemeral
+            .revocations
+            .is_session_revoked(session_id, now)
+            .await
+        {
+            Ok(Some(revoked)) => Ok(revoked),
+            Ok(None) => Ok(sessions::is_revoked(&self.db, session_id).await?),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "revocation set unreachable; asking the database");
+                Ok(sessions::is_revoked(&self.db, session_id).await?)
+            }
+        }
+    }
+}
+
+/// One credential proved again; exactly one is given.
+pub enum Proof {
+    Password(SecretString),
+    TotpCode(String),
+    RecoveryCode(String),
+    Passkey { ceremony_id: String },
+}
+
+/// A new access token for the same session, and its assurance.
+pub struct Reauthenticated {
+    pub access_token: String,
+    pub expires_in: std::time::Duration,
+    pub assurance: Assurance,
+}
+
+#[derive(Clone)]
+pub struct AssuranceService {
+    deps: Deps,
+}
+
+impl AssuranceService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Proves a credential again on the caller's session: its `auth_time` becomes now,
+    /// and a new access token carries it. A failure counts against the account's login
+    /// back-off, from this client, like a failed login.
+    #[tracing::instrument(skip_all)]
+    pub async fn reauthenticate(
+        &self,
+        bearer: Option<&str>,
+        proof: Proof,
+        meta: &RequestMeta,
+    ) -> Result<Reauthenticated, AppError> {
+        let deps = &self.deps;
+        deps.check_ip_limits(meta, None).await?;
+        let caller = deps.caller(bearer).await?;
+        let user = users::find_by_id(&deps.db, caller.user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AppError::Unauthenticated)?;
+        let email =
+            Email::parse(&user.email).map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
+        let client = deps.client_key(meta);
+        // The same order as login: a hashing place first, then the attempt is counted.
+        let place = deps.hasher.reserve(client)?;
+        deps.per_account_limits.begin_login(&email, client).await?;
+        let proved = match proof {
+            Proof::Password(password) => {
+                let stored = users::find_credential(&deps.db, email.as_str())
+                    .await?
+                    .filter(|c| c.user.id == user.id)
+                    .map(|c| c.password_hash);
+                let password = password::normalise(password.expose_secret());
+                matches!(
+                    place.verify(password, stored).await?,
+                    Verification::Valid { .. }
+                )
+            }
+            // No account has a second factor yet (it comes with TOTP and passkeys): a
+            // code cannot be right, and there is no ceremony to finish.
+            Proof::TotpCode(_) | Proof::RecoveryCode(_) => false,
+            Proof::Passkey { .. } => return Err(AppError::InvalidToken),
+        };
+        if !proved {
+            deps.metrics.login("failed");
+            deps.audit(AuditEvent::LoginFailed, Some(user.id), Some(meta))
+                .await;
+            return Err(AppError::InvalidCredentials);
+        }
+        let now = deps.clock.now();
+        let mut assurance = Assurance {
+            auth_time: now,
+            ..caller.assurance
+        };
+        if !assurance.amr.contains(&Method::Pwd) {
+            assurance.amr.insert(0, Method::Pwd);
+        }
+        if !sessions::reauthenticated(&deps.db, caller.session_id, user.id, &assurance, now).await?
+        {
+            return Err(AppError::Unauthenticated);
+        }
+        deps.per_account_limits
+            .login_succeeded(&email, client)
+            .await;
+        deps.audit(AuditEvent::Reauthenticated, Some(user.id), Some(meta))
+            .await;
+        let access_token = deps
+            .jwt
+            .issue_access(user.id, caller.session_id, &assurance, now)?;
+        Ok(Reauthenticated {
+            access_token,
+            expires_in: deps.jwt.access_ttl(),
+            assurance,
+        })
+    }
+}

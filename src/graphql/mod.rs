@@ -6,6 +6,7 @@ pub mod context;
 mod error_codes;
 mod limits;
 mod metrics;
+mod password_change;
 mod password_reset;
 mod types;
 mod user;
@@ -23,6 +24,7 @@ pub struct Query(user::UserQuery);
 pub struct Mutation(
     auth::AuthMutation,
     assurance::AssuranceMutation,
+    password_change::PasswordChangeMutation,
     password_reset::PasswordResetMutation,
 );
 

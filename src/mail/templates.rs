@@ -32,6 +32,25 @@ pub fn password_changed(service: &str, to: &str) -> OutgoingMail {
         .into_mail(to, format!("Your {service} password was changed"))
 }
 
+/// The owner changed their password while signed in (`changePassword`).
+pub fn password_changed_by_owner(service: &str, to: &str, others_signed_out: bool) -> OutgoingMail {
+    let sessions = if others_signed_out {
+        "Every other session was signed out."
+    } else {
+        "Your other sessions stay signed in."
+    };
+    Content::new()
+        .paragraph(format!(
+            "The password of your {service} account was just changed from a signed-in \
+             session. {sessions}"
+        ))
+        .paragraph(
+            "If this was not you, reset your password now, sign out every session and \
+             contact support.",
+        )
+        .into_mail(to, format!("Your {service} password was changed"))
+}
+
 pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
     Content::new()
         .paragraph(format!(
@@ -64,6 +83,14 @@ mod tests {
                 password_reset(service, to, link, Duration::from_secs(3600)),
             ),
             ("password_changed", password_changed(service, to)),
+            (
+                "password_changed_by_owner",
+                password_changed_by_owner(service, to, true),
+            ),
+            (
+                "password_changed_by_owner, others kept",
+                password_changed_by_owner(service, to, false),
+            ),
             ("session_revoked", session_revoked(service, to)),
         ]
     }

@@ -41,6 +41,8 @@ pub enum AuditEvent {
     /// A reset request was dropped: the account had its quota of reset mails.
     PasswordResetThrottled,
     PasswordResetCompleted,
+    /// A signed-in user changed their password (`changePassword`).
+    PasswordChanged,
     UserDeactivated,
     /// A session proved a credential again (`reauthenticate`).
     Reauthenticated,
@@ -59,6 +61,7 @@ impl AuditEvent {
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordResetThrottled => "password_reset_throttled",
             Self::PasswordResetCompleted => "password_reset_completed",
+            Self::PasswordChanged => "password_changed",
             Self::UserDeactivated => "user_deactivated",
             Self::Reauthenticated => "reauthenticated",
         }

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod health;
 pub mod new_password;
 pub mod outbox;
+pub mod password_change;
 pub mod password_reset;
 pub mod per_account_limits;
 pub mod reset_queue;
@@ -137,6 +138,7 @@ pub struct Services {
     pub assurance: assurance::AssuranceService,
     pub auth: auth::AuthService,
     pub health: health::HealthService,
+    pub password_change: password_change::PasswordChangeService,
     pub password_reset: password_reset::PasswordResetService,
     pub users: users::UserService,
 }
@@ -151,6 +153,7 @@ impl Services {
             assurance: assurance::AssuranceService::new(deps.clone()),
             auth: auth::AuthService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
+            password_change: password_change::PasswordChangeService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
             users: users::UserService::new(deps.clone()),
         }

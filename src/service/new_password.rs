@@ -25,7 +25,7 @@ impl NewPasswordFields {
         password: "password",
         confirm: "passwordConfirm",
     };
-    /// `resetPassword(input: { newPassword, newPasswordConfirm })`.
+    /// `resetPassword` and `changePassword` (`input: { newPassword, newPasswordConfirm }`).
     pub const RESET: Self = Self {
         password: "newPassword",
         confirm: "newPasswordConfirm",

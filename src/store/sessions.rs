@@ -56,6 +56,7 @@ pub enum RevokeReason {
     Logout,
     ReuseDetected,
     PasswordReset,
+    PasswordChange,
     Deactivated,
     SessionLimit,
 }
@@ -66,6 +67,7 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::ReuseDetected => "reuse_detected",
             Self::PasswordReset => "password_reset",
+            Self::PasswordChange => "password_change",
             Self::Deactivated => "deactivated",
             Self::SessionLimit => "session_limit",
         }
@@ -105,13 +107,12 @@ pub enum Rotation {
 /// committed first, and this finds the row changed, or it waits for this transaction
 /// and then revokes the session this inserted.
 pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Option<Created>> {
-    let session_id = Uuid::now_v7();
     let txn = begin_write(db).await?;
     let mut current = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
         .filter(user::Column::Id.eq(new.user_id))
-        .filter(user::Column::PasswordHash.eq(new.password_hash))
+        .filter(user::Column::PasswordHash.eq(new.password_hash.as_str()))
         .filter(user::Column::IsActive.eq(true));
     if db.get_database_backend() == DbBackend::Postgres {
         current = current.lock(LockType::NoKeyUpdate);
@@ -125,6 +126,16 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
         txn.rollback().await.context("rollback create session")?;
         return Ok(None);
     }
+    let created = create_in(&txn, new).await?;
+    txn.commit().await.context("commit create session")?;
+    Ok(Some(created))
+}
+
+/// Starts a session with its first refresh token in a transaction that already holds
+/// the user's row and has checked the credential (`create`, `changePassword`), and ends
+/// the user's oldest live sessions beyond the bound. `new.password_hash` is not read.
+pub async fn create_in(txn: &DatabaseTransaction, new: NewSession) -> anyhow::Result<Created> {
+    let session_id = Uuid::now_v7();
     session::ActiveModel {
         id: Set(session_id),
         user_id: Set(new.user_id),
@@ -139,13 +150,46 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
         amr: Set(new.assurance.amr_stored()),
         auth_time: Set(Some(new.assurance.auth_time)),
     }
-    .insert(&txn)
+    .insert(txn)
     .await
     .context("insert session")?;
-    insert_token(&txn, session_id, new.token_hash, new.now).await?;
-    let ended = end_beyond_bound(&txn, new.user_id, new.now, new.idle, new.max_per_user).await?;
-    txn.commit().await.context("commit create session")?;
-    Ok(Some(Created { session_id, ended }))
+    insert_token(txn, session_id, new.token_hash, new.now).await?;
+    let ended = end_beyond_bound(txn, new.user_id, new.now, new.idle, new.max_per_user).await?;
+    Ok(Created { session_id, ended })
+}
+
+/// Ends the sessions a password change replaces: the calling session, and every other
+/// live one of the user when `others` is set. Returns their ids (the caller's first),
+/// or `None`, and nothing revoked, when the calling session is not a live session of
+/// the user (it ended while the password was being checked).
+pub async fn end_for_password_change(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    calling: Uuid,
+    others: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Vec<Uuid>>> {
+    let mut ended = returning_ids(
+        db,
+        "UPDATE sessions SET revoked_at = $1, revoked_reason = $2 \
+         WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1 \
+         RETURNING id",
+        [
+            now.into(),
+            RevokeReason::PasswordChange.as_str().into(),
+            calling.into(),
+            user_id.into(),
+        ],
+    )
+    .await
+    .context("end the calling session")?;
+    if ended.is_empty() {
+        return Ok(None);
+    }
+    if others {
+        ended.extend(revoke_all_for_user(db, user_id, now, RevokeReason::PasswordChange).await?);
+    }
+    Ok(Some(ended))
 }
 
 /// Revokes the user's live sessions beyond the newest `keep`; returns their ids. Runs

@@ -122,6 +122,29 @@ pub async fn record_login(
     Ok(result.rows_affected > 0)
 }
 
+/// Replaces the password of an active user whose current password was just checked
+/// against `verified_hash` (`changePassword`). Conditional like `record_login`: `false`,
+/// and nothing written, if the stored hash changed meanwhile (a reset or another change
+/// committed while the password was being checked) or the account was deactivated. In
+/// a transaction, the update also holds the user's row until it ends, so a login that
+/// checked the old password cannot start a session after it (`sessions::create`).
+pub async fn change_password_hash(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    verified_hash: &str,
+    new_hash: String,
+) -> anyhow::Result<bool> {
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(new_hash))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::PasswordHash.eq(verified_hash))
+        .filter(user::Column::IsActive.eq(true))
+        .exec(db)
+        .await
+        .context("change password hash")?;
+    Ok(result.rows_affected > 0)
+}
+
 pub async fn set_password_hash(
     db: &impl ConnectionTrait,
     id: Uuid,

@@ -22,6 +22,7 @@ mod logs;
 mod me;
 mod metrics;
 mod outbox;
+mod password_change;
 mod password_reset;
 mod passwords;
 mod refresh;

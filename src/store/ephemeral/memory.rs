@@ -158,6 +158,14 @@ impl ResetTokenStore for MemoryStore {
         }
         Ok(user)
     }
+
+    async fn cancel_reset_tokens(&self, user_id: Uuid) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        if let Some(token_hash) = inner.reset_by_user.remove(&user_id) {
+            inner.reset_tokens.remove(&token_hash);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

@@ -57,6 +57,10 @@ pub trait ResetTokenStore: Send + Sync + 'static {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<Uuid>>;
+
+    /// Cancels the user's open reset token, if any (`changePassword`): a link mailed
+    /// before the change no longer works.
+    async fn cancel_reset_tokens(&self, user_id: Uuid) -> anyhow::Result<()>;
 }
 
 #[async_trait::async_trait]

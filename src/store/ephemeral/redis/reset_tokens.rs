@@ -21,6 +21,15 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 "#;
 
+/// Cancels a user's reset token: the token's key and the user's pointer, at once.
+/// KEYS[1] user key.
+pub(super) const CANCEL_RESET_TOKENS: &str = r#"
+local old = redis.call('GET', KEYS[1])
+if old then redis.call('DEL', old) end
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
 #[async_trait::async_trait]
 impl ResetTokenStore for RedisStore {
     async fn put_reset_token(
@@ -72,5 +81,18 @@ impl ResetTokenStore for RedisStore {
             .await
             .context("consume reset token")?;
         Ok(entry.and_then(|e| decode_entry(&e, now)))
+    }
+
+    async fn cancel_reset_tokens(&self, user_id: Uuid) -> anyhow::Result<()> {
+        let _: i64 = self
+            .cancel_script
+            .evalsha_with_reload(
+                self.connected()?,
+                vec![self.reset_user_key(user_id)],
+                Vec::<String>::new(),
+            )
+            .await
+            .context("cancel reset tokens")?;
+        Ok(())
     }
 }

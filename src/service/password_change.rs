@@ -1,0 +1,216 @@
+//! `changePassword`: a signed-in user replaces their password, proving the current one.
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    AuditEvent, AuthPayload, Deps, RequestMeta,
+    new_password::{NewPasswordFields, check_new_password},
+};
+use crate::{
+    domain::{
+        assurance::Assurance,
+        email::Email,
+        password::{self, UserContext},
+    },
+    error::AppError,
+    mail::templates,
+    security::{opaque_token, password::Verification},
+    store::{
+        db::begin_write,
+        sessions::{self, NewSession},
+        users,
+    },
+};
+
+pub struct ChangePasswordInput {
+    pub current_password: SecretString,
+    pub new_password: SecretString,
+    pub new_password_confirm: SecretString,
+    pub sign_out_other_sessions: bool,
+}
+
+pub const SAME_AS_CURRENT: &str = "The new password must differ from the current one.";
+const REQUIRED: &str = "This field is required.";
+
+#[derive(Clone)]
+pub struct PasswordChangeService {
+    deps: Deps,
+}
+
+impl PasswordChangeService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// Checks the new password against the policy (nothing counted when it fails), then
+    /// the current one as login does (a hashing place, the attempt counted against the
+    /// back-off, the check); then, in one transaction, replaces the hash (only if it is
+    /// still the one just checked), ends the calling session (and the others unless
+    /// kept), starts the session that replaces it, queues the notice and cancels the
+    /// open reset link.
+    #[tracing::instrument(skip_all)]
+    pub async fn change(
+        &self,
+        bearer: Option<&str>,
+        input: ChangePasswordInput,
+        meta: &RequestMeta,
+    ) -> Result<AuthPayload, AppError> {
+        let deps = &self.deps;
+        deps.check_ip_limits(meta, None).await?;
+        let caller = deps.caller(bearer).await?;
+        // Hook for second factors (issue 12): when the account has TOTP on, this needs
+        // `caller.assurance.aal == Aal::Aal2`, else `FORBIDDEN`. No account has one yet,
+        // so there is nothing to enforce.
+        let user = users::find_by_id(&deps.db, caller.user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AppError::Unauthenticated)?;
+        let email =
+            Email::parse(&user.email).map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
+        if input.current_password.expose_secret().is_empty() {
+            return Err(AppError::field("currentPassword", REQUIRED));
+        }
+        let context = UserContext {
+            email: &user.email,
+            full_name: &user.full_name,
+        };
+        let new_password = check_new_password(
+            &deps.policy,
+            &input.new_password,
+            &input.new_password_confirm,
+            &context,
+            NewPasswordFields::RESET,
+        )
+        .map_err(AppError::BadUserInput)?;
+
+        let client = deps.client_key(meta);
+        // The same order as login: a hashing place first, then the attempt is counted.
+        let place = match deps.hasher.reserve(client) {
+            Ok(place) => place,
+            Err(busy) => {
+                deps.metrics.rate_limited("password_hashing");
+                return Err(busy.into());
+            }
+        };
+        if let Err(refused) = deps.per_account_limits.begin_login(&email, client).await {
+            deps.metrics.rate_limited("login_account");
+            deps.audit(AuditEvent::LoginThrottled, Some(user.id), Some(meta))
+                .await;
+            return Err(refused.into());
+        }
+        let verified_hash = users::find_credential(&deps.db, email.as_str())
+            .await?
+            .filter(|c| c.user.id == user.id)
+            .map(|c| c.password_hash);
+        let current = password::normalise(input.current_password.expose_secret());
+        let verification = place.verify(current.clone(), verified_hash.clone()).await?;
+        let (Some(verified_hash), Verification::Valid { .. }) = (verified_hash, verification)
+        else {
+            deps.metrics.login("failed");
+            deps.audit(AuditEvent::LoginFailed, Some(user.id), Some(meta))
+                .await;
+            return Err(AppError::InvalidCredentials);
+        };
+        // The current password is proved: this client's back-off for the account ends.
+        deps.per_account_limits
+            .login_succeeded(&email, client)
+            .await;
+        // Both are normalised, and `current` matches the stored hash: the new password
+        // equals the current one exactly when the strings are equal (a second argon2
+        // run against the hash would answer the same, at its cost).
+        if new_password.expose_secret() == current.expose_secret() {
+            return Err(AppError::field("newPassword", SAME_AS_CURRENT));
+        }
+        let new_hash = deps.hasher.hash(client, new_password).await?;
+
+        let now = deps.clock.now();
+        let refresh_token = opaque_token::generate();
+        let tokens = &deps.config.tokens;
+        let refresh_ttl =
+            chrono::Duration::from_std(tokens.refresh_ttl).map_err(AppError::internal)?;
+        let notice = templates::password_changed_by_owner(
+            &deps.config.service_name,
+            &user.email,
+            input.sign_out_other_sessions,
+        );
+        // The new hash, the end of the replaced sessions, the new session and the notice:
+        // all or nothing. The hash is written first and only over the one just checked:
+        // a reset or another change that committed meanwhile wins, and this fails as a
+        // wrong password would; the row stays locked until COMMIT, so a login that
+        // checked the old password cannot start a session after it.
+        let txn = begin_write(&deps.db)
+            .await
+            .context("begin password change")?;
+        if !users::change_password_hash(&txn, user.id, &verified_hash, new_hash.clone()).await? {
+            txn.rollback().await.context("roll back password change")?;
+            deps.metrics.login("failed");
+            deps.audit(AuditEvent::LoginFailed, Some(user.id), Some(meta))
+                .await;
+            return Err(AppError::InvalidCredentials);
+        }
+        let Some(ended) = sessions::end_for_password_change(
+            &txn,
+            user.id,
+            caller.session_id,
+            input.sign_out_other_sessions,
+            now,
+        )
+        .await?
+        else {
+            // The calling session ended while the password was being checked.
+            txn.rollback().await.context("roll back password change")?;
+            return Err(AppError::Unauthenticated);
+        };
+        let created = sessions::create_in(
+            &txn,
+            NewSession {
+                user_id: user.id,
+                password_hash: new_hash,
+                token_hash: opaque_token::digest(&refresh_token),
+                now,
+                expires_at: now + refresh_ttl,
+                user_agent: meta.user_agent.clone(),
+                ip: Some(meta.ip.to_string()),
+                max_per_user: tokens.max_sessions_per_user,
+                idle: tokens.refresh_idle_ttl,
+                assurance: Assurance::password(now),
+            },
+        )
+        .await?;
+        deps.outbox
+            .enqueue(&txn, "password_changed", notice, None, now)
+            .await?;
+        // A reset link mailed before the change must not undo it. Cancelled before
+        // COMMIT: if this fails the change does not happen; if COMMIT fails after it,
+        // only the link is lost. Pending email changes are cancelled here too once they
+        // exist (issue 11, part 5); none do yet.
+        deps.ephemeral
+            .reset_tokens
+            .cancel_reset_tokens(user.id)
+            .await
+            .context("cancel reset tokens")?;
+        txn.commit().await.context("commit password change")?;
+
+        deps.outbox.wake();
+        deps.revoke_access(&ended).await;
+        deps.revoke_access(&created.ended).await;
+        deps.audit(AuditEvent::PasswordChanged, Some(user.id), Some(meta))
+            .await;
+        tracing::debug!(
+            user_id = %user.id,
+            ended = ended.len(),
+            "password changed"
+        );
+        let assurance = Assurance::password(now);
+        let access_token = deps
+            .jwt
+            .issue_access(user.id, created.session_id, &assurance, now)?;
+        Ok(AuthPayload {
+            access_token,
+            refresh_token,
+            expires_in: deps.jwt.access_ttl(),
+            user,
+        })
+    }
+}

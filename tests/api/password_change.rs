@@ -189,3 +189,21 @@ async fn the_new_password_is_held_to_the_policy() {
     data(&app.login(&email, PASSWORD).await, "login");
     data(&app.refresh(&session.refresh).await, "refreshToken");
 }
+
+#[tokio::test]
+async fn a_signed_out_session_cannot_change_the_password() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    data(&app.logout(&session.refresh).await, "logout");
+    assert_code(
+        &change_password(
+            &app,
+            Some(&session.access),
+            input(PASSWORD, NEW_PASSWORD, NEW_PASSWORD),
+        )
+        .await,
+        "UNAUTHENTICATED",
+    );
+    data(&app.login(&email, PASSWORD).await, "login");
+}

@@ -60,8 +60,8 @@ impl PasswordChangeService {
         deps.check_ip_limits(meta, None).await?;
         let caller = deps.caller(bearer).await?;
         // Hook for second factors (issue 12): when the account has TOTP on, this needs
-        // `caller.assurance.aal == Aal::Aal2`, else `FORBIDDEN`. No account has one yet,
-        // so there is nothing to enforce.
+        // `caller.assurance.aal == Aal::Aal2`, else `INSUFFICIENT_AAL`. No account has
+        // one yet, so there is nothing to enforce.
         let user = users::find_by_id(&deps.db, caller.user_id)
             .await?
             .filter(|u| u.is_active)
@@ -184,7 +184,7 @@ impl PasswordChangeService {
         // A reset link mailed before the change must not undo it. Cancelled before
         // COMMIT: if this fails the change does not happen; if COMMIT fails after it,
         // only the link is lost. Pending email changes are cancelled here too once they
-        // exist (issue 11, part 5); none do yet.
+        // exist (issue 11, part 3); none do yet.
         deps.ephemeral
             .reset_tokens
             .cancel_reset_tokens(user.id)

@@ -7,6 +7,7 @@ mod error_codes;
 mod limits;
 mod metrics;
 mod password_reset;
+mod sessions;
 mod types;
 mod user;
 
@@ -17,13 +18,14 @@ use crate::{config::HttpConfig, service::Services};
 pub use context::RequestCtx;
 
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery);
+pub struct Query(user::UserQuery, sessions::SessionQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     auth::AuthMutation,
     assurance::AssuranceMutation,
     password_reset::PasswordResetMutation,
+    sessions::SessionMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -44,6 +44,10 @@ pub enum AuditEvent {
     UserDeactivated,
     /// A session proved a credential again (`reauthenticate`).
     Reauthenticated,
+    /// A user ended one of their sessions (`revokeSession`).
+    SessionRevoked,
+    /// A user ended all their other sessions (`revokeOtherSessions`).
+    OtherSessionsRevoked,
 }
 
 impl AuditEvent {
@@ -61,6 +65,8 @@ impl AuditEvent {
             Self::PasswordResetCompleted => "password_reset_completed",
             Self::UserDeactivated => "user_deactivated",
             Self::Reauthenticated => "reauthenticated",
+            Self::SessionRevoked => "session_revoked",
+            Self::OtherSessionsRevoked => "other_sessions_revoked",
         }
     }
 

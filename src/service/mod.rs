@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod password_reset;
 pub mod per_account_limits;
 pub mod reset_queue;
+pub mod sessions;
 pub mod users;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -138,6 +139,7 @@ pub struct Services {
     pub auth: auth::AuthService,
     pub health: health::HealthService,
     pub password_reset: password_reset::PasswordResetService,
+    pub sessions: sessions::SessionService,
     pub users: users::UserService,
 }
 
@@ -152,6 +154,7 @@ impl Services {
             auth: auth::AuthService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
+            sessions: sessions::SessionService::new(deps.clone()),
             users: users::UserService::new(deps.clone()),
         }
     }

@@ -459,16 +459,21 @@ async fn rotate_writes(
     touch(txn, session_id, now, ip).await
 }
 
-/// Deletes sessions that expired before `before`, with their refresh tokens (the
-/// foreign key cascades), `batch` at a time; returns how many went. Nothing of such a
-/// session can be used any more: its refresh tokens died at `expires_at`, its access
-/// tokens long before `before`.
+/// Deletes sessions that ended before `before` (expired, revoked, or unused for
+/// `idle`), with their refresh tokens (the foreign key cascades) and so their IP and
+/// user agent, `batch` at a time; returns how many went. Nothing of such a session can
+/// be used any more: its refresh tokens died when it ended, its access tokens long
+/// before `before`.
 pub async fn purge_ended(
     db: &DatabaseConnection,
     before: DateTime<Utc>,
+    idle: Duration,
     batch: u64,
 ) -> anyhow::Result<u64> {
-    let ended = sea_orm::Condition::all().add(session::Column::ExpiresAt.lt(before));
+    let ended = sea_orm::Condition::any()
+        .add(session::Column::ExpiresAt.lt(before))
+        .add(session::Column::RevokedAt.lt(before))
+        .add(session::Column::LastUsedAt.lt(before - delta(idle)));
     super::db::delete_in_batches::<session::Entity>(db, session::Column::Id, ended, batch)
         .await
         .context("purge ended sessions")

@@ -224,7 +224,11 @@ const PURGE_BATCH: u64 = 1000;
 async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
     let now = deps.clock.now();
     let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
-    match sessions::purge_ended(&deps.db, before(retention.sessions), PURGE_BATCH).await {
+    let idle = deps.config.tokens.refresh_idle_ttl;
+    // Never a session whose access tokens may still be valid: its revocation must stay
+    // readable (`sessions::revoked_since`) until they expire.
+    let sessions_before = before(retention.sessions).min(now - (deps.jwt.latest_expiry(now) - now));
+    match sessions::purge_ended(&deps.db, sessions_before, idle, PURGE_BATCH).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(count, "purged ended sessions"),
         Err(error) => {

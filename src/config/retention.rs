@@ -19,7 +19,8 @@ pub(super) const VARS: &[&str] = &[
 pub struct RetentionConfig {
     /// How often each instance purges.
     pub interval: Duration,
-    /// Kept this long after their absolute expiry (refresh tokens go with them).
+    /// Kept this long after they end: expire, are revoked or go unused for the idle
+    /// lifetime (refresh tokens, IP and user agent go with them).
     pub sessions: Duration,
     /// Sent or given-up mail (bodies already erased), from when it was queued.
     pub outbox: Duration,

@@ -4,6 +4,7 @@
 pub mod assurance;
 pub mod backoff;
 pub mod client;
+pub mod device;
 pub mod email;
 pub mod mail;
 pub mod password;

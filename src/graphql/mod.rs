@@ -8,6 +8,7 @@ mod limits;
 mod metrics;
 mod password_change;
 mod password_reset;
+mod sessions;
 mod types;
 mod user;
 
@@ -18,7 +19,7 @@ use crate::{config::HttpConfig, service::Services};
 pub use context::RequestCtx;
 
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery);
+pub struct Query(user::UserQuery, sessions::SessionQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -26,6 +27,7 @@ pub struct Mutation(
     assurance::AssuranceMutation,
     password_change::PasswordChangeMutation,
     password_reset::PasswordResetMutation,
+    sessions::SessionMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

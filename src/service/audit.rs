@@ -46,6 +46,10 @@ pub enum AuditEvent {
     UserDeactivated,
     /// A session proved a credential again (`reauthenticate`).
     Reauthenticated,
+    /// A user ended one of their sessions (`revokeSession`).
+    SessionRevoked,
+    /// A user ended all their other sessions (`revokeOtherSessions`).
+    OtherSessionsRevoked,
 }
 
 impl AuditEvent {
@@ -64,6 +68,8 @@ impl AuditEvent {
             Self::PasswordChanged => "password_changed",
             Self::UserDeactivated => "user_deactivated",
             Self::Reauthenticated => "reauthenticated",
+            Self::SessionRevoked => "session_revoked",
+            Self::OtherSessionsRevoked => "other_sessions_revoked",
         }
     }
 

@@ -10,6 +10,7 @@ use crate::{
     domain::{
         assurance::Assurance,
         client::ClientKey,
+        device::Device,
         email::Email,
         password::{self, UserContext},
         user::{User, parse_full_name},
@@ -285,6 +286,7 @@ impl AuthService {
             &opaque_token::digest(refresh_token),
             opaque_token::digest(&successor),
             now,
+            &meta.ip.to_string(),
             &sessions::Lifetimes {
                 idle: self.deps.config.tokens.refresh_idle_ttl,
                 grace: self.deps.config.tokens.refresh_reuse_grace,
@@ -380,7 +382,7 @@ impl AuthService {
                 token_hash: opaque_token::digest(&refresh_token),
                 now,
                 expires_at: now + refresh_ttl,
-                user_agent: meta.user_agent.clone(),
+                device: Device::from_user_agent(meta.user_agent.as_deref()),
                 ip: Some(meta.ip.to_string()),
                 max_per_user: tokens.max_sessions_per_user,
                 idle: tokens.refresh_idle_ttl,

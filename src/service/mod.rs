@@ -12,6 +12,7 @@ pub mod password_change;
 pub mod password_reset;
 pub mod per_account_limits;
 pub mod reset_queue;
+pub mod sessions;
 pub mod users;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -140,6 +141,7 @@ pub struct Services {
     pub health: health::HealthService,
     pub password_change: password_change::PasswordChangeService,
     pub password_reset: password_reset::PasswordResetService,
+    pub sessions: sessions::SessionService,
     pub users: users::UserService,
 }
 
@@ -155,6 +157,7 @@ impl Services {
             health: health::HealthService::new(deps.clone()),
             password_change: password_change::PasswordChangeService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
+            sessions: sessions::SessionService::new(deps.clone()),
             users: users::UserService::new(deps.clone()),
         }
     }

@@ -10,6 +10,7 @@ use super::{
 use crate::{
     domain::{
         assurance::Assurance,
+        device::Device,
         email::Email,
         password::{self, UserContext},
     },
@@ -170,7 +171,7 @@ impl PasswordChangeService {
                 token_hash: opaque_token::digest(&refresh_token),
                 now,
                 expires_at: now + refresh_ttl,
-                user_agent: meta.user_agent.clone(),
+                device: Device::from_user_agent(meta.user_agent.as_deref()),
                 ip: Some(meta.ip.to_string()),
                 max_per_user: tokens.max_sessions_per_user,
                 idle: tokens.refresh_idle_ttl,

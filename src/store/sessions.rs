@@ -13,7 +13,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, QueryTrait, Statement,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
     sea_query::{Expr, LockType},
 };
 use uuid::Uuid;
@@ -22,7 +22,7 @@ use super::{
     db::begin_write,
     entity::{refresh_token, session, user},
 };
-use crate::domain::{assurance::Assurance, user::User};
+use crate::domain::{assurance::Assurance, device::Device, user::User};
 
 pub struct NewSession {
     pub user_id: Uuid,
@@ -32,7 +32,8 @@ pub struct NewSession {
     pub token_hash: String,
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    pub user_agent: Option<String>,
+    /// The user agent as sent (bounded), with its browser and OS.
+    pub device: Device,
     pub ip: Option<String>,
     /// Live sessions the user may have, this one included: the oldest beyond end.
     pub max_per_user: u32,
@@ -59,6 +60,8 @@ pub enum RevokeReason {
     PasswordChange,
     Deactivated,
     SessionLimit,
+    /// Ended by its user from another session (`revokeSession`, `revokeOtherSessions`).
+    UserRevoked,
 }
 
 impl RevokeReason {
@@ -70,6 +73,7 @@ impl RevokeReason {
             Self::PasswordChange => "password_change",
             Self::Deactivated => "deactivated",
             Self::SessionLimit => "session_limit",
+            Self::UserRevoked => "user_revoked",
         }
     }
 }
@@ -144,8 +148,10 @@ pub async fn create_in(txn: &DatabaseTransaction, new: NewSession) -> anyhow::Re
         last_used_at: Set(new.now),
         revoked_at: Set(None),
         revoked_reason: Set(None),
-        user_agent: Set(new.user_agent),
+        user_agent: Set(new.device.user_agent),
         ip: Set(new.ip),
+        browser: Set(new.device.browser),
+        os: Set(new.device.os),
         aal: Set(new.assurance.aal.as_str().to_owned()),
         amr: Set(new.assurance.amr_stored()),
         auth_time: Set(Some(new.assurance.auth_time)),
@@ -287,16 +293,19 @@ pub struct Lifetimes {
 /// Everything else (a replay within the grace window, reuse, and every rotation on
 /// SQLite) takes the general path: BEGIN; one statement that finds the token, its
 /// session and user and locks the token row; one statement for the writes; COMMIT.
+///
+/// A rotation or replay records `ip` as the session's last address.
 pub async fn rotate(
     db: &DatabaseConnection,
     token_hash: &str,
     successor_hash: String,
     now: DateTime<Utc>,
+    ip: &str,
     lifetimes: &Lifetimes,
 ) -> anyhow::Result<Rotation> {
     if db.get_database_backend() == DbBackend::Postgres
         && let Some(rotated) =
-            rotate_live_pg(db, token_hash, &successor_hash, now, lifetimes.idle).await?
+            rotate_live_pg(db, token_hash, &successor_hash, now, ip, lifetimes.idle).await?
     {
         return Ok(rotated);
     }
@@ -318,7 +327,7 @@ pub async fn rotate(
     };
     let outcome = match token.rotated_at {
         None => {
-            rotate_writes(&txn, token.id, session_id, successor_hash, now).await?;
+            rotate_writes(&txn, token.id, session_id, successor_hash, now, ip).await?;
             Rotation::Rotated {
                 session_id,
                 assurance,
@@ -326,7 +335,7 @@ pub async fn rotate(
             }
         }
         Some(rotated_at) if now.signed_duration_since(rotated_at) <= delta(lifetimes.grace) => {
-            touch(&txn, session_id, now).await?;
+            touch(&txn, session_id, now, ip).await?;
             Rotation::Replayed {
                 session_id,
                 assurance,
@@ -399,6 +408,7 @@ async fn rotate_live_pg(
     token_hash: &str,
     successor_hash: &str,
     now: DateTime<Utc>,
+    ip: &str,
     idle: Duration,
 ) -> anyhow::Result<Option<Rotation>> {
     let sql = "WITH live AS ( \
@@ -409,7 +419,7 @@ async fn rotate_live_pg(
                  FOR UPDATE OF rt), \
                rotated AS (UPDATE refresh_tokens SET rotated_at = $2 FROM live \
                  WHERE refresh_tokens.id = live.token_id RETURNING live.session_id), \
-               touched AS (UPDATE sessions SET last_used_at = $2 FROM rotated \
+               touched AS (UPDATE sessions SET last_used_at = $2, ip = $6 FROM rotated \
                  WHERE sessions.id = rotated.session_id), \
                successor AS (INSERT INTO refresh_tokens \
                  (id, session_id, token_hash, created_at, rotated_at) \
@@ -428,6 +438,7 @@ async fn rotate_live_pg(
                 (now - delta(idle)).into(),
                 Uuid::now_v7().into(),
                 successor_hash.into(),
+                ip.into(),
             ],
         ))
         .await
@@ -459,10 +470,11 @@ async fn rotate_writes(
     session_id: Uuid,
     successor_hash: String,
     now: DateTime<Utc>,
+    ip: &str,
 ) -> anyhow::Result<()> {
     if txn.get_database_backend() == DbBackend::Postgres {
         let sql = "WITH rotated AS (UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2), \
-                   touched AS (UPDATE sessions SET last_used_at = $1 WHERE id = $3) \
+                   touched AS (UPDATE sessions SET last_used_at = $1, ip = $6 WHERE id = $3) \
                    INSERT INTO refresh_tokens (id, session_id, token_hash, created_at, rotated_at) \
                    VALUES ($4, $3, $5, $1, NULL)";
         txn.execute_raw(Statement::from_sql_and_values(
@@ -474,6 +486,7 @@ async fn rotate_writes(
                 session_id.into(),
                 Uuid::now_v7().into(),
                 successor_hash.into(),
+                ip.into(),
             ],
         ))
         .await
@@ -487,19 +500,24 @@ async fn rotate_writes(
         .await
         .context("mark refresh token rotated")?;
     insert_token(txn, session_id, successor_hash, now).await?;
-    touch(txn, session_id, now).await
+    touch(txn, session_id, now, ip).await
 }
 
-/// Deletes sessions that expired before `before`, with their refresh tokens (the
-/// foreign key cascades), `batch` at a time; returns how many went. Nothing of such a
-/// session can be used any more: its refresh tokens died at `expires_at`, its access
-/// tokens long before `before`.
+/// Deletes sessions that ended before `before` (expired, revoked, or unused for
+/// `idle`), with their refresh tokens (the foreign key cascades) and so their IP and
+/// user agent, `batch` at a time; returns how many went. Nothing of such a session can
+/// be used any more: its refresh tokens died when it ended, its access tokens long
+/// before `before`.
 pub async fn purge_ended(
     db: &DatabaseConnection,
     before: DateTime<Utc>,
+    idle: Duration,
     batch: u64,
 ) -> anyhow::Result<u64> {
-    let ended = sea_orm::Condition::all().add(session::Column::ExpiresAt.lt(before));
+    let ended = sea_orm::Condition::any()
+        .add(session::Column::ExpiresAt.lt(before))
+        .add(session::Column::RevokedAt.lt(before))
+        .add(session::Column::LastUsedAt.lt(before - delta(idle)));
     super::db::delete_in_batches::<session::Entity>(db, session::Column::Id, ended, batch)
         .await
         .context("purge ended sessions")
@@ -551,6 +569,60 @@ pub async fn revoke_by_token(
     }))
 }
 
+/// The user's live sessions (not revoked, not expired, used within `idle`), most
+/// recently used first.
+pub async fn live_for_user(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+    idle: Duration,
+) -> anyhow::Result<Vec<session::Model>> {
+    session::Entity::find()
+        .filter(live(user_id, now, idle))
+        .order_by_desc(session::Column::LastUsedAt)
+        .order_by_desc(session::Column::Id)
+        .all(db)
+        .await
+        .context("list live sessions")
+}
+
+/// Revokes the user's live sessions among `ids`, or all but `keep` when `ids` is
+/// `None`; returns the ids of those it ended. A session of another user, or one that
+/// already ended, is left as it is.
+pub async fn revoke_of_user(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    ids: Option<&[Uuid]>,
+    keep: Option<Uuid>,
+    now: DateTime<Utc>,
+    idle: Duration,
+    reason: RevokeReason,
+) -> anyhow::Result<Vec<Uuid>> {
+    let mut condition = live(user_id, now, idle);
+    if let Some(ids) = ids {
+        condition = condition.add(session::Column::Id.is_in(ids.iter().copied()));
+    }
+    if let Some(keep) = keep {
+        condition = condition.add(session::Column::Id.ne(keep));
+    }
+    let revoked = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(condition)
+        .exec_with_returning(db)
+        .await
+        .context("revoke sessions of a user")?;
+    Ok(revoked.into_iter().map(|s| s.id).collect())
+}
+
+fn live(user_id: Uuid, now: DateTime<Utc>, idle: Duration) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(session::Column::UserId.eq(user_id))
+        .add(session::Column::RevokedAt.is_null())
+        .add(session::Column::ExpiresAt.gt(now))
+        .add(session::Column::LastUsedAt.gt(now - delta(idle)))
+}
+
 /// Revokes every live session of a user; returns their ids. One statement, however
 /// many sessions: no list of ids to bind.
 pub async fn revoke_all_for_user(
@@ -573,9 +645,11 @@ async fn touch(
     db: &impl ConnectionTrait,
     session_id: Uuid,
     now: DateTime<Utc>,
+    ip: &str,
 ) -> anyhow::Result<()> {
     session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(now))
+        .col_expr(session::Column::Ip, Expr::value(ip))
         .filter(session::Column::Id.eq(session_id))
         .exec(db)
         .await

@@ -8,6 +8,7 @@ use crate::support::*;
 async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
     let app = spawn_app_with(&[
         ("REFRESH_TOKEN_TTL", "60"),
+        ("ACCESS_TOKEN_TTL", "30"),
         ("SESSION_RETENTION", "30"),
         ("OUTBOX_RETENTION", "30"),
         ("RETENTION_INTERVAL", "1"),
@@ -53,6 +54,44 @@ async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
     assert_eq!(count("users").await, "1");
     data(&app.login(&email, PASSWORD).await, "login");
     assert_eq!(count("sessions").await, "1", "a new session is kept");
+}
+
+#[tokio::test]
+async fn revoked_sessions_are_purged_their_retention_after_they_ended() {
+    // Long before their expiry: a revoked session's IP and user agent go with it, once
+    // its retention and its access tokens' lifetime are over.
+    let app = spawn_app_with(&[
+        ("SESSION_RETENTION", "30"),
+        ("ACCESS_TOKEN_TTL", "60"),
+        ("RETENTION_INTERVAL", "1"),
+    ])
+    .await;
+    app.freeze_clock();
+    let email = unique_email();
+    let ended = app.signed_up(&email).await;
+    data(&app.logout(&ended.refresh).await, "logout");
+    app.advance(50);
+    let live = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
+    // Past the retention, not yet past the access tokens' lifetime: kept.
+    app.advance(1);
+    let revoked = "SELECT CAST(COUNT(*) AS TEXT) FROM sessions WHERE revoked_at IS NOT NULL";
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.sql_string(revoked).await, ["1"]);
+    app.advance(20);
+    eventually(Duration::from_secs(10), "purged", || async {
+        let left = app.sql_string(revoked).await;
+        if left == ["0"] {
+            Ok(())
+        } else {
+            Err(format!("{left:?} revoked session(s) left"))
+        }
+    })
+    .await;
+    let all = app
+        .sql_string("SELECT CAST(COUNT(*) AS TEXT) FROM sessions")
+        .await;
+    assert_eq!(all, ["1"], "the live session is kept");
+    data(&app.me(Some(&live.access)).await, "me");
 }
 
 #[tokio::test]

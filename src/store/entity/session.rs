@@ -14,7 +14,11 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
+    /// The last client IP: at login, then at each refresh.
     pub ip: Option<String>,
+    /// Read from `user_agent` when the session started; `None` when unknown.
+    pub browser: Option<String>,
+    pub os: Option<String>,
     /// `aal1` | `aal2`.
     pub aal: String,
     /// How the session was proved: space-separated `amr` values.

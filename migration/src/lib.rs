@@ -10,6 +10,7 @@ mod m20261124_000005_claim_and_retention_indexes;
 mod m20261201_000001_sessions_revoked_at_index;
 mod m20261207_000001_audit_occurrences;
 mod m20261207_000002_session_assurance;
+mod m20261207_000003_email_verification;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_sessions_revoked_at_index::Migration),
             Box::new(m20261207_000001_audit_occurrences::Migration),
             Box::new(m20261207_000002_session_assurance::Migration),
+            Box::new(m20261207_000003_email_verification::Migration),
         ]
     }
 }

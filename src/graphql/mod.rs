@@ -3,6 +3,7 @@
 mod assurance;
 mod auth;
 pub mod context;
+mod email_verification;
 mod error_codes;
 mod limits;
 mod metrics;
@@ -26,6 +27,7 @@ pub struct Mutation(
     assurance::AssuranceMutation,
     password_change::PasswordChangeMutation,
     password_reset::PasswordResetMutation,
+    email_verification::EmailVerificationMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

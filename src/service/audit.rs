@@ -46,6 +46,8 @@ pub enum AuditEvent {
     UserDeactivated,
     /// A session proved a credential again (`reauthenticate`).
     Reauthenticated,
+    /// A user proved control of their address with a mailed link (`verifyEmail`).
+    EmailVerified,
 }
 
 impl AuditEvent {
@@ -64,6 +66,7 @@ impl AuditEvent {
             Self::PasswordChanged => "password_changed",
             Self::UserDeactivated => "user_deactivated",
             Self::Reauthenticated => "reauthenticated",
+            Self::EmailVerified => "email_verified",
         }
     }
 

@@ -12,6 +12,7 @@ mod brute_force;
 mod cli;
 mod credential_races;
 mod deployment;
+mod email_verification;
 mod faults;
 mod harness;
 mod http;

@@ -83,7 +83,6 @@ async fn a_newer_link_replaces_the_older_and_links_expire() {
     app.advance(86_401);
     assert_code(&verify(&app, &second).await, "INVALID_TOKEN");
     let session = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
-    let _ = &session;
     assert!(!email_verified(&app, &session.access).await);
 }
 
@@ -172,4 +171,18 @@ async fn accounts_made_before_the_migration_read_as_verified() {
     // The profile is cached: sign in again to read it from the database.
     let session = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
     assert!(email_verified(&app, &session.access).await);
+}
+
+#[tokio::test]
+async fn concurrent_uses_of_one_token_succeed_once() {
+    let app = spawn_app().await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    let token = app.mail.wait_for_verifications(&email, 1).await[0].verify_token();
+    let answers = futures::future::join_all((0..8).map(|_| verify(&app, &token))).await;
+    let ok = answers.iter().filter(|r| r.get("errors").is_none()).count();
+    assert_eq!(ok, 1, "{answers:?}");
+    for answer in answers.iter().filter(|r| r.get("errors").is_some()) {
+        assert_code(answer, "INVALID_TOKEN");
+    }
 }

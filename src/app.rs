@@ -23,7 +23,7 @@ use crate::{
         reset_queue::{self, ResetQueue},
     },
     store::{
-        audit as audit_store, db,
+        account_tokens, audit as audit_store, db,
         ephemeral::{EphemeralStores, RevocationSource},
         outbox as outbox_store, sessions,
     },
@@ -219,8 +219,8 @@ async fn maintain(deps: Deps, shutdown: CancellationToken) {
 /// Rows kept per delete statement by the purge.
 const PURGE_BATCH: u64 = 1000;
 
-/// Deletes sessions long ended, mail long finished and old audit events (see
-/// `RetentionConfig`).
+/// Deletes sessions long ended, mail long finished, old audit events (see
+/// `RetentionConfig`) and expired account tokens.
 async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
     let now = deps.clock.now();
     let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
@@ -240,6 +240,13 @@ async fn purge_finished_records(deps: &Deps, retention: &crate::config::Retentio
         Ok(count) => tracing::info!(count, "purged finished mail"),
         Err(error) => {
             tracing::warn!(error = %format!("{error:#}"), "cannot purge finished mail");
+        }
+    }
+    match account_tokens::purge_expired(&deps.db, now, PURGE_BATCH).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "purged expired account tokens"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot purge expired account tokens");
         }
     }
     match audit_store::purge_before(&deps.db, before(retention.audit), PURGE_BATCH).await {

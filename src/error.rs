@@ -72,6 +72,10 @@ pub enum AppError {
     InvalidCredentials,
     /// Refresh or reset token unknown, expired, used or revoked.
     InvalidToken,
+    /// `REQUIRE_VERIFIED_EMAIL` is on and this address is not verified yet.
+    EmailNotVerified {
+        email: String,
+    },
     RateLimited {
         retry_after: Duration,
     },
@@ -102,6 +106,7 @@ impl AppError {
             Self::Unauthenticated => ErrorCode::Unauthenticated,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::InvalidToken => ErrorCode::InvalidToken,
+            Self::EmailNotVerified { .. } => ErrorCode::EmailNotVerified,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -183,6 +188,10 @@ error_codes! {
     InvalidCredentials => "INVALID_CREDENTIALS",
     /// Refresh or reset token unknown, expired, already used or revoked.
     InvalidToken => "INVALID_TOKEN",
+    /// `REQUIRE_VERIFIED_EMAIL=true` and the address is not verified (login: only after
+    /// a correct password; register: the account was created and a link mailed);
+    /// `email` is the address.
+    EmailNotVerified => "EMAIL_NOT_VERIFIED",
     /// Too many attempts, from the client's IP or on the account; `retryAfter` says
     /// how many seconds to wait.
     RateLimited => "RATE_LIMITED",
@@ -283,6 +292,12 @@ impl From<AppError> for async_graphql::Error {
                 .extend_with(|_, ext| code.set_on(ext)),
             AppError::InvalidToken => async_graphql::Error::new("Invalid or expired token")
                 .extend_with(|_, ext| code.set_on(ext)),
+            AppError::EmailNotVerified { email } => {
+                async_graphql::Error::new("Email address not verified").extend_with(|_, ext| {
+                    code.set_on(ext);
+                    ext.set("email", email.clone());
+                })
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod m20261201_000001_sessions_revoked_at_index;
 mod m20261207_000001_audit_occurrences;
 mod m20261207_000002_session_assurance;
 mod m20261207_000003_session_device;
+mod m20261207_000004_email_verification;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_audit_occurrences::Migration),
             Box::new(m20261207_000002_session_assurance::Migration),
             Box::new(m20261207_000003_session_device::Migration),
+            Box::new(m20261207_000004_email_verification::Migration),
         ]
     }
 }

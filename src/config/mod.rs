@@ -24,6 +24,7 @@ mod reset;
 mod retention;
 mod tokens;
 mod vars;
+mod verification;
 
 use std::{collections::HashMap, path::PathBuf};
 
@@ -40,6 +41,7 @@ pub use reset::ResetConfig;
 pub use retention::RetentionConfig;
 pub use tokens::TokenConfig;
 use vars::Vars;
+pub use verification::VerificationConfig;
 
 /// The variables of each section, in the order `Config::describe` shows them.
 const SECTIONS: &[&[&str]] = &[
@@ -51,6 +53,7 @@ const SECTIONS: &[&[&str]] = &[
     keys::VARS,
     tokens::VARS,
     reset::VARS,
+    verification::VARS,
     mail::VARS,
     outbox::VARS,
     retention::VARS,
@@ -95,6 +98,7 @@ pub struct Config {
     pub single_instance: bool,
     pub tokens: TokenConfig,
     pub reset: ResetConfig,
+    pub verification: VerificationConfig,
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
@@ -128,6 +132,7 @@ impl Config {
             single_instance,
             tokens: TokenConfig::read(&vars, env, &general.data_dir)?,
             reset: ResetConfig::read(&vars, env)?,
+            verification: VerificationConfig::read(&vars, env)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,
@@ -150,6 +155,7 @@ impl Config {
             instances::describe(self.single_instance),
             self.tokens.describe(),
             self.reset.describe(),
+            self.verification.describe(),
             self.mail.describe(),
             self.outbox.describe(),
             self.retention.describe(),

@@ -15,6 +15,8 @@ pub struct User {
     pub is_active: bool,
     pub date_joined: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
+    /// When the owner proved control of `email` (a mailed link); `None` until then.
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// Trims a full name and checks it is present, bounded and printable.

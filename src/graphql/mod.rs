@@ -3,6 +3,7 @@
 mod assurance;
 mod auth;
 pub mod context;
+mod email_verification;
 mod error_codes;
 mod limits;
 mod metrics;
@@ -28,6 +29,7 @@ pub struct Mutation(
     password_change::PasswordChangeMutation,
     password_reset::PasswordResetMutation,
     sessions::SessionMutation,
+    email_verification::EmailVerificationMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -26,6 +26,11 @@ pub(super) struct User {
     pub date_joined: DateTime<Utc>,
     /// When the user last signed in with a password.
     pub last_login: Option<DateTime<Utc>>,
+    /// Whether the owner proved control of `email` (a mailed link). Accounts made
+    /// before verification existed count as verified.
+    pub email_verified: bool,
+    /// Whether the account has a password (every account does, for now).
+    pub has_password: bool,
 }
 
 impl From<domain::user::User> for User {
@@ -37,6 +42,8 @@ impl From<domain::user::User> for User {
             is_active: u.is_active,
             date_joined: u.date_joined,
             last_login: u.last_login,
+            email_verified: u.email_verified_at.is_some(),
+            has_password: true,
         }
     }
 }

@@ -22,6 +22,19 @@ pub fn password_reset(service: &str, to: &str, link: &str, valid_for: Duration) 
         .into_mail(to, format!("Reset your {service} password"))
 }
 
+/// The link that proves control of the address (`register`, `resendVerificationEmail`).
+pub fn verify_email(service: &str, to: &str, link: &str, valid_for: Duration) -> OutgoingMail {
+    let hours = valid_for.as_secs().div_ceil(3600);
+    Content::new()
+        .paragraph(format!(
+            "Please confirm that this address belongs to your {service} account."
+        ))
+        .paragraph(format!("Open this link within {hours} hours:"))
+        .link(link)
+        .paragraph("The link works once. If you did not create an account, ignore this mail.")
+        .into_mail(to, format!("Confirm your email address for {service}"))
+}
+
 pub fn password_changed(service: &str, to: &str) -> OutgoingMail {
     Content::new()
         .paragraph(format!(

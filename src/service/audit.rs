@@ -50,6 +50,8 @@ pub enum AuditEvent {
     SessionRevoked,
     /// A user ended all their other sessions (`revokeOtherSessions`).
     OtherSessionsRevoked,
+    /// A user proved control of their address with a mailed link (`verifyEmail`).
+    EmailVerified,
 }
 
 impl AuditEvent {
@@ -70,6 +72,7 @@ impl AuditEvent {
             Self::Reauthenticated => "reauthenticated",
             Self::SessionRevoked => "session_revoked",
             Self::OtherSessionsRevoked => "other_sessions_revoked",
+            Self::EmailVerified => "email_verified",
         }
     }
 

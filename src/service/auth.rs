@@ -1,5 +1,6 @@
 //! register, login, refreshToken, logout.
 
+use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -22,6 +23,7 @@ use crate::{
         password::{HashError, Verification},
     },
     store::{
+        db,
         sessions::{self, NewSession, RevokeReason, Rotation},
         users::{self, InsertError, NewUser},
     },
@@ -97,13 +99,19 @@ impl AuthService {
 
         let client = self.deps.client_key(meta);
         let password_hash = self.deps.hasher.hash(client, password).await?;
+        // The user row, its verification token and the mail with the link: all or
+        // nothing.
+        let now = self.deps.clock.now();
+        let txn = db::begin_write(&self.deps.db)
+            .await
+            .context("begin registration")?;
         let user = users::insert(
-            &self.deps.db,
+            &txn,
             NewUser {
                 email: email.into_string(),
                 full_name,
                 password_hash: password_hash.clone(),
-                now: self.deps.clock.now(),
+                now,
             },
         )
         .await
@@ -111,9 +119,15 @@ impl AuthService {
             InsertError::EmailTaken => AppError::field("email", EMAIL_TAKEN),
             InsertError::Other(e) => AppError::Internal(e),
         })?;
+        super::email_verification::queue_link(&self.deps, &txn, user.id, &user.email, now).await?;
+        txn.commit().await.context("commit registration")?;
+        self.deps.outbox.wake();
         self.deps
             .audit(AuditEvent::Registered, Some(user.id), Some(meta))
             .await;
+        if self.deps.config.verification.required {
+            return Err(AppError::EmailNotVerified { email: user.email });
+        }
         self.start_session(user, password_hash, meta)
             .await?
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("new user changed at once")))
@@ -181,6 +195,11 @@ impl AuthService {
             }
             (user, _) => return Err(self.login_failed(user.map(|u| u.id), meta).await),
         };
+        if self.deps.config.verification.required && user.email_verified_at.is_none() {
+            // The password was right: the owner gets a new link (within its quota).
+            super::email_verification::send_link_if_due(&self.deps, &email).await;
+            return Err(AppError::EmailNotVerified { email: user.email });
+        }
         // The upgrade can wait for the next login if there is no place for it now.
         let new_hash = match needs_rehash {
             true => match self.deps.hasher.hash(client, password.clone()).await {

@@ -30,6 +30,9 @@ pub enum LoginRefused {
     Store(#[from] anyhow::Error),
 }
 
+const VERIFY_MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+const VERIFY_HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
 pub struct PerAccountLimits {
     store: Arc<dyn CounterStore>,
     fallback: MemoryStore,
@@ -133,6 +136,34 @@ impl PerAccountLimits {
         let _ = self.fallback.clear_login_attempts(&keys).await;
         if let Err(error) = self.store.clear_login_attempts(&keys).await {
             tracing::warn!(error = %format!("{error:#}"), "could not clear login attempts");
+        }
+    }
+
+    /// Whether one more verification mail may go to `email`: one a minute, five an
+    /// hour. Every call counts, whatever follows.
+    pub async fn allow_verification_mail(&self, email: &Email) -> anyhow::Result<bool> {
+        let minute = self
+            .count(&account_key("verify-minute", email), VERIFY_MINUTE)
+            .await?;
+        let hour = self
+            .count(&account_key("verify-hour", email), VERIFY_HOUR)
+            .await?;
+        Ok(minute <= 1 && hour <= 5)
+    }
+
+    /// Counts one event under `key` in a window, in the shared store or else in
+    /// process.
+    async fn count(&self, key: &str, window: std::time::Duration) -> anyhow::Result<u64> {
+        let now = self.clock.now();
+        match self.store.count_in_window(key, now, window).await {
+            Ok(count) => Ok(count),
+            Err(error) => {
+                tracing::warn!(
+                    error = %format!("{error:#}"),
+                    "verification limit store unreachable; limiting in process"
+                );
+                self.fallback.count_in_window(key, now, window).await
+            }
         }
     }
 

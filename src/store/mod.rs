@@ -2,6 +2,7 @@
 //! plain functions per table; and the ephemeral stores (reset tokens, revocations,
 //! counters) on Redis or in process.
 
+pub mod account_tokens;
 pub mod audit;
 pub mod db;
 pub mod entity;

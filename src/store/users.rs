@@ -3,8 +3,10 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    SqlErr, sea_query::Expr,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr,
+    sea_query::{Expr, Func},
 };
 use uuid::Uuid;
 
@@ -36,6 +38,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Ins
         is_active: Set(true),
         date_joined: Set(new.now),
         last_login: Set(None),
+        email_verified_at: Set(None),
     };
     match model.insert(db).await {
         Ok(m) => Ok(m.into()),
@@ -171,4 +174,23 @@ pub async fn set_active(db: &impl ConnectionTrait, id: Uuid, active: bool) -> an
     .await
     .context("set user active flag")?;
     Ok(())
+}
+
+/// Marks the address of `id` verified at `now`, unless it already is (the first proof
+/// stands). `false` if the user is gone.
+pub async fn mark_email_verified(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let result = user::Entity::update_many()
+        .col_expr(
+            user::Column::EmailVerifiedAt,
+            Func::coalesce([Expr::col(user::Column::EmailVerifiedAt), Expr::value(now)]).into(),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .context("mark email verified")?;
+    Ok(result.rows_affected > 0)
 }

@@ -27,7 +27,11 @@ async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
         }
     };
     let sent = "outbox WHERE sent_at IS NOT NULL";
-    assert_eq!(count(sent).await, "1", "the reset mail went out");
+    assert_eq!(
+        count(sent).await,
+        "2",
+        "the verification and reset mails went out"
+    );
 
     // Purges run every second; within their retention, nothing goes. Real time passes
     // on purpose: a purge that deletes nothing leaves no trace to wait for, so the test
@@ -35,7 +39,7 @@ async fn ended_sessions_and_finished_mail_are_purged_after_their_retention() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(count("sessions").await, "1");
     assert_eq!(count("refresh_tokens").await, "1");
-    assert_eq!(count(sent).await, "1");
+    assert_eq!(count(sent).await, "2");
     data(&app.refresh(&session.refresh).await, "refreshToken");
 
     // Past the session's expiry plus its retention, and the mail's retention: gone,

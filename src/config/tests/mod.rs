@@ -103,6 +103,41 @@ fn absurd_values_are_refused_naming_the_variable() {
     config(&[KEY, ("ACCESS_TOKEN_TTL", "86400")]).expect("a day");
 }
 
+/// A production verification link (`EMAIL_VERIFY_URL` must be https there).
+const VERIFY: (&str, &str) = (
+    "EMAIL_VERIFY_URL",
+    "https://app.example/verify-email?token={token}",
+);
+
+#[test]
+fn production_refuses_a_plain_http_verification_link() {
+    const PROD: (&str, &str) = ("APP_ENV", "production");
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    const HTTPS: (&str, &str) = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}",
+    );
+    let err = config(&[PROD, KEY, SMTP, HTTPS]).expect_err("default verification link");
+    assert_eq!(err.var, "EMAIL_VERIFY_URL", "{err}");
+    let plain = (
+        "EMAIL_VERIFY_URL",
+        "http://app.example/verify?token={token}",
+    );
+    assert_eq!(
+        config(&[PROD, KEY, SMTP, HTTPS, plain])
+            .expect_err("plain")
+            .var,
+        plain.0
+    );
+    config(&[KEY, plain]).expect("plain in development");
+    let no_token = ("EMAIL_VERIFY_URL", "https://app.example/verify");
+    assert_eq!(
+        config(&[KEY, no_token]).expect_err("no placeholder").var,
+        no_token.0
+    );
+    config(&[PROD, KEY, SMTP, HTTPS, VERIFY]).expect("https");
+}
+
 #[test]
 fn production_refuses_a_catch_all_proxy_and_plain_http_reset_links() {
     const PROD: (&str, &str) = ("APP_ENV", "production");
@@ -112,13 +147,28 @@ fn production_refuses_a_catch_all_proxy_and_plain_http_reset_links() {
         "https://app.example/reset?token={token}",
     );
     for catch_all in ["0.0.0.0/0", "10.0.0.0/8, ::/0"] {
-        let err =
-            config(&[PROD, KEY, SMTP, HTTPS, ("TRUSTED_PROXIES", catch_all)]).expect_err(catch_all);
+        let err = config(&[
+            PROD,
+            KEY,
+            SMTP,
+            HTTPS,
+            VERIFY,
+            ("TRUSTED_PROXIES", catch_all),
+        ])
+        .expect_err(catch_all);
         assert_eq!(err.var, "TRUSTED_PROXIES", "{err}");
         // Development keeps accepting it (a laptop behind anything).
         config(&[KEY, ("TRUSTED_PROXIES", catch_all)]).expect(catch_all);
     }
-    config(&[PROD, KEY, SMTP, HTTPS, ("TRUSTED_PROXIES", "10.0.0.0/8")]).expect("a subnet");
+    config(&[
+        PROD,
+        KEY,
+        SMTP,
+        HTTPS,
+        VERIFY,
+        ("TRUSTED_PROXIES", "10.0.0.0/8"),
+    ])
+    .expect("a subnet");
     for plain in [
         "http://app.example/reset?token={token}",
         "http://localhost:3000/reset?token={token}",
@@ -142,12 +192,12 @@ fn metrics_stay_off_the_public_port_in_production_unless_asked() {
     );
     assert!(config(&[KEY]).unwrap().http.metrics_public);
     assert!(
-        !config(&[PROD, KEY, SMTP, HTTPS])
+        !config(&[PROD, KEY, SMTP, HTTPS, VERIFY])
             .unwrap()
             .http
             .metrics_public
     );
-    let asked = config(&[PROD, KEY, SMTP, HTTPS, ("METRICS_PUBLIC", "true")]).unwrap();
+    let asked = config(&[PROD, KEY, SMTP, HTTPS, VERIFY, ("METRICS_PUBLIC", "true")]).unwrap();
     assert!(asked.http.metrics_public);
     let elsewhere = config(&[KEY, ("METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
     assert!(!elsewhere.http.metrics_public);
@@ -189,16 +239,17 @@ fn production_requires_keys_and_hides_the_schema() {
         "PASSWORD_RESET_URL",
         "https://app.example/reset?token={token}",
     );
-    let err = config(&[("APP_ENV", "production"), KEY, RESET]).expect_err("no SMTP");
+    let err = config(&[("APP_ENV", "production"), KEY, RESET, VERIFY]).expect_err("no SMTP");
     assert_eq!(err.var, "SMTP_URL");
     const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
-    let ok = config(&[("APP_ENV", "production"), KEY, SMTP, RESET]).expect("key given");
+    let ok = config(&[("APP_ENV", "production"), KEY, SMTP, RESET, VERIFY]).expect("key given");
     assert!(!ok.http.graphiql && !ok.http.introspection);
     let enabled = config(&[
         ("APP_ENV", "production"),
         KEY,
         SMTP,
         RESET,
+        VERIFY,
         ("GRAPHIQL_ENABLED", "true"),
         ("INTROSPECTION_ENABLED", "true"),
     ])
@@ -209,6 +260,7 @@ fn production_requires_keys_and_hides_the_schema() {
         KEY,
         SMTP,
         RESET,
+        VERIFY,
         ("JWT_ALGORITHM", "EdDSA"),
     ])
     .expect_err("no private key");
@@ -319,7 +371,8 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
     const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
     const PG: (&str, &str) = ("DATABASE_URL", "postgres://app:pw@db/identity");
     const LINK: (&str, &str) = ("PASSWORD_RESET_URL", "https://app.example/reset?t={token}");
-    let err = config(&[("APP_ENV", "production"), KEY, SMTP, LINK, PG]).expect_err("no Redis");
+    let err =
+        config(&[("APP_ENV", "production"), KEY, SMTP, LINK, VERIFY, PG]).expect_err("no Redis");
     assert_eq!(err.var, "SINGLE_INSTANCE");
     assert!(
         err.to_string().contains("REDIS_URL") && err.to_string().contains("SINGLE_INSTANCE=true"),
@@ -330,6 +383,7 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
         KEY,
         SMTP,
         LINK,
+        VERIFY,
         PG,
         ("SINGLE_INSTANCE", "true"),
     ])
@@ -340,11 +394,12 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
         KEY,
         SMTP,
         LINK,
+        VERIFY,
         PG,
         ("REDIS_URL", "redis://127.0.0.1:6379"),
     ])
     .expect("shared through Redis");
     // SQLite is one process by nature; development keeps its defaults.
-    config(&[("APP_ENV", "production"), KEY, SMTP, LINK]).expect("SQLite");
+    config(&[("APP_ENV", "production"), KEY, SMTP, LINK, VERIFY]).expect("SQLite");
     config(&[PG]).expect("development");
 }

@@ -55,6 +55,10 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 key.clone(),
                 smtp.clone(),
                 reset.clone(),
+                (
+                    "EMAIL_VERIFY_URL",
+                    "https://app.example/verify-email?token={token}".to_owned(),
+                ),
                 ("SECRET_KEY_PREVIOUS", OLD_KEY.to_owned()),
                 ("DATABASE_URL", "postgres://app:pw@db/identity".to_owned()),
                 ("SINGLE_INSTANCE", "true".to_owned()),
@@ -82,6 +86,10 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 key,
                 smtp,
                 reset,
+                (
+                    "EMAIL_VERIFY_URL",
+                    "https://app.example/verify-email?token={token}".to_owned(),
+                ),
                 ("JWT_ALGORITHM", "EdDSA".to_owned()),
                 ("JWT_PRIVATE_KEY", private_pem(1)),
                 (

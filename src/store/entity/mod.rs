@@ -1,5 +1,6 @@
 //! SeaORM models. They stay inside `store`: services see `domain` types.
 
+pub mod account_token;
 pub mod audit_event;
 pub mod outbox;
 pub mod refresh_token;

@@ -12,6 +12,7 @@ pub struct Model {
     pub is_active: bool,
     pub date_joined: DateTimeUtc,
     pub last_login: Option<DateTimeUtc>,
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -28,6 +29,7 @@ impl From<Model> for crate::domain::user::User {
             is_active: m.is_active,
             date_joined: m.date_joined,
             last_login: m.last_login,
+            email_verified_at: m.email_verified_at,
         }
     }
 }

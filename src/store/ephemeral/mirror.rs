@@ -171,6 +171,7 @@ mod tests {
             is_active: true,
             date_joined: crate::clock::wall_now(),
             last_login: None,
+            email_verified_at: None,
         }
     }
 

@@ -28,6 +28,7 @@ use super::{
 pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) const NEW_PASSWORD: &str = "tangerine submarine 42";
 pub(crate) const RESET_URL: &str = "https://app.test/reset-password?token={token}";
+pub(crate) const VERIFY_URL: &str = "https://app.test/verify-email?token={token}";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
@@ -85,6 +86,7 @@ pub(crate) fn test_vars(
         ("SMTP_URL", format!("smtp://{}", mail.addr)),
         ("MAIL_FROM", "Identity <no-reply@identity.test>".to_owned()),
         ("PASSWORD_RESET_URL", RESET_URL.to_owned()),
+        ("EMAIL_VERIFY_URL", VERIFY_URL.to_owned()),
         ("RATE_LIMIT_IP_PER_MINUTE", "100000".to_owned()),
         ("DATA_DIR", storage.dir.display().to_string()),
     ] {

@@ -46,6 +46,22 @@ impl ReceivedMail {
         self.subject().starts_with("Reset your")
     }
 
+    /// Whether this is an email-verification mail (`register`, resends).
+    pub(crate) fn is_verification(&self) -> bool {
+        self.subject().starts_with("Confirm your email address")
+    }
+
+    /// The token of the verification link in the text body.
+    pub(crate) fn verify_token(&self) -> String {
+        let text = self.text();
+        let prefix = "verify-email?token=";
+        let start = text.find(prefix).expect("verification link in the mail") + prefix.len();
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+
     /// The token of the reset link in the text body.
     pub(crate) fn reset_token(&self) -> String {
         let text = self.text();
@@ -168,8 +184,48 @@ impl MailSink {
         *self.server.lock().unwrap() = Some(task);
     }
 
+    /// Every mail received except the verification mails every registration sends
+    /// (`verifications` has those).
     pub(crate) fn all(&self) -> Vec<ReceivedMail> {
-        self.mails.lock().unwrap().clone()
+        self.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| !m.is_verification())
+            .cloned()
+            .collect()
+    }
+
+    /// The verification mails received for `email`.
+    pub(crate) fn verifications(&self, email: &str) -> Vec<ReceivedMail> {
+        self.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.is_verification() && m.to.iter().any(|t| t.eq_ignore_ascii_case(email)))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `count` verification mails to `email` have arrived; returns them.
+    pub(crate) async fn wait_for_verifications(
+        &self,
+        email: &str,
+        count: usize,
+    ) -> Vec<ReceivedMail> {
+        eventually(
+            Duration::from_secs(10),
+            &format!("{count} verification mail(s) to {email}"),
+            || async {
+                let mails = self.verifications(email);
+                if mails.len() >= count {
+                    Ok(mails)
+                } else {
+                    Err(format!("{} to {email}", mails.len()))
+                }
+            },
+        )
+        .await
     }
 
     pub(crate) fn to(&self, email: &str) -> Vec<ReceivedMail> {

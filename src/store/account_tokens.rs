@@ -1,0 +1,100 @@
+//! The account_tokens table: mailed single-use links (email verification, and later
+//! email change and deletion cancel). Only the SHA-256 of a token is stored
+//! (`security::opaque_token::digest`). A user has at most one live token per purpose:
+//! issuing deletes the older ones. Using a token is one statement that deletes its
+//! row (if not expired) and returns it, so of concurrent uses exactly one wins.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::Query,
+};
+use uuid::Uuid;
+
+use super::entity::account_token;
+
+/// What a token is for; stored as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+        }
+    }
+}
+
+/// Stores a token for `user_id`, replacing the user's other tokens of `purpose`.
+pub async fn issue(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    purpose: Purpose,
+    token_hash: String,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    account_token::Entity::delete_many()
+        .filter(account_token::Column::UserId.eq(user_id))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .exec(db)
+        .await
+        .context("replace account tokens")?;
+    account_token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        purpose: Set(purpose.as_str().to_owned()),
+        token_hash: Set(token_hash),
+        created_at: Set(now),
+        expires_at: Set(expires_at),
+    }
+    .insert(db)
+    .await
+    .context("insert account token")?;
+    Ok(())
+}
+
+/// Uses a token: deletes it and returns its user, if it exists for `purpose` and has
+/// not expired at `now`. One statement (`DELETE … RETURNING`): single use, race-free.
+pub async fn take(
+    db: &impl ConnectionTrait,
+    purpose: Purpose,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Uuid>> {
+    let statement = Query::delete()
+        .from_table(account_token::Entity)
+        .and_where(account_token::Column::TokenHash.eq(token_hash))
+        .and_where(account_token::Column::Purpose.eq(purpose.as_str()))
+        .and_where(account_token::Column::ExpiresAt.gt(now))
+        .returning_col(account_token::Column::UserId)
+        .to_owned();
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(backend.build(&statement))
+        .await
+        .context("take account token")?;
+    row.map(|row| row.try_get_by_index::<Uuid>(0))
+        .transpose()
+        .context("account token user")
+}
+
+/// Deletes tokens that expired before `before` (the retention job).
+pub async fn purge_expired(
+    db: &sea_orm::DatabaseConnection,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> anyhow::Result<u64> {
+    let expired = sea_orm::Condition::all().add(account_token::Column::ExpiresAt.lt(before));
+    super::db::delete_in_batches::<account_token::Entity>(
+        db,
+        account_token::Column::Id,
+        expired,
+        batch,
+    )
+    .await
+    .context("purge expired account tokens")
+}

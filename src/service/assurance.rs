@@ -8,13 +8,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{AuditEvent, Deps, RequestMeta};
 use crate::{
+    domain::user::User,
     domain::{
         assurance::{Assurance, Method},
         email::Email,
         password,
     },
     error::AppError,
-    security::password::Verification,
+    security::password::{HashPlace, Verification},
     store::{sessions, users},
 };
 
@@ -43,6 +44,47 @@ impl Deps {
             session_id: claims.sid,
             assurance: claims.assurance(),
         })
+    }
+
+    /// The active user a caller speaks for, and their address.
+    pub(super) async fn caller_account(&self, caller: &Caller) -> Result<(User, Email), AppError> {
+        let user = users::find_by_id(&self.db, caller.user_id)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(AppError::Unauthenticated)?;
+        let email =
+            Email::parse(&user.email).map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
+        Ok((user, email))
+    }
+
+    /// Lets one credential check on `email`'s account start, from this client, the same
+    /// way for login, reauthenticate and changePassword: a hashing place is taken first
+    /// (refused for want of one: not counted), then the attempt is counted against the
+    /// back-off before anything is checked (aliases and batches cannot run more attempts
+    /// than the budget, even concurrently). Counted as a throttled login when refused.
+    pub(super) async fn admit_credential_check(
+        &self,
+        email: &Email,
+        user_id: Option<uuid::Uuid>,
+        meta: &RequestMeta,
+    ) -> Result<HashPlace, AppError> {
+        let client = self.client_key(meta);
+        let place = match self.hasher.reserve(client) {
+            Ok(place) => place,
+            Err(busy) => {
+                self.metrics.login("throttled");
+                self.metrics.rate_limited("password_hashing");
+                return Err(busy.into());
+            }
+        };
+        if let Err(refused) = self.per_account_limits.begin_login(email, client).await {
+            self.metrics.login("throttled");
+            self.metrics.rate_limited("login_account");
+            self.audit(AuditEvent::LoginThrottled, user_id, Some(meta))
+                .await;
+            return Err(refused.into());
+        }
+        Ok(place)
     }
 
     /// The revocation set answers without touching the database when it is sure; when
@@ -104,16 +146,10 @@ impl AssuranceService {
         let deps = &self.deps;
         deps.check_ip_limits(meta, None).await?;
         let caller = deps.caller(bearer).await?;
-        let user = users::find_by_id(&deps.db, caller.user_id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AppError::Unauthenticated)?;
-        let email =
-            Email::parse(&user.email).map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
-        let client = deps.client_key(meta);
-        // The same order as login: a hashing place first, then the attempt is counted.
-        let place = deps.hasher.reserve(client)?;
-        deps.per_account_limits.begin_login(&email, client).await?;
+        let (user, email) = deps.caller_account(&caller).await?;
+        let place = deps
+            .admit_credential_check(&email, Some(user.id), meta)
+            .await?;
         let proved = match proof {
             Proof::Password(password) => {
                 let stored = users::find_credential(&deps.db, email.as_str())
@@ -150,7 +186,7 @@ impl AssuranceService {
             return Err(AppError::Unauthenticated);
         }
         deps.per_account_limits
-            .login_succeeded(&email, client)
+            .login_succeeded(&email, deps.client_key(meta))
             .await;
         deps.audit(AuditEvent::Reauthenticated, Some(user.id), Some(meta))
             .await;

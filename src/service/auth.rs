@@ -154,32 +154,8 @@ impl AuthService {
             )));
         };
 
-        // A place to check the password is taken first: an attempt refused for want of
-        // one (the hashing queue full, or this client holding its share) is not counted.
         let client = self.deps.client_key(meta);
-        let place = match self.deps.hasher.reserve(client) {
-            Ok(place) => place,
-            Err(busy) => {
-                self.deps.metrics.login("throttled");
-                self.deps.metrics.rate_limited("password_hashing");
-                return Err(busy.into());
-            }
-        };
-        // Counted before the password is checked: aliases and batches cannot run more
-        // attempts than the account's budget, even concurrently.
-        if let Err(refused) = self
-            .deps
-            .per_account_limits
-            .begin_login(&email, client)
-            .await
-        {
-            self.deps.metrics.login("throttled");
-            self.deps.metrics.rate_limited("login_account");
-            self.deps
-                .audit(AuditEvent::LoginThrottled, None, Some(meta))
-                .await;
-            return Err(refused.into());
-        }
+        let place = self.deps.admit_credential_check(&email, None, meta).await?;
         let credential = users::find_credential(&self.deps.db, email.as_str()).await?;
         let password = password::normalise(input.password.expose_secret());
         // Unknown emails are verified against a dummy hash: same work, same time.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
 use sea_orm::ConnectionTrait;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::{AuditEvent, Deps, RequestMeta};

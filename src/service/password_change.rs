@@ -11,7 +11,6 @@ use crate::{
     domain::{
         assurance::Assurance,
         device::Device,
-        email::Email,
         password::{self, UserContext},
     },
     error::AppError,
@@ -63,12 +62,7 @@ impl PasswordChangeService {
         // Hook for second factors (issue 12): when the account has TOTP on, this needs
         // `caller.assurance.aal == Aal::Aal2`, else `INSUFFICIENT_AAL`. No account has
         // one yet, so there is nothing to enforce.
-        let user = users::find_by_id(&deps.db, caller.user_id)
-            .await?
-            .filter(|u| u.is_active)
-            .ok_or(AppError::Unauthenticated)?;
-        let email =
-            Email::parse(&user.email).map_err(|m| AppError::internal(anyhow::anyhow!(m)))?;
+        let (user, email) = deps.caller_account(&caller).await?;
         if input.current_password.expose_secret().is_empty() {
             return Err(AppError::field("currentPassword", REQUIRED));
         }
@@ -86,20 +80,9 @@ impl PasswordChangeService {
         .map_err(AppError::BadUserInput)?;
 
         let client = deps.client_key(meta);
-        // The same order as login: a hashing place first, then the attempt is counted.
-        let place = match deps.hasher.reserve(client) {
-            Ok(place) => place,
-            Err(busy) => {
-                deps.metrics.rate_limited("password_hashing");
-                return Err(busy.into());
-            }
-        };
-        if let Err(refused) = deps.per_account_limits.begin_login(&email, client).await {
-            deps.metrics.rate_limited("login_account");
-            deps.audit(AuditEvent::LoginThrottled, Some(user.id), Some(meta))
-                .await;
-            return Err(refused.into());
-        }
+        let place = deps
+            .admit_credential_check(&email, Some(user.id), meta)
+            .await?;
         let verified_hash = users::find_credential(&deps.db, email.as_str())
             .await?
             .filter(|c| c.user.id == user.id)

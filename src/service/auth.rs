@@ -42,7 +42,7 @@ pub struct LoginInput {
 }
 
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
-const REQUIRED: &str = "This field is required.";
+pub(super) const REQUIRED: &str = "This field is required.";
 
 #[derive(Clone)]
 pub struct AuthService {

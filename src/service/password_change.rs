@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     AuditEvent, AuthPayload, Deps, RequestMeta,
+    auth::REQUIRED,
     new_password::{NewPasswordFields, check_new_password},
 };
 use crate::{
@@ -31,7 +32,6 @@ pub struct ChangePasswordInput {
 }
 
 pub const SAME_AS_CURRENT: &str = "The new password must differ from the current one.";
-const REQUIRED: &str = "This field is required.";
 
 #[derive(Clone)]
 pub struct PasswordChangeService {

@@ -75,12 +75,7 @@ async fn mail_waits_for_the_smtp_server_and_is_sent_once() {
 
 #[tokio::test]
 async fn an_expired_reset_mail_is_never_sent_late() {
-    let sink = MailSink::down();
-    let app = spawn_app_with_mail(sink.clone(), &[("PASSWORD_RESET_TTL", "600")]).await;
-    let email = unique_email();
-    app.signed_up(&email).await;
-    data(&app.request_reset(&email).await, "requestPasswordReset");
-    app.settle().await;
+    let (sink, app, email) = reset_waiting_for_smtp(&[("PASSWORD_RESET_TTL", "600")]).await;
     sink.resume();
     app.advance(601);
     app.settle().await;
@@ -121,13 +116,8 @@ async fn outbox_contents(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn a_queued_reset_mail_holds_no_readable_link() {
-    let sink = MailSink::down();
-    let app = spawn_app_with_mail(sink.clone(), &[]).await;
-    let email = unique_email();
-    app.signed_up(&email).await;
-    data(&app.request_reset(&email).await, "requestPasswordReset");
     // Queued, and waiting for the SMTP server: what the table holds meanwhile.
-    app.settle().await;
+    let (sink, app, email) = reset_waiting_for_smtp(&[]).await;
     let stored = outbox_contents(&app).await;
     assert!(
         stored.iter().any(|row| row.starts_with("password_reset")),
@@ -157,12 +147,7 @@ async fn a_queued_reset_mail_holds_no_readable_link() {
 
 #[tokio::test]
 async fn a_mail_that_does_not_decrypt_is_given_up_never_sent() {
-    let sink = MailSink::down();
-    let app = spawn_app_with_mail(sink.clone(), &[]).await;
-    let email = unique_email();
-    app.signed_up(&email).await;
-    data(&app.request_reset(&email).await, "requestPasswordReset");
-    app.settle().await;
+    let (sink, app, email) = reset_waiting_for_smtp(&[]).await;
     // The text body of one row sealed into another's place: it no longer opens.
     app.sql("UPDATE outbox SET text_body = html_body WHERE kind = 'password_reset'")
         .await;
@@ -191,13 +176,8 @@ async fn a_mail_that_does_not_decrypt_is_given_up_never_sent() {
 
 #[tokio::test]
 async fn mail_queued_before_a_secret_rotation_is_still_sent() {
-    let sink = MailSink::down();
     // This instance retries only in ten minutes (its clock stays): the next one sends.
-    let app = spawn_app_with_mail(sink.clone(), &[("OUTBOX_RETRY_BASE", "600")]).await;
-    let email = unique_email();
-    app.signed_up(&email).await;
-    data(&app.request_reset(&email).await, "requestPasswordReset");
-    app.settle().await;
+    let (sink, app, email) = reset_waiting_for_smtp(&[("OUTBOX_RETRY_BASE", "600")]).await;
     // A new instance with a new secret, the old one kept as previous.
     let rotated = app
         .sibling(&[
@@ -341,4 +321,16 @@ async fn delivered_reset_token(app: &TestApp, sink: &MailSink, email: &str) -> S
     let mails = sink.to(email);
     assert_eq!(mails.len(), 1, "one reset mail");
     mails[0].reset_token()
+}
+
+/// A signed-up user's reset mail, queued while the SMTP server is down: the sink (to
+/// resume), the app and the address.
+async fn reset_waiting_for_smtp(overrides: &[(&str, &str)]) -> (MailSink, TestApp, String) {
+    let sink = MailSink::down();
+    let app = spawn_app_with_mail(sink.clone(), overrides).await;
+    let email = unique_email();
+    app.signed_up(&email).await;
+    data(&app.request_reset(&email).await, "requestPasswordReset");
+    app.settle().await;
+    (sink, app, email)
 }

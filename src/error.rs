@@ -11,7 +11,9 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use async_graphql::{ErrorExtensionValues, ErrorExtensions, ServerError};
+use async_graphql::{ErrorExtensionValues, ErrorExtensions, ScalarType, ServerError};
+
+use crate::domain::assurance::Aal;
 
 /// Validation messages keyed by the GraphQL input field they belong to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -79,6 +81,18 @@ pub enum AppError {
     RateLimited {
         retry_after: Duration,
     },
+    /// A sensitive operation, and the session proved a credential longer ago than
+    /// `max_age`: `reauthenticate` first.
+    ReauthenticationRequired {
+        max_age: Duration,
+    },
+    /// A sensitive operation on an account with a second factor, from an `aal1`
+    /// session: `reauthenticate` with the second factor first.
+    InsufficientAal,
+    /// A correct credential for an account scheduled for deletion.
+    AccountPendingDeletion {
+        scheduled_for: chrono::DateTime<chrono::Utc>,
+    },
     /// Anything unexpected. Logged in full, sent as a fixed message.
     Internal(anyhow::Error),
 }
@@ -108,6 +122,9 @@ impl AppError {
             Self::InvalidToken => ErrorCode::InvalidToken,
             Self::EmailNotVerified { .. } => ErrorCode::EmailNotVerified,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::ReauthenticationRequired { .. } => ErrorCode::ReauthenticationRequired,
+            Self::InsufficientAal => ErrorCode::InsufficientAal,
+            Self::AccountPendingDeletion { .. } => ErrorCode::AccountPendingDeletion,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -195,6 +212,16 @@ error_codes! {
     /// Too many attempts, from the client's IP or on the account; `retryAfter` says
     /// how many seconds to wait.
     RateLimited => "RATE_LIMITED",
+    /// A sensitive operation, and the session proved a credential more than
+    /// `REAUTH_MAX_AGE` seconds ago; `maxAgeSeconds` says the limit. `reauthenticate`
+    /// makes it fresh.
+    ReauthenticationRequired => "REAUTHENTICATION_REQUIRED",
+    /// A sensitive operation on an account with a second factor, from an `aal1`
+    /// session; `requiredAal` is `"aal2"`.
+    InsufficientAal => "INSUFFICIENT_AAL",
+    /// A correct credential for an account scheduled for deletion; `scheduledFor` is
+    /// when it will be deleted.
+    AccountPendingDeletion => "ACCOUNT_PENDING_DELETION",
     /// Anything unexpected: an internal error (logged, never sent), a panic, a response
     /// that cannot be serialised. HTTP 500 when it happens outside GraphQL.
     InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -292,6 +319,29 @@ impl From<AppError> for async_graphql::Error {
                 .extend_with(|_, ext| code.set_on(ext)),
             AppError::InvalidToken => async_graphql::Error::new("Invalid or expired token")
                 .extend_with(|_, ext| code.set_on(ext)),
+            AppError::ReauthenticationRequired { max_age } => async_graphql::Error::new(
+                "Confirm your identity again to do this",
+            )
+            .extend_with(|_, ext| {
+                code.set_on(ext);
+                ext.set("maxAgeSeconds", max_age.as_secs());
+            }),
+            AppError::InsufficientAal => async_graphql::Error::new(
+                "A second factor is needed to do this",
+            )
+            .extend_with(|_, ext| {
+                code.set_on(ext);
+                ext.set("requiredAal", Aal::Aal2.as_str());
+            }),
+            AppError::AccountPendingDeletion { scheduled_for } => {
+                async_graphql::Error::new("This account is scheduled for deletion").extend_with(
+                    |_, ext| {
+                        code.set_on(ext);
+                        // As the DateTime scalar writes it.
+                        ext.set("scheduledFor", ScalarType::to_value(&scheduled_for));
+                    },
+                )
+            }
             AppError::EmailNotVerified { email } => {
                 async_graphql::Error::new("Email address not verified").extend_with(|_, ext| {
                     code.set_on(ext);
@@ -321,6 +371,22 @@ mod tests {
         assert_eq!(ext["code"], "BAD_USER_INPUT");
         assert_eq!(ext["fields"]["email"][0], "Enter a valid email address.");
         assert_eq!(ext["fields"]["password"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn guard_refusals_say_what_would_pass() {
+        let ext = extensions(AppError::ReauthenticationRequired {
+            max_age: Duration::from_secs(300),
+        });
+        assert_eq!(ext["code"], "REAUTHENTICATION_REQUIRED");
+        assert_eq!(ext["maxAgeSeconds"], 300);
+        let ext = extensions(AppError::InsufficientAal);
+        assert_eq!(ext["code"], "INSUFFICIENT_AAL");
+        assert_eq!(ext["requiredAal"], "aal2");
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
+        let ext = extensions(AppError::AccountPendingDeletion { scheduled_for: at });
+        assert_eq!(ext["code"], "ACCOUNT_PENDING_DELETION");
+        assert_eq!(ext["scheduledFor"], "2023-11-14T22:13:20+00:00");
     }
 
     #[test]

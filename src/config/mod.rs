@@ -10,6 +10,7 @@
 //! is handed what it needs (`APP_ENV`, `DATA_DIR`). `tests/settings.rs` keeps the
 //! names, the reading, the description and `.env.example` in agreement.
 
+mod account;
 mod database;
 mod general;
 mod http;
@@ -28,6 +29,7 @@ mod verification;
 
 use std::{collections::HashMap, path::PathBuf};
 
+pub use account::AccountConfig;
 pub use database::DatabaseConfig;
 pub use general::{AppEnv, LogFormat};
 pub use http::HttpConfig;
@@ -54,6 +56,7 @@ const SECTIONS: &[&[&str]] = &[
     tokens::VARS,
     reset::VARS,
     verification::VARS,
+    account::VARS,
     mail::VARS,
     outbox::VARS,
     retention::VARS,
@@ -99,6 +102,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub reset: ResetConfig,
     pub verification: VerificationConfig,
+    pub account: AccountConfig,
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
@@ -133,6 +137,7 @@ impl Config {
             tokens: TokenConfig::read(&vars, env, &general.data_dir)?,
             reset: ResetConfig::read(&vars, env)?,
             verification: VerificationConfig::read(&vars, env)?,
+            account: AccountConfig::read(&vars, env)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,
@@ -156,6 +161,7 @@ impl Config {
             self.tokens.describe(),
             self.reset.describe(),
             self.verification.describe(),
+            self.account.describe(),
             self.mail.describe(),
             self.outbox.describe(),
             self.retention.describe(),

@@ -19,27 +19,11 @@ pub struct ResetConfig {
 impl ResetConfig {
     /// In production the link must be `https://`: it carries a token worth an account.
     pub(super) fn read(vars: &Vars<'_>, env: AppEnv) -> Result<Self, ConfigError> {
-        let url_template = vars
-            .get("PASSWORD_RESET_URL")
-            .unwrap_or_else(|| "http://localhost:3000/reset-password?token={token}".into());
-        if !url_template.contains("{token}") {
-            return Err(ConfigError::new(
-                "PASSWORD_RESET_URL",
-                "must contain the placeholder {token}",
-            ));
-        }
-        if !(url_template.starts_with("https://") || url_template.starts_with("http://")) {
-            return Err(ConfigError::new(
-                "PASSWORD_RESET_URL",
-                "must be an http:// or https:// URL",
-            ));
-        }
-        if env == AppEnv::Production && !url_template.starts_with("https://") {
-            return Err(ConfigError::new(
-                "PASSWORD_RESET_URL",
-                "must be an https:// URL in production (the link carries the reset token)",
-            ));
-        }
+        let url_template = vars.link_template(
+            "PASSWORD_RESET_URL",
+            "http://localhost:3000/reset-password?token={token}",
+            env,
+        )?;
         Ok(Self {
             ttl: vars.secs("PASSWORD_RESET_TTL", 3600, 1, 7 * DAY)?,
             url_template,

@@ -2,7 +2,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use super::ConfigError;
+use super::{AppEnv, ConfigError};
 
 /// Reads variables from some source: the process environment in production, a map in
 /// tests (never `std::env::set_var`). Empty values count as unset.
@@ -63,6 +63,34 @@ impl Vars<'_> {
             ));
         }
         Ok(Duration::from_secs(secs))
+    }
+
+    /// A link mailed to users: an `http(s)://` template holding `{token}`, which a
+    /// single-use token replaces; `https://` in production, since the link is worth
+    /// what its token grants.
+    pub(super) fn link_template(
+        &self,
+        var: &'static str,
+        default: &str,
+        env: AppEnv,
+    ) -> Result<String, ConfigError> {
+        let template = self.get(var).unwrap_or_else(|| default.to_owned());
+        if !template.contains("{token}") {
+            return Err(ConfigError::new(
+                var,
+                "must contain the placeholder {token}",
+            ));
+        }
+        if !(template.starts_with("https://") || template.starts_with("http://")) {
+            return Err(ConfigError::new(var, "must be an http:// or https:// URL"));
+        }
+        if env == AppEnv::Production && !template.starts_with("https://") {
+            return Err(ConfigError::new(
+                var,
+                "must be an https:// URL in production (the link carries a token)",
+            ));
+        }
+        Ok(template)
     }
 
     /// A count above zero and at most `max`.

@@ -27,27 +27,11 @@ pub struct VerificationConfig {
 impl VerificationConfig {
     /// In production the link must be `https://`: it carries a single-use token.
     pub(super) fn read(vars: &Vars<'_>, env: AppEnv) -> Result<Self, ConfigError> {
-        let url_template = vars
-            .get("EMAIL_VERIFY_URL")
-            .unwrap_or_else(|| "http://localhost:3000/verify-email?token={token}".into());
-        if !url_template.contains("{token}") {
-            return Err(ConfigError::new(
-                "EMAIL_VERIFY_URL",
-                "must contain the placeholder {token}",
-            ));
-        }
-        if !(url_template.starts_with("https://") || url_template.starts_with("http://")) {
-            return Err(ConfigError::new(
-                "EMAIL_VERIFY_URL",
-                "must be an http:// or https:// URL",
-            ));
-        }
-        if env == AppEnv::Production && !url_template.starts_with("https://") {
-            return Err(ConfigError::new(
-                "EMAIL_VERIFY_URL",
-                "must be an https:// URL in production (the link carries a token)",
-            ));
-        }
+        let url_template = vars.link_template(
+            "EMAIL_VERIFY_URL",
+            "http://localhost:3000/verify-email?token={token}",
+            env,
+        )?;
         Ok(Self {
             ttl: vars.secs("EMAIL_VERIFY_TTL", DAY, 60, 30 * DAY)?,
             url_template,

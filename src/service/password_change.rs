@@ -5,6 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     AuditEvent, AuthPayload, Deps, RequestMeta,
+    assurance::Need,
     auth::REQUIRED,
     new_password::{NewPasswordFields, check_new_password},
 };
@@ -58,10 +59,7 @@ impl PasswordChangeService {
     ) -> Result<AuthPayload, AppError> {
         let deps = &self.deps;
         deps.check_ip_limits(meta, None).await?;
-        let caller = deps.caller(bearer).await?;
-        // Hook for second factors (issue 12): when the account has TOTP on, this needs
-        // `caller.assurance.aal == Aal::Aal2`, else `INSUFFICIENT_AAL`. No account has
-        // one yet, so there is nothing to enforce.
+        let caller = deps.sensitive_caller(bearer, Need::SecondFactor).await?;
         let (user, email) = deps.caller_account(&caller).await?;
         if input.current_password.expose_secret().is_empty() {
             return Err(AppError::field("currentPassword", REQUIRED));

@@ -7,12 +7,67 @@ use super::{vars::mask_url, *};
 
 mod settings;
 
+/// Reads `pairs`. The account links (`EMAIL_CHANGE_URL`, `ACCOUNT_DELETION_CANCEL_URL`)
+/// get https values unless given, so that the tests of other sections need not name
+/// them; `production_refuses_plain_http_account_links` checks them.
 fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = pairs
+    let mut map: HashMap<String, String> = ACCOUNT_LINKS
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+    map.extend(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     Config::from_map(&map)
+}
+
+const ACCOUNT_LINKS: [(&str, &str); 2] = [
+    (
+        "EMAIL_CHANGE_URL",
+        "https://app.example/confirm-email?token={token}",
+    ),
+    (
+        "ACCOUNT_DELETION_CANCEL_URL",
+        "https://app.example/cancel-deletion?token={token}",
+    ),
+];
+
+#[test]
+fn production_refuses_plain_http_account_links() {
+    const PROD: (&str, &str) = ("APP_ENV", "production");
+    const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
+    const RESET: (&str, &str) = (
+        "PASSWORD_RESET_URL",
+        "https://app.example/reset?token={token}",
+    );
+    for (var, _) in ACCOUNT_LINKS {
+        let plain = (var, "http://app.example/x?token={token}");
+        let err = config(&[PROD, KEY, SMTP, RESET, VERIFY, plain]).expect_err(var);
+        assert_eq!(err.var, var, "{err}");
+        config(&[KEY, plain]).expect("plain in development");
+        let no_token = (var, "https://app.example/x");
+        assert_eq!(config(&[KEY, no_token]).expect_err(var).var, var);
+    }
+    let defaults = Config::from_map(&HashMap::new()).expect("defaults");
+    assert_eq!(
+        defaults.account.email_change_url,
+        "http://localhost:3000/confirm-email?token={token}"
+    );
+    assert_eq!(
+        defaults.account.deletion_grace,
+        Duration::from_secs(1_209_600)
+    );
+    assert_eq!(defaults.account.reauth_max_age, Duration::from_secs(300));
+    let at_once = config(&[KEY, ("ACCOUNT_DELETION_GRACE", "0")]).expect("zero grace");
+    assert_eq!(at_once.account.deletion_grace, Duration::ZERO);
+    assert_eq!(
+        config(&[KEY, ("REAUTH_MAX_AGE", "1")])
+            .expect_err("1 s")
+            .var,
+        "REAUTH_MAX_AGE"
+    );
 }
 
 const KEY: (&str, &str) = ("SECRET_KEY", "kQ2lN8bVvI1v3s2h3JmW5nS0eXq9rT4yZpB6uC7d");

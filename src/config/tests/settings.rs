@@ -59,6 +59,14 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                     "EMAIL_VERIFY_URL",
                     "https://app.example/verify-email?token={token}".to_owned(),
                 ),
+                (
+                    "EMAIL_CHANGE_URL",
+                    "https://app.example/confirm-email?token={token}".to_owned(),
+                ),
+                (
+                    "ACCOUNT_DELETION_CANCEL_URL",
+                    "https://app.example/cancel-deletion?token={token}".to_owned(),
+                ),
                 ("SECRET_KEY_PREVIOUS", OLD_KEY.to_owned()),
                 ("DATABASE_URL", "postgres://app:pw@db/identity".to_owned()),
                 ("SINGLE_INSTANCE", "true".to_owned()),
@@ -89,6 +97,14 @@ fn configurations(data_dir: &str) -> Vec<(&'static str, Vec<(&'static str, Strin
                 (
                     "EMAIL_VERIFY_URL",
                     "https://app.example/verify-email?token={token}".to_owned(),
+                ),
+                (
+                    "EMAIL_CHANGE_URL",
+                    "https://app.example/confirm-email?token={token}".to_owned(),
+                ),
+                (
+                    "ACCOUNT_DELETION_CANCEL_URL",
+                    "https://app.example/cancel-deletion?token={token}".to_owned(),
                 ),
                 ("JWT_ALGORITHM", "EdDSA".to_owned()),
                 ("JWT_PRIVATE_KEY", private_pem(1)),

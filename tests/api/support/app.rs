@@ -29,6 +29,8 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) const NEW_PASSWORD: &str = "tangerine submarine 42";
 pub(crate) const RESET_URL: &str = "https://app.test/reset-password?token={token}";
 pub(crate) const VERIFY_URL: &str = "https://app.test/verify-email?token={token}";
+pub(crate) const EMAIL_CHANGE_URL: &str = "https://app.test/confirm-email?token={token}";
+pub(crate) const DELETION_CANCEL_URL: &str = "https://app.test/cancel-deletion?token={token}";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
@@ -87,6 +89,11 @@ pub(crate) fn test_vars(
         ("MAIL_FROM", "Identity <no-reply@identity.test>".to_owned()),
         ("PASSWORD_RESET_URL", RESET_URL.to_owned()),
         ("EMAIL_VERIFY_URL", VERIFY_URL.to_owned()),
+        ("EMAIL_CHANGE_URL", EMAIL_CHANGE_URL.to_owned()),
+        (
+            "ACCOUNT_DELETION_CANCEL_URL",
+            DELETION_CANCEL_URL.to_owned(),
+        ),
         ("RATE_LIMIT_IP_PER_MINUTE", "100000".to_owned()),
         ("DATA_DIR", storage.dir.display().to_string()),
     ] {

@@ -3,6 +3,7 @@
 mod assurance;
 mod auth;
 pub mod context;
+mod email_change;
 mod email_verification;
 mod error_codes;
 mod limits;
@@ -30,6 +31,7 @@ pub struct Mutation(
     password_reset::PasswordResetMutation,
     sessions::SessionMutation,
     email_verification::EmailVerificationMutation,
+    email_change::EmailChangeMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -64,6 +64,63 @@ pub fn password_changed_by_owner(service: &str, to: &str, others_signed_out: boo
         .into_mail(to, format!("Your {service} password was changed"))
 }
 
+/// To the new address of a requested change: the link that confirms it.
+pub fn confirm_email_change(
+    service: &str,
+    to: &str,
+    link: &str,
+    valid_for: Duration,
+) -> OutgoingMail {
+    let minutes = valid_for.as_secs().div_ceil(60);
+    Content::new()
+        .paragraph(format!(
+            "Someone asked to make this address the sign-in address of a {service} \
+             account."
+        ))
+        .paragraph(format!(
+            "To confirm, open this link within {minutes} minutes:"
+        ))
+        .link(link)
+        .paragraph(
+            "The link works once. Until it is used, the account keeps its current \
+             address. If you did not ask for this, ignore this mail.",
+        )
+        .into_mail(to, format!("Confirm your new email address for {service}"))
+}
+
+/// To the current address when a change is requested (whether or not the new address
+/// could take it: the requester learns nothing from this mail going out).
+pub fn email_change_requested(service: &str, to: &str, new_email: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "A signed-in session of your {service} account asked to change its address \
+             to {new_email}. A confirmation link was sent there; until it is used, you \
+             keep signing in with this address."
+        ))
+        .paragraph(
+            "If this was not you, change your password now and sign out every other \
+             session: the change cannot happen without that link.",
+        )
+        .into_mail(
+            to,
+            format!("A change of your {service} email address was requested"),
+        )
+}
+
+/// To both addresses once a change is confirmed.
+pub fn email_changed(service: &str, to: &str, old: &str, new: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "The sign-in address of your {service} account changed from {old} to {new}. \
+             Every other session was signed out."
+        ))
+        .paragraph(
+            "If this was not you, contact support at once: whoever holds the new \
+             address can now reset the password.",
+        )
+        .into_mail(to, format!("Your {service} email address was changed"))
+}
+
 pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
     Content::new()
         .paragraph(format!(
@@ -105,6 +162,22 @@ mod tests {
                 password_changed_by_owner(service, to, false),
             ),
             ("session_revoked", session_revoked(service, to)),
+            (
+                "verify_email",
+                verify_email(service, to, link, Duration::from_secs(86400)),
+            ),
+            (
+                "confirm_email_change",
+                confirm_email_change(service, to, link, Duration::from_secs(3600)),
+            ),
+            (
+                "email_change_requested",
+                email_change_requested(service, to, "a&b@example.com"),
+            ),
+            (
+                "email_changed",
+                email_changed(service, to, "old@example.com", "new<x>@example.com"),
+            ),
         ]
     }
 

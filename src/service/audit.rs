@@ -52,6 +52,10 @@ pub enum AuditEvent {
     OtherSessionsRevoked,
     /// A user proved control of their address with a mailed link (`verifyEmail`).
     EmailVerified,
+    /// A signed-in user asked to change their address (`requestEmailChange`).
+    EmailChangeRequested,
+    /// A change of address was confirmed with the mailed link (`confirmEmailChange`).
+    EmailChanged,
 }
 
 impl AuditEvent {
@@ -73,6 +77,8 @@ impl AuditEvent {
             Self::SessionRevoked => "session_revoked",
             Self::OtherSessionsRevoked => "other_sessions_revoked",
             Self::EmailVerified => "email_verified",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod assurance;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod email_change;
 pub mod email_verification;
 pub mod health;
 pub mod new_password;
@@ -139,6 +140,7 @@ impl Deps {
 pub struct Services {
     pub assurance: assurance::AssuranceService,
     pub auth: auth::AuthService,
+    pub email_change: email_change::EmailChangeService,
     pub email_verification: email_verification::EmailVerificationService,
     pub health: health::HealthService,
     pub password_change: password_change::PasswordChangeService,
@@ -156,6 +158,7 @@ impl Services {
         Self {
             assurance: assurance::AssuranceService::new(deps.clone()),
             auth: auth::AuthService::new(deps.clone()),
+            email_change: email_change::EmailChangeService::new(deps.clone()),
             email_verification: email_verification::EmailVerificationService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
             password_change: password_change::PasswordChangeService::new(deps.clone()),

@@ -19,6 +19,7 @@ use crate::{
     mail::templates,
     security::{opaque_token, password::Verification},
     store::{
+        account_tokens::{self, Purpose},
         db::begin_write,
         sessions::{self, NewSession},
         users,
@@ -163,10 +164,10 @@ impl PasswordChangeService {
         deps.outbox
             .enqueue(&txn, "password_changed", notice, None, now)
             .await?;
-        // A reset link mailed before the change must not undo it. Cancelled before
-        // COMMIT: if this fails the change does not happen; if COMMIT fails after it,
-        // only the link is lost. Pending email changes are cancelled here too once they
-        // exist (issue 11, part 3); none do yet.
+        // Neither a change of address nor a reset link issued before the change may
+        // undo it. The reset link is cancelled before COMMIT: if this fails the change
+        // does not happen; if COMMIT fails after it, only the link is lost.
+        account_tokens::cancel(&txn, user.id, Purpose::ChangeEmail).await?;
         deps.ephemeral
             .reset_tokens
             .cancel_reset_tokens(user.id)

@@ -13,6 +13,7 @@ use crate::{
     mail::templates,
     security::{opaque_token, per_ip_limits::IpLimit},
     store::{
+        account_tokens::{self, Purpose},
         db::begin_write,
         sessions::{self, RevokeReason},
         users,
@@ -110,6 +111,9 @@ impl PasswordResetService {
         users::set_password_hash(&txn, user.id, hash).await?;
         let revoked =
             sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::PasswordReset).await?;
+        // A change of address requested from a session the reset is meant to lock out
+        // must not complete after it.
+        account_tokens::cancel(&txn, user.id, Purpose::ChangeEmail).await?;
         self.deps
             .outbox
             .enqueue(&txn, "password_changed", notice, None, now)

@@ -32,6 +32,11 @@ pub enum LoginRefused {
 
 const VERIFY_MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 const VERIFY_HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Requests to change an account's address in an hour: each mails a link to an address
+/// the requester chose, so a taken-over session cannot make the service mail anyone
+/// in volume.
+pub const EMAIL_CHANGES_PER_HOUR: u64 = 5;
+pub const EMAIL_CHANGE_WINDOW: std::time::Duration = VERIFY_HOUR;
 
 pub struct PerAccountLimits {
     store: Arc<dyn CounterStore>,
@@ -151,6 +156,15 @@ impl PerAccountLimits {
         Ok(minute <= 1 && hour <= 5)
     }
 
+    /// Whether the account `user_id` may request one more change of address now
+    /// (`EMAIL_CHANGES_PER_HOUR`). Every call counts.
+    pub async fn allow_email_change(&self, user_id: uuid::Uuid) -> anyhow::Result<bool> {
+        let count = self
+            .count(&format!("email-change:{user_id}"), EMAIL_CHANGE_WINDOW)
+            .await?;
+        Ok(count <= EMAIL_CHANGES_PER_HOUR)
+    }
+
     /// Counts one event under `key` in a window, in the shared store or else in
     /// process.
     async fn count(&self, key: &str, window: std::time::Duration) -> anyhow::Result<u64> {
@@ -160,7 +174,7 @@ impl PerAccountLimits {
             Err(error) => {
                 tracing::warn!(
                     error = %format!("{error:#}"),
-                    "verification limit store unreachable; limiting in process"
+                    "per-account quota store unreachable; limiting in process"
                 );
                 self.fallback.count_in_window(key, now, window).await
             }

@@ -1,5 +1,5 @@
-//! The account_tokens table: mailed single-use links (email verification, and later
-//! email change and deletion cancel). Only the SHA-256 of a token is stored
+//! The account_tokens table: mailed single-use links (email verification, change of
+//! email, and later deletion cancel). Only the SHA-256 of a token is stored
 //! (`security::opaque_token::digest`). A user has at most one live token per purpose:
 //! issuing deletes the older ones. Using a token is one statement that deletes its
 //! row (if not expired) and returns it, so of concurrent uses exactly one wins.
@@ -18,12 +18,15 @@ use super::entity::account_token;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     VerifyEmail,
+    /// Confirms a new address; the row holds it (`new_email`).
+    ChangeEmail,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::VerifyEmail => "verify_email",
+            Purpose::ChangeEmail => "change_email",
         }
     }
 }
@@ -37,12 +40,33 @@ pub async fn issue(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    account_token::Entity::delete_many()
-        .filter(account_token::Column::UserId.eq(user_id))
-        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
-        .exec(db)
-        .await
-        .context("replace account tokens")?;
+    insert(db, user_id, purpose, token_hash, now, expires_at, None).await
+}
+
+/// Stores the token of a pending change to `new_email`, replacing any older one.
+pub async fn issue_email_change(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    new_email: &str,
+    token_hash: String,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let purpose = Purpose::ChangeEmail;
+    let address = Some(new_email.to_owned());
+    insert(db, user_id, purpose, token_hash, now, expires_at, address).await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    purpose: Purpose,
+    token_hash: String,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    new_email: Option<String>,
+) -> anyhow::Result<()> {
+    cancel(db, user_id, purpose).await?;
     account_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
@@ -50,6 +74,7 @@ pub async fn issue(
         token_hash: Set(token_hash),
         created_at: Set(now),
         expires_at: Set(expires_at),
+        new_email: Set(new_email),
     }
     .insert(db)
     .await
@@ -80,6 +105,51 @@ pub async fn take(
     row.map(|row| row.try_get_by_index::<Uuid>(0))
         .transpose()
         .context("account token user")
+}
+
+/// Uses the token of a pending change of email: deletes it and returns its user and
+/// the address it confirms, as `take` does.
+pub async fn take_email_change(
+    db: &impl ConnectionTrait,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(Uuid, String)>> {
+    let statement = Query::delete()
+        .from_table(account_token::Entity)
+        .and_where(account_token::Column::TokenHash.eq(token_hash))
+        .and_where(account_token::Column::Purpose.eq(Purpose::ChangeEmail.as_str()))
+        .and_where(account_token::Column::ExpiresAt.gt(now))
+        .returning(Query::returning().columns([
+            account_token::Column::UserId,
+            account_token::Column::NewEmail,
+        ]))
+        .to_owned();
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(backend.build(&statement))
+        .await
+        .context("take email change token")?;
+    let Some(row) = row else { return Ok(None) };
+    let user_id = row.try_get_by_index::<Uuid>(0).context("token user")?;
+    let new_email = row
+        .try_get_by_index::<Option<String>>(1)
+        .context("token address")?;
+    Ok(new_email.map(|address| (user_id, address)))
+}
+
+/// Deletes the user's open tokens of `purpose`; the links mailed with them stop working.
+pub async fn cancel(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    purpose: Purpose,
+) -> anyhow::Result<()> {
+    account_token::Entity::delete_many()
+        .filter(account_token::Column::UserId.eq(user_id))
+        .filter(account_token::Column::Purpose.eq(purpose.as_str()))
+        .exec(db)
+        .await
+        .with_context(|| format!("cancel {} tokens", purpose.as_str()))?;
+    Ok(())
 }
 
 /// Deletes tokens that expired before `before` (the retention job).

@@ -62,6 +62,8 @@ pub enum RevokeReason {
     SessionLimit,
     /// Ended by its user from another session (`revokeSession`, `revokeOtherSessions`).
     UserRevoked,
+    /// The account's address changed (`confirmEmailChange`).
+    EmailChange,
 }
 
 impl RevokeReason {
@@ -74,6 +76,7 @@ impl RevokeReason {
             Self::Deactivated => "deactivated",
             Self::SessionLimit => "session_limit",
             Self::UserRevoked => "user_revoked",
+            Self::EmailChange => "email_change",
         }
     }
 }

@@ -176,6 +176,32 @@ pub async fn set_active(db: &impl ConnectionTrait, id: Uuid, active: bool) -> an
     Ok(())
 }
 
+/// Replaces the address of the active user `id` with `email`, verified at `now` (the
+/// owner just proved control of it). The unique index decides a race with a
+/// registration or another change to the same address: `EmailTaken`. `Ok(false)` if
+/// the user is gone or inactive.
+pub async fn change_email(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, InsertError> {
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(email))
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::IsActive.eq(true))
+        .exec(db)
+        .await;
+    match result {
+        Ok(result) => Ok(result.rows_affected > 0),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(InsertError::EmailTaken)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("change email").into()),
+    }
+}
+
 /// Marks the address of `id` verified at `now`, unless it already is (the first proof
 /// stands). `false` if the user is gone.
 pub async fn mark_email_verified(

@@ -13,6 +13,7 @@ mod cli;
 mod credential_races;
 mod deployment;
 mod devices;
+mod email_change;
 mod email_verification;
 mod faults;
 mod harness;

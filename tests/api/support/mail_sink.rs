@@ -7,7 +7,10 @@ use std::{
     time::Duration,
 };
 
-use super::{app::RESET_URL, wait::eventually};
+use super::{
+    app::{RESET_URL, VERIFY_URL},
+    wait::eventually,
+};
 
 /// One mail as the SMTP sink received it.
 #[derive(Debug, Clone)]
@@ -53,20 +56,23 @@ impl ReceivedMail {
 
     /// The token of the verification link in the text body.
     pub(crate) fn verify_token(&self) -> String {
-        let text = self.text();
-        let prefix = "verify-email?token=";
-        let start = text.find(prefix).expect("verification link in the mail") + prefix.len();
-        text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect()
+        self.link_token(VERIFY_URL)
     }
 
     /// The token of the reset link in the text body.
     pub(crate) fn reset_token(&self) -> String {
+        self.link_token(RESET_URL)
+    }
+
+    /// The token of the link made from `template` (one of the test app's link
+    /// settings, with its `{token}`) in the text body.
+    pub(crate) fn link_token(&self, template: &str) -> String {
         let text = self.text();
-        let prefix = RESET_URL.split("{token}").next().unwrap();
-        let start = text.find(prefix).expect("reset link in the mail") + prefix.len();
+        let prefix = template.split("{token}").next().unwrap();
+        let start = text
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no link {prefix}… in the mail: {text}"))
+            + prefix.len();
         text[start..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')

@@ -80,13 +80,43 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
     )
     .await;
     assert_eq!(reset["data"]["resetPassword"], true, "{reset}");
-    call(
+    let signed_in = call(
         "SignIn",
-        "mutation SignIn($i: LoginInput!) { login(input: $i) { tokenType } }",
+        "mutation SignIn($i: LoginInput!) { login(input: $i) { accessToken } }",
         json!({ "i": { "email": email, "password": NEW_PASSWORD } }),
         None,
     )
     .await;
+    let fresh = signed_in["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify_token = sink.wait_for_verifications(&email, 1).await[0].verify_token();
+    let verified = call(
+        "Verify",
+        "mutation Verify($t: String!) { verifyEmail(token: $t) }",
+        json!({ "t": verify_token }),
+        None,
+    )
+    .await;
+    assert_eq!(verified["data"]["verifyEmail"], true, "{verified}");
+    let new_email = unique_email();
+    call(
+        "ChangeEmail",
+        "mutation ChangeEmail($e: String!) { requestEmailChange(newEmail: $e) }",
+        json!({ "e": new_email }),
+        Some(fresh.clone()),
+    )
+    .await;
+    let change_token = sink.wait_for(&new_email, 1).await[0].link_token(EMAIL_CHANGE_URL);
+    let changed = call(
+        "ConfirmEmail",
+        "mutation ConfirmEmail($t: String!) { confirmEmailChange(token: $t) }",
+        json!({ "t": change_token }),
+        Some(fresh.clone()),
+    )
+    .await;
+    assert_eq!(changed["data"]["confirmEmailChange"], true, "{changed}");
     service.terminate();
     service.exited(Duration::from_secs(20)).await;
 
@@ -99,6 +129,9 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
         &next_refresh,
         &token,
         &link,
+        &fresh,
+        &verify_token,
+        &change_token,
     ] {
         assert!(!output.contains(secret), "a secret appears in the logs");
     }

@@ -15,7 +15,9 @@ use crate::{
     http::{self, HttpState},
     mail::{Mailer, log::LogMailer, smtp::SmtpMailer},
     metrics::Metrics,
-    security::{jwt::JwtKeys, password::PasswordHasher, per_ip_limits::PerIpLimits},
+    security::{
+        jwt::JwtKeys, password::PasswordHasher, per_ip_limits::PerIpLimits, sealed::Sealer,
+    },
     service::{
         AuditLog, Deps, Services,
         outbox::Outbox,
@@ -297,6 +299,10 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     hasher.bound_wait(config.http.request_timeout / 2);
     let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
     let deps = Deps {
+        second_factor_sealer: Arc::new(Sealer::for_service(
+            crate::service::mfa::SEAL_PURPOSE,
+            &config.tokens,
+        )),
         jwt,
         policy: Arc::new(PasswordPolicy::new(
             config.password.min_length,

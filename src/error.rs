@@ -89,6 +89,17 @@ pub enum AppError {
     /// A sensitive operation on an account with a second factor, from an `aal1`
     /// session: `reauthenticate` with the second factor first.
     InsufficientAal,
+    /// The password (or provider) was right and the account has a second factor: no
+    /// tokens yet; `verifyMfa` with the token completes the login.
+    MfaRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The account is not in the state the operation needs; `reason` says which.
+    Conflict {
+        reason: &'static str,
+    },
     /// A correct credential for an account scheduled for deletion.
     AccountPendingDeletion {
         scheduled_for: chrono::DateTime<chrono::Utc>,
@@ -125,6 +136,8 @@ impl AppError {
             Self::ReauthenticationRequired { .. } => ErrorCode::ReauthenticationRequired,
             Self::InsufficientAal => ErrorCode::InsufficientAal,
             Self::AccountPendingDeletion { .. } => ErrorCode::AccountPendingDeletion,
+            Self::MfaRequired { .. } => ErrorCode::MfaRequired,
+            Self::Conflict { .. } => ErrorCode::Conflict,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
     }
@@ -222,6 +235,12 @@ error_codes! {
     /// A correct credential for an account scheduled for deletion; `scheduledFor` is
     /// when it will be deleted.
     AccountPendingDeletion => "ACCOUNT_PENDING_DELETION",
+    /// The first factor was right and the account has a second one: no tokens yet;
+    /// `mfaToken` (for `verifyMfa`), `methods` and `expiresAt` say how to go on.
+    MfaRequired => "MFA_REQUIRED",
+    /// The account is not in the state the operation needs; `reason` says why
+    /// (`TOTP_ALREADY_ENABLED`, `TOTP_NOT_ENABLED`, …).
+    Conflict => "CONFLICT",
     /// Anything unexpected: an internal error (logged, never sent), a panic, a response
     /// that cannot be serialised. HTTP 500 when it happens outside GraphQL.
     InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -341,6 +360,25 @@ impl From<AppError> for async_graphql::Error {
                         ext.set("scheduledFor", ScalarType::to_value(&scheduled_for));
                     },
                 )
+            }
+            AppError::MfaRequired {
+                mfa_token,
+                methods,
+                expires_at,
+            } => async_graphql::Error::new("A second factor is needed to sign in").extend_with(
+                |_, ext| {
+                    code.set_on(ext);
+                    ext.set("mfaToken", mfa_token.clone());
+                    ext.set("methods", methods.clone());
+                    ext.set("expiresAt", ScalarType::to_value(&expires_at));
+                },
+            ),
+            AppError::Conflict { reason } => {
+                async_graphql::Error::new(format!("Not possible in the account's state: {reason}"))
+                    .extend_with(|_, ext| {
+                        code.set_on(ext);
+                        ext.set("reason", reason);
+                    })
             }
             AppError::EmailNotVerified { email } => {
                 async_graphql::Error::new("Email address not verified").extend_with(|_, ext| {

@@ -8,6 +8,7 @@ mod email_verification;
 mod error_codes;
 mod limits;
 mod metrics;
+mod mfa;
 mod password_change;
 mod password_reset;
 mod sessions;
@@ -21,7 +22,7 @@ use crate::{config::HttpConfig, service::Services};
 pub use context::RequestCtx;
 
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery, sessions::SessionQuery);
+pub struct Query(user::UserQuery, sessions::SessionQuery, mfa::MfaQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -32,6 +33,7 @@ pub struct Mutation(
     sessions::SessionMutation,
     email_verification::EmailVerificationMutation,
     email_change::EmailChangeMutation,
+    mfa::MfaMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

@@ -121,6 +121,65 @@ pub fn email_changed(service: &str, to: &str, old: &str, new: &str) -> OutgoingM
         .into_mail(to, format!("Your {service} email address was changed"))
 }
 
+pub fn totp_enabled(service: &str, to: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Two-step sign-in with an authenticator app is now on for your {service} \
+             account. Every other session was signed out; signing in now asks for a \
+             code from the app."
+        ))
+        .paragraph(
+            "Keep your recovery codes somewhere safe: each one signs you in once if \
+             you lose the app. If this was not you, reset your password and contact \
+             support.",
+        )
+        .into_mail(to, format!("Two-step sign-in is on for {service}"))
+}
+
+pub fn totp_disabled(service: &str, to: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Two-step sign-in with an authenticator app was turned off for your \
+             {service} account, and its recovery codes no longer work. Every other \
+             session was signed out."
+        ))
+        .paragraph("If this was not you, reset your password now and contact support.")
+        .into_mail(to, format!("Two-step sign-in is off for {service}"))
+}
+
+pub fn recovery_code_used(service: &str, to: &str, left: u64) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "A recovery code was just used to sign in to your {service} account. \
+             {left} of your recovery codes are left."
+        ))
+        .paragraph(
+            "If this was not you, reset your password and make new recovery codes now. \
+             If few are left, make new ones.",
+        )
+        .into_mail(to, format!("A {service} recovery code was used"))
+}
+
+pub fn recovery_codes_regenerated(service: &str, to: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "New recovery codes were made for your {service} account; the old ones no \
+             longer work."
+        ))
+        .paragraph("If this was not you, reset your password now and contact support.")
+        .into_mail(to, format!("New {service} recovery codes"))
+}
+
+pub fn second_factor_locked(service: &str, to: &str, minutes: u64) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Ten wrong codes in a row were entered for your {service} account, after \
+             its password. Two-step sign-in is paused for {minutes} minutes."
+        ))
+        .paragraph("Whoever tried knows your password: if this was not you, reset it now.")
+        .into_mail(to, format!("Sign-in to {service} paused after wrong codes"))
+}
+
 pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
     Content::new()
         .paragraph(format!(
@@ -162,6 +221,17 @@ mod tests {
                 password_changed_by_owner(service, to, false),
             ),
             ("session_revoked", session_revoked(service, to)),
+            ("totp_enabled", totp_enabled(service, to)),
+            ("totp_disabled", totp_disabled(service, to)),
+            ("recovery_code_used", recovery_code_used(service, to, 3)),
+            (
+                "recovery_codes_regenerated",
+                recovery_codes_regenerated(service, to),
+            ),
+            (
+                "second_factor_locked",
+                second_factor_locked(service, to, 15),
+            ),
             (
                 "verify_email",
                 verify_email(service, to, link, Duration::from_secs(86400)),

@@ -5,3 +5,4 @@ pub mod opaque_token;
 pub mod password;
 pub mod per_ip_limits;
 pub mod sealed;
+pub mod totp;

@@ -71,6 +71,22 @@ impl Sealer {
         }
     }
 
+    /// The sealer for `purpose` under the service's `SECRET_KEY`, opening what the
+    /// `SECRET_KEY_PREVIOUS` secrets sealed.
+    pub fn for_service(purpose: &str, tokens: &crate::config::TokenConfig) -> Self {
+        use secrecy::ExposeSecret;
+        let previous: Vec<&[u8]> = tokens
+            .previous_secret_keys
+            .iter()
+            .map(|k| k.expose_secret().as_bytes())
+            .collect();
+        Self::new(
+            purpose,
+            tokens.secret_key.expose_secret().as_bytes(),
+            &previous,
+        )
+    }
+
     /// Whether `stored` has the form of a sealed value (rather than legacy plain text).
     pub fn is_sealed(stored: &str) -> bool {
         stored.starts_with(&format!("{VERSION}."))

@@ -5,7 +5,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AuditEvent, Deps, RequestMeta};
+use super::{
+    AuditEvent, Deps, RequestMeta,
+    mfa::{SecondFactor, with_second_factor},
+};
 use crate::{
     domain::user::User,
     domain::{
@@ -57,10 +60,9 @@ impl Deps {
         Ok(caller)
     }
 
-    /// Whether the account has a second factor on. None can be enrolled yet: TOTP
-    /// and passkeys arrive with issue 12 and answer here.
-    async fn has_second_factor(&self, _user_id: uuid::Uuid) -> Result<bool, AppError> {
-        Ok(false)
+    /// Whether the account has a second factor on (TOTP; passkeys join it).
+    async fn has_second_factor(&self, user_id: uuid::Uuid) -> Result<bool, AppError> {
+        self.has_totp(user_id).await
     }
 
     /// The caller behind `bearer`, or `Unauthenticated`.
@@ -167,6 +169,15 @@ impl AssuranceService {
         Self { deps }
     }
 
+    /// A failed reauthentication: counted and audited like a failed login.
+    async fn failed(&self, user_id: uuid::Uuid, meta: &RequestMeta) -> AppError {
+        self.deps.metrics.login("failed");
+        self.deps
+            .audit(AuditEvent::LoginFailed, Some(user_id), Some(meta))
+            .await;
+        AppError::InvalidCredentials
+    }
+
     /// Proves a credential again on the caller's session: its `auth_time` becomes now,
     /// and a new access token carries it. A failure counts against the account's login
     /// back-off, from this client, like a failed login.
@@ -184,37 +195,54 @@ impl AssuranceService {
         let place = deps
             .admit_credential_check(&email, Some(user.id), meta)
             .await?;
-        let proved = match proof {
+        let now = deps.clock.now();
+        let second = match proof {
             Proof::Password(password) => {
                 let stored = users::find_credential(&deps.db, email.as_str())
                     .await?
                     .filter(|c| c.user.id == user.id)
                     .map(|c| c.password_hash);
                 let password = password::normalise(password.expose_secret());
-                matches!(
+                let valid = matches!(
                     place.verify(password, stored).await?,
                     Verification::Valid { .. }
-                )
+                );
+                if !valid {
+                    return Err(self.failed(user.id, meta).await);
+                }
+                None
             }
-            // No account has a second factor yet (it comes with TOTP and passkeys): a
-            // code cannot be right, and there is no ceremony to finish.
-            Proof::TotpCode(_) | Proof::RecoveryCode(_) => false,
+            // No hash to compute: the place goes back at once.
+            Proof::TotpCode(code) => {
+                drop(place);
+                Some(SecondFactor::TotpCode(code))
+            }
+            Proof::RecoveryCode(code) => {
+                drop(place);
+                Some(SecondFactor::RecoveryCode(code))
+            }
+            // Passkeys arrive with their own issue: no ceremony can be finished yet.
             Proof::Passkey { .. } => return Err(AppError::InvalidToken),
         };
-        if !proved {
-            deps.metrics.login("failed");
-            deps.audit(AuditEvent::LoginFailed, Some(user.id), Some(meta))
-                .await;
-            return Err(AppError::InvalidCredentials);
-        }
-        let now = deps.clock.now();
-        let mut assurance = Assurance {
-            auth_time: now,
-            ..caller.assurance
+        let assurance = match second {
+            None => {
+                let mut assurance = Assurance {
+                    auth_time: now,
+                    ..caller.assurance.clone()
+                };
+                if !assurance.amr.contains(&Method::Pwd) {
+                    assurance.amr.insert(0, Method::Pwd);
+                }
+                assurance
+            }
+            Some(factor) => match deps.check_second_factor(&user, &factor, meta).await {
+                Ok(method) => with_second_factor(&caller.assurance.amr, method, now),
+                Err(AppError::InvalidCredentials) => {
+                    return Err(self.failed(user.id, meta).await);
+                }
+                Err(other) => return Err(other),
+            },
         };
-        if !assurance.amr.contains(&Method::Pwd) {
-            assurance.amr.insert(0, Method::Pwd);
-        }
         if !sessions::reauthenticated(&deps.db, caller.session_id, user.id, &assurance, now).await?
         {
             return Err(AppError::Unauthenticated);

@@ -56,6 +56,30 @@ pub enum AuditEvent {
     EmailChangeRequested,
     /// A change of address was confirmed with the mailed link (`confirmEmailChange`).
     EmailChanged,
+    /// A TOTP enrolment began (`beginTotpEnrollment`).
+    TotpEnrollmentStarted,
+    /// TOTP was turned on (`confirmTotpEnrollment`).
+    TotpEnabled,
+    /// TOTP was turned off (`disableTotp`).
+    TotpDisabled,
+    /// A first factor was right and a second one was asked for (`MFA_REQUIRED`).
+    MfaChallengeIssued,
+    /// A TOTP code was accepted (`verifyMfa`, `reauthenticate`).
+    MfaVerifiedTotp,
+    /// A recovery code was accepted.
+    MfaVerifiedRecoveryCode,
+    /// A wrong TOTP or recovery code.
+    MfaFailedWrong,
+    /// A TOTP code for a step already used: a replay.
+    MfaFailedReplay,
+    /// An unknown, expired or used `mfaToken`.
+    MfaFailedExpired,
+    /// Ten wrong codes in a row locked the account's second step.
+    MfaLocked,
+    /// A recovery code was spent.
+    RecoveryCodeUsed,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
 }
 
 impl AuditEvent {
@@ -79,6 +103,18 @@ impl AuditEvent {
             Self::EmailVerified => "email_verified",
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
+            Self::TotpEnrollmentStarted => "totp_enrollment_started",
+            Self::TotpEnabled => "totp_enabled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::MfaChallengeIssued => "mfa_challenge_issued",
+            Self::MfaVerifiedTotp => "mfa_verified_totp",
+            Self::MfaVerifiedRecoveryCode => "mfa_verified_recovery_code",
+            Self::MfaFailedWrong => "mfa_failed_wrong",
+            Self::MfaFailedReplay => "mfa_failed_replay",
+            Self::MfaFailedExpired => "mfa_failed_expired",
+            Self::MfaLocked => "mfa_locked",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     domain::{
-        assurance::Assurance,
+        assurance::{Assurance, Method},
         client::ClientKey,
         device::Device,
         email::Email,
@@ -128,7 +128,9 @@ impl AuthService {
         if self.deps.config.verification.required {
             return Err(AppError::EmailNotVerified { email: user.email });
         }
-        self.start_session(user, password_hash, meta)
+        let assurance = Assurance::password(now);
+        self.deps
+            .start_session(user, password_hash, assurance, meta)
             .await?
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("new user changed at once")))
     }
@@ -203,11 +205,28 @@ impl AuthService {
         }
         super::users::UserService::announce_change(&self.deps, user.id).await;
         let user_id = user.id;
+        if self.deps.has_totp(user_id).await? {
+            // The password was right: this client's back-off ends, and the login goes
+            // on with the second factor (no tokens yet).
+            self.deps
+                .per_account_limits
+                .login_succeeded(&email, client)
+                .await;
+            return Err(self
+                .deps
+                .mfa_challenge(user_id, &current_hash, &[Method::Pwd], meta)
+                .await);
+        }
         let user = User {
             last_login: Some(now),
             ..user
         };
-        let Some(payload) = self.start_session(user, current_hash, meta).await? else {
+        let assurance = Assurance::password(now);
+        let Some(payload) = self
+            .deps
+            .start_session(user, current_hash, assurance, meta)
+            .await?
+        else {
             return Err(self.login_failed(Some(user_id), meta).await);
         };
         self.deps
@@ -356,53 +375,6 @@ impl AuthService {
         Ok(true)
     }
 
-    /// Starts a session for a user who proved to know the password `password_hash`;
-    /// `None` if that is no longer their password, or the account was deactivated.
-    async fn start_session(
-        &self,
-        user: User,
-        password_hash: String,
-        meta: &RequestMeta,
-    ) -> Result<Option<AuthPayload>, AppError> {
-        let now = self.deps.clock.now();
-        let refresh_token = opaque_token::generate();
-        let refresh_ttl = chrono::Duration::from_std(self.deps.config.tokens.refresh_ttl)
-            .map_err(AppError::internal)?;
-        let tokens = &self.deps.config.tokens;
-        let Some(created) = sessions::create(
-            &self.deps.db,
-            NewSession {
-                user_id: user.id,
-                password_hash,
-                token_hash: opaque_token::digest(&refresh_token),
-                now,
-                expires_at: now + refresh_ttl,
-                device: Device::from_user_agent(meta.user_agent.as_deref()),
-                ip: Some(meta.ip.to_string()),
-                max_per_user: tokens.max_sessions_per_user,
-                idle: tokens.refresh_idle_ttl,
-                assurance: Assurance::password(now),
-            },
-        )
-        .await?
-        else {
-            return Ok(None);
-        };
-        // The oldest sessions beyond the bound ended: their access tokens too.
-        self.deps.revoke_access(&created.ended).await;
-        let session_id = created.session_id;
-        let access_token =
-            self.deps
-                .jwt
-                .issue_access(user.id, session_id, &Assurance::password(now), now)?;
-        Ok(Some(AuthPayload {
-            access_token,
-            refresh_token,
-            expires_in: self.deps.jwt.access_ttl(),
-            user,
-        }))
-    }
-
     /// The public keys that verify access tokens (JWKS), when they are signed with
     /// EdDSA; `None` with HS256.
     pub fn jwks(&self) -> Option<&serde_json::Value> {
@@ -413,5 +385,55 @@ impl AuthService {
     /// refresh with one token gets the same successor, and no plaintext is stored.
     fn successor_of(&self, refresh_token: &str) -> String {
         opaque_token::hmac(&self.successor_key, refresh_token.as_bytes())
+    }
+}
+
+impl Deps {
+    /// Starts a session, proved as `assurance` says, for a user who proved to know the
+    /// password `password_hash`; `None` if that is no longer their password, or the
+    /// account was deactivated.
+    pub(super) async fn start_session(
+        &self,
+        user: User,
+        password_hash: String,
+        assurance: Assurance,
+        meta: &RequestMeta,
+    ) -> Result<Option<AuthPayload>, AppError> {
+        let now = self.clock.now();
+        let refresh_token = opaque_token::generate();
+        let refresh_ttl = chrono::Duration::from_std(self.config.tokens.refresh_ttl)
+            .map_err(AppError::internal)?;
+        let tokens = &self.config.tokens;
+        let Some(created) = sessions::create(
+            &self.db,
+            NewSession {
+                user_id: user.id,
+                password_hash,
+                token_hash: opaque_token::digest(&refresh_token),
+                now,
+                expires_at: now + refresh_ttl,
+                device: Device::from_user_agent(meta.user_agent.as_deref()),
+                ip: Some(meta.ip.to_string()),
+                max_per_user: tokens.max_sessions_per_user,
+                idle: tokens.refresh_idle_ttl,
+                assurance: assurance.clone(),
+            },
+        )
+        .await?
+        else {
+            return Ok(None);
+        };
+        // The oldest sessions beyond the bound ended: their access tokens too.
+        self.revoke_access(&created.ended).await;
+        let session_id = created.session_id;
+        let access_token = self
+            .jwt
+            .issue_access(user.id, session_id, &assurance, now)?;
+        Ok(Some(AuthPayload {
+            access_token,
+            refresh_token,
+            expires_in: self.jwt.access_ttl(),
+            user,
+        }))
     }
 }

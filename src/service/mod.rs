@@ -8,6 +8,7 @@ pub mod batch;
 pub mod email_change;
 pub mod email_verification;
 pub mod health;
+pub mod mfa;
 pub mod new_password;
 pub mod outbox;
 pub mod password_change;
@@ -74,6 +75,8 @@ pub struct Deps {
     pub outbox: outbox::Outbox,
     pub clock: Arc<dyn Clock>,
     pub reset_queue: reset_queue::ResetQueue,
+    /// Seals TOTP secrets at rest (`mfa::SEAL_PURPOSE`).
+    pub second_factor_sealer: Arc<crate::security::sealed::Sealer>,
 }
 
 impl Deps {
@@ -143,6 +146,7 @@ pub struct Services {
     pub email_change: email_change::EmailChangeService,
     pub email_verification: email_verification::EmailVerificationService,
     pub health: health::HealthService,
+    pub mfa: mfa::MfaService,
     pub password_change: password_change::PasswordChangeService,
     pub password_reset: password_reset::PasswordResetService,
     pub sessions: sessions::SessionService,
@@ -161,6 +165,7 @@ impl Services {
             email_change: email_change::EmailChangeService::new(deps.clone()),
             email_verification: email_verification::EmailVerificationService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
+            mfa: mfa::MfaService::new(deps.clone()),
             password_change: password_change::PasswordChangeService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
             sessions: sessions::SessionService::new(deps.clone()),

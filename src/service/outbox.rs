@@ -23,7 +23,6 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -86,17 +85,7 @@ impl Outbox {
         config: &Config,
     ) -> Self {
         let send_timeout = config.mail.timeout;
-        let previous: Vec<&[u8]> = config
-            .tokens
-            .previous_secret_keys
-            .iter()
-            .map(|k| k.expose_secret().as_bytes())
-            .collect();
-        let sealer = Sealer::new(
-            SEAL_PURPOSE,
-            config.tokens.secret_key.expose_secret().as_bytes(),
-            &previous,
-        );
+        let sealer = Sealer::for_service(SEAL_PURPOSE, &config.tokens);
         Self {
             db,
             mailer,

@@ -8,5 +8,6 @@ pub mod db;
 pub mod entity;
 pub mod ephemeral;
 pub mod outbox;
+pub mod second_factors;
 pub mod sessions;
 pub mod users;

@@ -64,6 +64,8 @@ pub enum RevokeReason {
     UserRevoked,
     /// The account's address changed (`confirmEmailChange`).
     EmailChange,
+    /// A second factor was turned on or off.
+    SecondFactorChange,
 }
 
 impl RevokeReason {
@@ -77,6 +79,7 @@ impl RevokeReason {
             Self::SessionLimit => "session_limit",
             Self::UserRevoked => "user_revoked",
             Self::EmailChange => "email_change",
+            Self::SecondFactorChange => "second_factor_change",
         }
     }
 }

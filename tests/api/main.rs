@@ -37,3 +37,4 @@ mod sessions;
 mod slow_dependencies;
 mod support;
 mod surface;
+mod totp;

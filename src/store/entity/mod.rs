@@ -3,6 +3,8 @@
 pub mod account_token;
 pub mod audit_event;
 pub mod outbox;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;
 pub mod user;
+pub mod user_totp;

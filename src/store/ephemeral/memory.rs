@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    Backoff, CounterStore, LocalMirror, LoginKeys, LoginLimits, Reachable, ResetTokenStore,
-    RevocationStore, decode_entry, encode_entry,
+    Backoff, CounterStore, FlowStore, LocalMirror, LoginKeys, LoginLimits, Reachable,
+    ResetTokenStore, RevocationStore, decode_entry, decode_flow, encode_entry, encode_flow,
 };
 
 /// The embedded backend of the three stores: one process, entries expire by the clock they are given.
@@ -41,6 +41,8 @@ struct Inner {
     known: HashMap<String, DateTime<Utc>>,
     /// key → (count, end of window)
     counters: HashMap<String, (u64, DateTime<Utc>)>,
+    /// key → (encoded value, expiry)
+    flows: HashMap<String, (String, DateTime<Utc>)>,
     writes: u64,
 }
 
@@ -63,6 +65,7 @@ impl Inner {
         self.attempts.retain(|_, a| a.expires > now);
         self.known.retain(|_, until| *until > now);
         self.counters.retain(|_, (_, end)| *end > now);
+        self.flows.retain(|_, (_, end)| *end > now);
     }
 }
 
@@ -267,6 +270,38 @@ impl CounterStore for MemoryStore {
         }
         entry.0 += 1;
         Ok(entry.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl FlowStore for MemoryStore {
+    async fn put_flow(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        inner.maybe_purge(crate::clock::wall_now());
+        let stored = encode_flow(value, expires_at);
+        inner.flows.insert(key.to_owned(), (stored, expires_at));
+        Ok(())
+    }
+
+    async fn get_flow(&self, key: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+        let inner = self.lock();
+        Ok(inner
+            .flows
+            .get(key)
+            .and_then(|(stored, _)| decode_flow(stored, now)))
+    }
+
+    async fn take_flow(&self, key: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+        let mut inner = self.lock();
+        Ok(inner
+            .flows
+            .remove(key)
+            .and_then(|(stored, _)| decode_flow(&stored, now)))
     }
 }
 

@@ -6,9 +6,12 @@
 //! - [`RevocationStore`]: the sessions whose access tokens must fail at once, and
 //!   recently read user profiles, both mirrored in each instance's memory
 //!   ([`LocalMirror`]) and kept current across instances by Redis pub/sub;
-//! - [`CounterStore`]: per-account counters (login back-off, reset-mail quota).
+//! - [`CounterStore`]: per-account counters (login back-off, reset-mail quota);
+//! - [`FlowStore`]: the state of flows that span requests (a pending TOTP enrolment,
+//!   the second step of a login), each under a random key, with a TTL, taken atomically
+//!   so that exactly one instance can finish a flow.
 //!
-//! One backend implements all three: Redis when `REDIS_URL` is set ([`RedisStore`]),
+//! One backend implements all four: Redis when `REDIS_URL` is set ([`RedisStore`]),
 //! in-process otherwise ([`MemoryStore`]). [`EphemeralStores`] hands each service
 //! the part it needs.
 
@@ -144,6 +147,36 @@ pub trait CounterStore: Send + Sync + 'static {
     ) -> anyhow::Result<u64>;
 }
 
+#[async_trait::async_trait]
+pub trait FlowStore: Send + Sync + 'static {
+    /// Keeps `value` under `key` until `expires_at` (replacing what was there).
+    async fn put_flow(
+        &self,
+        key: &str,
+        value: &str,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<()>;
+
+    /// The value under `key`, if it has not expired at `now`; it stays.
+    async fn get_flow(&self, key: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>>;
+
+    /// Removes the value under `key` and returns it if it had not expired: of any
+    /// number of concurrent callers, on any instance, at most one gets `Some`.
+    async fn take_flow(&self, key: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>>;
+}
+
+/// A flow value with its expiry, checked against the injected clock (the store's own
+/// TTL only cleans up).
+fn encode_flow(value: &str, expires_at: DateTime<Utc>) -> String {
+    format!("{}:{value}", expires_at.timestamp_millis())
+}
+
+fn decode_flow(stored: &str, now: DateTime<Utc>) -> Option<String> {
+    let (expires, value) = stored.split_once(':')?;
+    let expires: i64 = expires.parse().ok()?;
+    (now.timestamp_millis() < expires).then(|| value.to_owned())
+}
+
 /// What readiness asks of the backend behind the three stores.
 #[async_trait::async_trait]
 trait Reachable: Send + Sync + 'static {
@@ -156,6 +189,7 @@ pub struct EphemeralStores {
     pub reset_tokens: Arc<dyn ResetTokenStore>,
     pub revocations: Arc<dyn RevocationStore>,
     pub counters: Arc<dyn CounterStore>,
+    pub flows: Arc<dyn FlowStore>,
     backend: Arc<dyn Reachable>,
     kind: &'static str,
 }
@@ -204,12 +238,13 @@ impl EphemeralStores {
 
     fn on<B>(backend: Arc<B>, kind: &'static str) -> Self
     where
-        B: ResetTokenStore + RevocationStore + CounterStore + Reachable,
+        B: ResetTokenStore + RevocationStore + CounterStore + FlowStore + Reachable,
     {
         Self {
             reset_tokens: backend.clone(),
             revocations: backend.clone(),
             counters: backend.clone(),
+            flows: backend.clone(),
             backend,
             kind,
         }
@@ -321,6 +356,18 @@ mod tests {
             ]
         );
         assert_eq!(b.delay_after(u64::MAX), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn flows_expire_by_the_given_clock_and_keep_their_value() {
+        let now = crate::clock::wall_now();
+        let stored = encode_flow("a:b:{\"c\":1}", now + chrono::Duration::seconds(60));
+        assert_eq!(decode_flow(&stored, now).as_deref(), Some("a:b:{\"c\":1}"));
+        assert_eq!(
+            decode_flow(&stored, now + chrono::Duration::seconds(60)),
+            None
+        );
+        assert_eq!(decode_flow("garbage", now), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod counters;
 mod events;
+mod flows;
 mod reset_tokens;
 mod revocations;
 
@@ -146,6 +147,10 @@ impl RedisStore {
 
     fn revoked_key(&self, session_id: Uuid) -> String {
         format!("{}revoked:sid:{session_id}", self.prefix)
+    }
+
+    fn flow_key(&self, key: &str) -> String {
+        format!("{}flow:{key}", self.prefix)
     }
 
     fn counter_key(&self, key: &str) -> String {

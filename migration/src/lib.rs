@@ -12,6 +12,7 @@ mod m20261207_000001_audit_occurrences;
 mod m20261207_000002_session_assurance;
 mod m20261207_000003_session_device;
 mod m20261207_000004_email_verification;
+mod m20261207_000006_account_deletion;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_session_assurance::Migration),
             Box::new(m20261207_000003_session_device::Migration),
             Box::new(m20261207_000004_email_verification::Migration),
+            Box::new(m20261207_000006_account_deletion::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The GraphQL schema, apart from HTTP: types, thin resolvers, limits, error codes.
 
+mod account;
 mod assurance;
 mod auth;
 pub mod context;
@@ -20,7 +21,11 @@ use crate::{config::HttpConfig, service::Services};
 pub use context::RequestCtx;
 
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery, sessions::SessionQuery);
+pub struct Query(
+    user::UserQuery,
+    sessions::SessionQuery,
+    account::AccountQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -30,6 +35,7 @@ pub struct Mutation(
     password_reset::PasswordResetMutation,
     sessions::SessionMutation,
     email_verification::EmailVerificationMutation,
+    account::AccountMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

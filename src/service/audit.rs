@@ -52,6 +52,14 @@ pub enum AuditEvent {
     OtherSessionsRevoked,
     /// A user proved control of their address with a mailed link (`verifyEmail`).
     EmailVerified,
+    /// The owner asked for their account to be deleted (`requestAccountDeletion`).
+    AccountDeletionRequested,
+    /// The owner cancelled a requested deletion with the mailed link.
+    AccountDeletionCancelled,
+    /// The account was deleted (stored under its keyed hash, never its id).
+    AccountDeleted,
+    /// The owner downloaded a copy of their data (`myData`).
+    DataExported,
 }
 
 impl AuditEvent {
@@ -73,6 +81,10 @@ impl AuditEvent {
             Self::SessionRevoked => "session_revoked",
             Self::OtherSessionsRevoked => "other_sessions_revoked",
             Self::EmailVerified => "email_verified",
+            Self::AccountDeletionRequested => "account_deletion_requested",
+            Self::AccountDeletionCancelled => "account_deletion_cancelled",
+            Self::AccountDeleted => "account_deleted",
+            Self::DataExported => "data_exported",
         }
     }
 

@@ -18,12 +18,15 @@ use super::entity::account_token;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     VerifyEmail,
+    /// Cancels a requested account deletion.
+    CancelDeletion,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::VerifyEmail => "verify_email",
+            Purpose::CancelDeletion => "cancel_deletion",
         }
     }
 }
@@ -97,4 +100,15 @@ pub async fn purge_expired(
     )
     .await
     .context("purge expired account tokens")
+}
+
+/// Deletes every token of `user_id`, whatever its purpose (an account deletion cancels
+/// open links).
+pub async fn delete_for_user(db: &impl ConnectionTrait, user_id: Uuid) -> anyhow::Result<u64> {
+    let result = account_token::Entity::delete_many()
+        .filter(account_token::Column::UserId.eq(user_id))
+        .exec(db)
+        .await
+        .context("delete a user's account tokens")?;
+    Ok(result.rows_affected)
 }

@@ -80,13 +80,58 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
     )
     .await;
     assert_eq!(reset["data"]["resetPassword"], true, "{reset}");
-    call(
+    let signed_in = call(
         "SignIn",
-        "mutation SignIn($i: LoginInput!) { login(input: $i) { tokenType } }",
+        "mutation SignIn($i: LoginInput!) { login(input: $i) { tokenType accessToken } }",
         json!({ "i": { "email": email, "password": NEW_PASSWORD } }),
         None,
     )
     .await;
+    let fresh = signed_in["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let export = call(
+        "Export",
+        "query Export { myData }",
+        json!({}),
+        Some(fresh.clone()),
+    )
+    .await;
+    assert!(export["data"]["myData"].is_object(), "{export}");
+    let leave = call(
+        "Leave",
+        "mutation Leave($c: String!) { requestAccountDeletion(confirm: $c) }",
+        json!({ "c": "DELETE" }),
+        Some(fresh.clone()),
+    )
+    .await;
+    assert!(
+        leave["data"]["requestAccountDeletion"].is_string(),
+        "{leave}"
+    );
+    let notice = sink
+        .wait_for(&email, 4)
+        .await
+        .into_iter()
+        .find(|m| m.subject().contains("will be deleted"))
+        .expect("the deletion mail");
+    let text = notice.text();
+    let prefix = DELETION_CANCEL_URL.split("{token}").next().unwrap();
+    let start = text.find(prefix).expect("the cancel link") + prefix.len();
+    let cancel_token: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let cancel_link = DELETION_CANCEL_URL.replace("{token}", &cancel_token);
+    let stay = call(
+        "Stay",
+        "mutation Stay($t: String!) { cancelAccountDeletion(token: $t) }",
+        json!({ "t": cancel_token }),
+        None,
+    )
+    .await;
+    assert_eq!(stay["data"]["cancelAccountDeletion"], true, "{stay}");
     service.terminate();
     service.exited(Duration::from_secs(20)).await;
 
@@ -99,6 +144,9 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
         &next_refresh,
         &token,
         &link,
+        &fresh,
+        &cancel_token,
+        &cancel_link,
     ] {
         assert!(!output.contains(secret), "a secret appears in the logs");
     }

@@ -483,3 +483,57 @@ async fn my_data_gives_the_owner_their_data_and_never_a_secret() {
     let later = Session::from_payload(data(&app.login(&email, PASSWORD).await, "login"));
     data(&my_data(&app, &later.access).await, "myData");
 }
+
+#[tokio::test]
+async fn two_instances_purging_at_once_delete_an_account_once() {
+    let overrides = [
+        ("RETENTION_INTERVAL", "1"),
+        ("ACCOUNT_DELETION_GRACE", "60"),
+    ];
+    let a = spawn_app_with(&overrides).await;
+    let b = a.sibling(&overrides).await;
+    let emails: Vec<String> = (0..3).map(|_| unique_email()).collect();
+    for email in &emails {
+        let session = a.signed_up(email).await;
+        data(
+            &request_deletion(&a, &session.access, "DELETE").await,
+            "requestAccountDeletion",
+        );
+    }
+    for email in &emails {
+        a.mail.wait_for(email, 1).await;
+    }
+    // Both instances find the accounts due, and purge them, every second.
+    a.advance(61);
+    b.advance(61);
+    eventually(Duration::from_secs(10), "the accounts purged", || async {
+        let left = count(&a, "users").await;
+        if left == "0" {
+            Ok(())
+        } else {
+            Err(format!("{left} user(s) left"))
+        }
+    })
+    .await;
+    for email in &emails {
+        a.mail.wait_for(email, 2).await;
+    }
+    a.settle().await;
+    b.settle().await;
+    for email in &emails {
+        let last = a
+            .mail
+            .to(email)
+            .into_iter()
+            .filter(is_deleted_notice)
+            .count();
+        assert_eq!(last, 1, "one last mail to {email}");
+    }
+    let deleted = sample(&a.metrics().await, "identity_accounts_deleted_total")
+        + sample(&b.metrics().await, "identity_accounts_deleted_total");
+    assert_eq!(deleted, 3.0);
+    assert_eq!(
+        count(&a, "audit_events WHERE event = 'account_deleted'").await,
+        "3"
+    );
+}

@@ -19,7 +19,7 @@ use crate::{
         jwt::JwtKeys, password::PasswordHasher, per_ip_limits::PerIpLimits, sealed::Sealer,
     },
     service::{
-        AuditLog, Deps, Services,
+        AuditLog, Deps, Services, account,
         outbox::Outbox,
         per_account_limits::PerAccountLimits,
         reset_queue::{self, ResetQueue},
@@ -221,9 +221,17 @@ async fn maintain(deps: Deps, shutdown: CancellationToken) {
 /// Rows kept per delete statement by the purge.
 const PURGE_BATCH: u64 = 1000;
 
-/// Deletes sessions long ended, mail long finished, old audit events (see
-/// `RetentionConfig`) and expired account tokens.
+/// Deletes accounts whose deletion is due (`ACCOUNT_DELETION_GRACE`), sessions long
+/// ended, mail long finished, old audit events (see `RetentionConfig`) and expired
+/// account tokens.
 async fn purge_finished_records(deps: &Deps, retention: &crate::config::RetentionConfig) {
+    match account::purge_due_accounts(deps).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "deleted accounts whose deletion was due"),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot delete accounts due for deletion");
+        }
+    }
     let now = deps.clock.now();
     let before = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
     let idle = deps.config.tokens.refresh_idle_ttl;

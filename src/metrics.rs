@@ -116,6 +116,11 @@ impl Metrics {
                 "Security events recorded, by event",
             ),
             d(
+                "identity_accounts_deleted_total",
+                None,
+                "Accounts deleted (their deletion came due, or was requested with no grace)",
+            ),
+            d(
                 "identity_reset_batch_retries_total",
                 None,
                 "Password reset batches tried again after a database error",

@@ -13,6 +13,7 @@ mod m20261207_000002_session_assurance;
 mod m20261207_000003_session_device;
 mod m20261207_000004_email_verification;
 mod m20261207_000005_email_change;
+mod m20261207_000006_account_deletion;
 mod m20261207_000007_totp;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000003_session_device::Migration),
             Box::new(m20261207_000004_email_verification::Migration),
             Box::new(m20261207_000005_email_change::Migration),
+            Box::new(m20261207_000006_account_deletion::Migration),
             Box::new(m20261207_000007_totp::Migration),
         ]
     }

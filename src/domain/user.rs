@@ -17,6 +17,9 @@ pub struct User {
     pub last_login: Option<DateTime<Utc>>,
     /// When the owner proved control of `email` (a mailed link); `None` until then.
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// When the account will be deleted, if its owner asked for that (it can still be
+    /// cancelled until then).
+    pub deletion_scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// Trims a full name and checks it is present, bounded and printable.

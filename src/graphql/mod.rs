@@ -1,5 +1,6 @@
 //! The GraphQL schema, apart from HTTP: types, thin resolvers, limits, error codes.
 
+mod account;
 mod assurance;
 mod auth;
 pub mod context;
@@ -22,7 +23,12 @@ use crate::{config::HttpConfig, service::Services};
 pub use context::RequestCtx;
 
 #[derive(MergedObject, Default)]
-pub struct Query(user::UserQuery, sessions::SessionQuery, mfa::MfaQuery);
+pub struct Query(
+    user::UserQuery,
+    sessions::SessionQuery,
+    account::AccountQuery,
+    mfa::MfaQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -34,6 +40,7 @@ pub struct Mutation(
     email_verification::EmailVerificationMutation,
     email_change::EmailChangeMutation,
     mfa::MfaMutation,
+    account::AccountMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

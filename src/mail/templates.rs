@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{OutgoingMail, content::Content};
 
 pub fn password_reset(service: &str, to: &str, link: &str, valid_for: Duration) -> OutgoingMail {
@@ -197,6 +199,55 @@ pub fn session_revoked(service: &str, to: &str) -> OutgoingMail {
         )
 }
 
+/// The owner asked for their account to be deleted (`requestAccountDeletion`): when,
+/// and the link that cancels it.
+pub fn account_deletion_scheduled(
+    service: &str,
+    to: &str,
+    link: &str,
+    at: DateTime<Utc>,
+) -> OutgoingMail {
+    let when = at.format("%Y-%m-%d %H:%M UTC");
+    Content::new()
+        .paragraph(format!(
+            "You asked for your {service} account to be deleted. Every session was \
+             signed out. The account and everything that belongs to it will be deleted \
+             on {when}."
+        ))
+        .paragraph("To keep your account, open this link before then:")
+        .link(link)
+        .paragraph(
+            "If you did not ask for this, open the link, then reset your password: \
+             someone else was signed in to your account.",
+        )
+        .into_mail(to, format!("Your {service} account will be deleted"))
+}
+
+/// The account was deleted: the last mail to the address.
+pub fn account_deleted(service: &str, to: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Your {service} account has been deleted, with everything that belonged to \
+             it. This is the last mail you will get from us about it."
+        ))
+        .paragraph("You may register again with this address at any time.")
+        .into_mail(to, format!("Your {service} account has been deleted"))
+}
+
+/// A copy of the account's data was exported (`myData`).
+pub fn data_exported(service: &str, to: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "A copy of the data of your {service} account was just downloaded from a \
+             signed-in session."
+        ))
+        .paragraph(
+            "If this was not you, reset your password now, sign out every session and \
+             contact support.",
+        )
+        .into_mail(to, format!("Your {service} data was exported"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +299,17 @@ mod tests {
                 "email_changed",
                 email_changed(service, to, "old@example.com", "new<x>@example.com"),
             ),
+            (
+                "account_deletion_scheduled",
+                account_deletion_scheduled(
+                    service,
+                    to,
+                    link,
+                    DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+                ),
+            ),
+            ("account_deleted", account_deleted(service, to)),
+            ("data_exported", data_exported(service, to)),
         ]
     }
 

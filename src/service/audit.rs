@@ -80,6 +80,14 @@ pub enum AuditEvent {
     RecoveryCodeUsed,
     /// New recovery codes replaced the old ones.
     RecoveryCodesRegenerated,
+    /// The owner asked for their account to be deleted (`requestAccountDeletion`).
+    AccountDeletionRequested,
+    /// The owner cancelled a requested deletion with the mailed link.
+    AccountDeletionCancelled,
+    /// The account was deleted (stored under its keyed hash, never its id).
+    AccountDeleted,
+    /// The owner downloaded a copy of their data (`myData`).
+    DataExported,
 }
 
 impl AuditEvent {
@@ -115,6 +123,10 @@ impl AuditEvent {
             Self::MfaLocked => "mfa_locked",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::AccountDeletionRequested => "account_deletion_requested",
+            Self::AccountDeletionCancelled => "account_deletion_cancelled",
+            Self::AccountDeleted => "account_deleted",
+            Self::DataExported => "data_exported",
         }
     }
 

@@ -173,6 +173,12 @@ impl AuthService {
             }
             (user, _) => return Err(self.login_failed(user.map(|u| u.id), meta).await),
         };
+        // Only a correct password learns that a deletion is scheduled: a wrong one
+        // gets the one answer every failure gets.
+        if let Some(scheduled_for) = user.deletion_scheduled_for {
+            self.deps.metrics.login("pending_deletion");
+            return Err(AppError::AccountPendingDeletion { scheduled_for });
+        }
         if self.deps.config.verification.required && user.email_verified_at.is_none() {
             // The password was right: the owner gets a new link (within its quota).
             super::email_verification::send_link_if_due(&self.deps, &email).await;

@@ -118,7 +118,8 @@ async fn send_link(deps: &Deps, email: &Email) -> anyhow::Result<()> {
     let Some(user) = users::find_by_email(&deps.db, email.as_str()).await? else {
         return Ok(());
     };
-    if !user.is_active || user.email_verified_at.is_some() {
+    if !user.is_active || user.email_verified_at.is_some() || user.deletion_scheduled_for.is_some()
+    {
         return Ok(());
     }
     let now = deps.clock.now();

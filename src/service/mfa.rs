@@ -109,6 +109,16 @@ fn unix_secs(at: DateTime<Utc>) -> u64 {
 }
 
 impl Deps {
+    /// The account's second factors (`mfaStatus`, `myData`).
+    pub(super) async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
+        Ok(MfaStatus {
+            totp_enabled: self.has_totp(user_id).await?,
+            passkey_count: 0,
+            recovery_codes_remaining: second_factors::recovery_codes_left(&self.db, user_id)
+                .await?,
+        })
+    }
+
     /// Whether the account has TOTP on.
     pub(super) async fn has_totp(&self, user_id: Uuid) -> Result<bool, AppError> {
         Ok(second_factors::has_totp(&self.db, user_id).await?)
@@ -576,14 +586,7 @@ impl MfaService {
     pub async fn status(&self, bearer: Option<&str>) -> Result<MfaStatus, AppError> {
         let deps = &self.deps;
         let caller = deps.caller(bearer).await?;
-        let totp_enabled = deps.has_totp(caller.user_id).await?;
-        let recovery_codes_remaining =
-            second_factors::recovery_codes_left(&deps.db, caller.user_id).await?;
-        Ok(MfaStatus {
-            totp_enabled,
-            passkey_count: 0,
-            recovery_codes_remaining,
-        })
+        deps.mfa_status(caller.user_id).await
     }
 
     /// Completes a login that answered `MFA_REQUIRED`: with a right second factor, an

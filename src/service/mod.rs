@@ -1,6 +1,7 @@
 //! Use cases. Each public method is one GraphQL operation: resolvers parse input, call
 //! one of these, and map the result.
 
+pub mod account;
 pub mod assurance;
 pub mod audit;
 pub mod auth;
@@ -141,6 +142,7 @@ impl Deps {
 /// The use cases, one value per area.
 #[derive(Clone)]
 pub struct Services {
+    pub account: account::AccountService,
     pub assurance: assurance::AssuranceService,
     pub auth: auth::AuthService,
     pub email_change: email_change::EmailChangeService,
@@ -160,6 +162,7 @@ impl Services {
 
     pub fn new(deps: &Deps) -> Self {
         Self {
+            account: account::AccountService::new(deps.clone()),
             assurance: assurance::AssuranceService::new(deps.clone()),
             auth: auth::AuthService::new(deps.clone()),
             email_change: email_change::EmailChangeService::new(deps.clone()),

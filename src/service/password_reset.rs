@@ -76,7 +76,7 @@ impl PasswordResetService {
             return Err(AppError::InvalidToken);
         };
         let user = match users::find_by_id(&self.deps.db, user_id).await? {
-            Some(user) if user.is_active => user,
+            Some(user) if user.is_active && user.deletion_scheduled_for.is_none() => user,
             _ => return Err(AppError::InvalidToken),
         };
 

@@ -1,4 +1,5 @@
-//! Per-account limits: back-off on login attempts, and a cap on reset mails. (Per-IP
+//! Per-account limits: back-off on login attempts, and caps on reset and verification
+//! mails and on data exports. (Per-IP
 //! limits are `security::per_ip_limits`.) The counters live in the counter store, so
 //! with Redis every instance shares one budget. If it cannot be reached, an in-process
 //! store takes over: the limits then hold per instance instead of failing open.
@@ -37,6 +38,8 @@ const VERIFY_HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 /// in volume.
 pub const EMAIL_CHANGES_PER_HOUR: u64 = 5;
 pub const EMAIL_CHANGE_WINDOW: std::time::Duration = VERIFY_HOUR;
+/// Data exports (`myData`) an account may make in a day (UTC).
+pub const DATA_EXPORTS_PER_DAY: u64 = 5;
 
 pub struct PerAccountLimits {
     store: Arc<dyn CounterStore>,
@@ -178,6 +181,34 @@ impl PerAccountLimits {
                 );
                 self.fallback.count_in_window(key, now, window).await
             }
+        }
+    }
+
+    /// Whether `email`'s account may export its data once more today (UTC): at most
+    /// `DATA_EXPORTS_PER_DAY`. `Err` carries the wait until the next day. Every call
+    /// counts, whatever follows.
+    pub async fn allow_data_export(
+        &self,
+        email: &Email,
+    ) -> anyhow::Result<Result<(), std::time::Duration>> {
+        let now = self.clock.now();
+        let today = now.date_naive();
+        let tomorrow = today
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+            .unwrap_or(now);
+        let left = (tomorrow - now).to_std().unwrap_or_default();
+        // One key a day: the window ends at midnight (a little after, so the counter
+        // never outlives its key's day by less than a clock skew).
+        let key = account_key(&format!("export-{today}"), email);
+        let count = self
+            .count(&key, left + std::time::Duration::from_secs(60))
+            .await?;
+        if count <= DATA_EXPORTS_PER_DAY {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(left.max(std::time::Duration::from_secs(1))))
         }
     }
 

@@ -209,7 +209,9 @@ async fn handle(deps: &Deps, requests: Vec<(Email, RequestMeta)>) {
             Some(meta),
         )
         .await;
-        let Some(user) = user.filter(|u| u.is_active) else {
+        // An account scheduled for deletion gets no link: its deletion is cancelled
+        // with the link mailed for that, and a reset would not sign anyone in.
+        let Some(user) = user.filter(|u| u.is_active && u.deletion_scheduled_for.is_none()) else {
             continue;
         };
         let token = opaque_token::generate();

@@ -24,6 +24,39 @@ pub struct SessionView {
     pub assurance: Assurance,
 }
 
+/// The caller's live sessions: the calling one first, then the most recently used
+/// (`mySessions`, and the data export).
+pub(super) async fn live_views(
+    deps: &Deps,
+    caller: &super::assurance::Caller,
+) -> Result<Vec<SessionView>, AppError> {
+    let now = deps.clock.now();
+    let mut list: Vec<SessionView> = sessions::live_for_user(
+        &deps.db,
+        caller.user_id,
+        now,
+        deps.config.tokens.refresh_idle_ttl,
+    )
+    .await?
+    .into_iter()
+    .map(|s| SessionView {
+        id: s.id,
+        current: s.id == caller.session_id,
+        assurance: s.assurance(),
+        created_at: s.created_at,
+        last_used_at: s.last_used_at,
+        expires_at: s.expires_at,
+        ip_address: s.ip,
+        user_agent: s.user_agent,
+        browser: s.browser,
+        os: s.os,
+    })
+    .collect();
+    // Stable: the rest keep their order, most recently used first.
+    list.sort_by_key(|s| !s.current);
+    Ok(list)
+}
+
 #[derive(Clone)]
 pub struct SessionService {
     deps: Deps,
@@ -37,33 +70,8 @@ impl SessionService {
     /// The caller's live sessions: the calling one first, then the most recently used.
     #[tracing::instrument(skip_all)]
     pub async fn mine(&self, bearer: Option<&str>) -> Result<Vec<SessionView>, AppError> {
-        let deps = &self.deps;
-        let caller = deps.caller(bearer).await?;
-        let now = deps.clock.now();
-        let mut list: Vec<SessionView> = sessions::live_for_user(
-            &deps.db,
-            caller.user_id,
-            now,
-            deps.config.tokens.refresh_idle_ttl,
-        )
-        .await?
-        .into_iter()
-        .map(|s| SessionView {
-            id: s.id,
-            current: s.id == caller.session_id,
-            assurance: s.assurance(),
-            created_at: s.created_at,
-            last_used_at: s.last_used_at,
-            expires_at: s.expires_at,
-            ip_address: s.ip,
-            user_agent: s.user_agent,
-            browser: s.browser,
-            os: s.os,
-        })
-        .collect();
-        // Stable: the rest keep their order, most recently used first.
-        list.sort_by_key(|s| !s.current);
-        Ok(list)
+        let caller = self.deps.caller(bearer).await?;
+        live_views(&self.deps, &caller).await
     }
 
     /// Ends one of the caller's sessions. Always `Ok(true)`: an unknown id, another

@@ -20,6 +20,8 @@ pub enum Purpose {
     VerifyEmail,
     /// Confirms a new address; the row holds it (`new_email`).
     ChangeEmail,
+    /// Cancels a requested account deletion.
+    CancelDeletion,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::ChangeEmail => "change_email",
+            Purpose::CancelDeletion => "cancel_deletion",
         }
     }
 }
@@ -167,4 +170,15 @@ pub async fn purge_expired(
     )
     .await
     .context("purge expired account tokens")
+}
+
+/// Deletes every token of `user_id`, whatever its purpose (an account deletion cancels
+/// open links).
+pub async fn delete_for_user(db: &impl ConnectionTrait, user_id: Uuid) -> anyhow::Result<u64> {
+    let result = account_token::Entity::delete_many()
+        .filter(account_token::Column::UserId.eq(user_id))
+        .exec(db)
+        .await
+        .context("delete a user's account tokens")?;
+    Ok(result.rows_affected)
 }

@@ -150,6 +150,11 @@ pub async fn renew(
     Ok(done.rows_affected == 1)
 }
 
+/// Kinds of mail whose recipient is erased with the bodies once the mail is sent or
+/// given up on: the last mail to a deleted account, which would otherwise be the only
+/// place its address is left.
+pub const ERASE_RECIPIENT: &[&str] = &["account_deleted"];
+
 /// Delivered: the bodies (which may hold a reset link) are erased. Recorded as soon as
 /// the mail is out, whoever holds the row now: it was sent.
 pub async fn mark_sent(
@@ -202,6 +207,15 @@ async fn finish(
         .col_expr(
             outbox::Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::Recipient,
+            Expr::case(
+                outbox::Column::Kind.is_in(ERASE_RECIPIENT.iter().copied()),
+                "",
+            )
+            .finally(Expr::col(outbox::Column::Recipient))
+            .into(),
         );
     if let Some(reason) = reason {
         update = update.col_expr(outbox::Column::LastError, Expr::value(truncate(reason)));
@@ -294,6 +308,20 @@ pub async fn purge_finished(
     super::db::delete_in_batches::<outbox::Entity>(db, outbox::Column::Id, finished, batch)
         .await
         .context("purge outbox rows")
+}
+
+/// Deletes every mail to `recipient`, sent or not (a deleted account's): returns how
+/// many went.
+pub async fn delete_for_recipient(
+    db: &impl ConnectionTrait,
+    recipient: &str,
+) -> anyhow::Result<u64> {
+    let result = outbox::Entity::delete_many()
+        .filter(outbox::Column::Recipient.eq(recipient))
+        .exec(db)
+        .await
+        .context("delete mail to a recipient")?;
+    Ok(result.rows_affected)
 }
 
 fn truncate(s: &str) -> String {

@@ -66,6 +66,8 @@ pub enum RevokeReason {
     EmailChange,
     /// A second factor was turned on or off.
     SecondFactorChange,
+    /// The owner asked for the account to be deleted.
+    DeletionRequested,
 }
 
 impl RevokeReason {
@@ -80,6 +82,7 @@ impl RevokeReason {
             Self::UserRevoked => "user_revoked",
             Self::EmailChange => "email_change",
             Self::SecondFactorChange => "second_factor_change",
+            Self::DeletionRequested => "deletion_requested",
         }
     }
 }
@@ -109,7 +112,8 @@ pub enum Rotation {
 /// Starts a session with its first refresh token, and ends the user's oldest live
 /// sessions beyond the bound. Returns the session id and those it ended, or `None`
 /// when the credential the session is for is no longer the user's: the password was
-/// changed or the account deactivated after the password was checked.
+/// changed, the account deactivated or its deletion requested after the password was
+/// checked.
 ///
 /// The user's row is locked while the session is inserted (`FOR NO KEY UPDATE` on
 /// PostgreSQL; SQLite's write lock is taken at `BEGIN IMMEDIATE`). A reset or
@@ -123,7 +127,8 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
         .column(user::Column::Id)
         .filter(user::Column::Id.eq(new.user_id))
         .filter(user::Column::PasswordHash.eq(new.password_hash.as_str()))
-        .filter(user::Column::IsActive.eq(true));
+        .filter(user::Column::IsActive.eq(true))
+        .filter(user::Column::DeletionScheduledFor.is_null());
     if db.get_database_backend() == DbBackend::Postgres {
         current = current.lock(LockType::NoKeyUpdate);
     }

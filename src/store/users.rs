@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, SqlErr,
-    sea_query::{Expr, Func},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    sea_query::{Expr, Func, Query},
 };
 use uuid::Uuid;
 
@@ -39,6 +39,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Ins
         date_joined: Set(new.now),
         last_login: Set(None),
         email_verified_at: Set(None),
+        deletion_scheduled_for: Set(None),
     };
     match model.insert(db).await {
         Ok(m) => Ok(m.into()),
@@ -219,4 +220,90 @@ pub async fn mark_email_verified(
         .await
         .context("mark email verified")?;
     Ok(result.rows_affected > 0)
+}
+
+/// Schedules the deletion of an active user whose deletion is not yet scheduled;
+/// `false`, and nothing written, otherwise. In a transaction, it holds the user's row
+/// until it ends, so a login that checked the password cannot start a session after it
+/// (`sessions::create` refuses a user scheduled for deletion).
+pub async fn schedule_deletion(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let result = user::Entity::update_many()
+        .col_expr(user::Column::DeletionScheduledFor, Expr::value(at))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::IsActive.eq(true))
+        .filter(user::Column::DeletionScheduledFor.is_null())
+        .exec(db)
+        .await
+        .context("schedule account deletion")?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Clears a scheduled deletion; `false` if none was scheduled (or the user is gone).
+pub async fn cancel_deletion(db: &impl ConnectionTrait, id: Uuid) -> anyhow::Result<bool> {
+    let result = user::Entity::update_many()
+        .col_expr(
+            user::Column::DeletionScheduledFor,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::DeletionScheduledFor.is_not_null())
+        .exec(db)
+        .await
+        .context("cancel account deletion")?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Up to `limit` users whose deletion is due at `now`.
+pub async fn due_for_deletion(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> anyhow::Result<Vec<Uuid>> {
+    user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::DeletionScheduledFor.lte(now))
+        .order_by_asc(user::Column::DeletionScheduledFor)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+        .context("find accounts due for deletion")
+}
+
+/// What is left of a deleted user: where to send the last mail.
+pub struct Deleted {
+    pub email: String,
+}
+
+/// Deletes the user if their deletion is due at `now` (their sessions, refresh tokens
+/// and account tokens go with them: foreign keys cascade); `None` if it is not (it was
+/// cancelled, or another instance deleted the user first). One statement: of
+/// concurrent purges exactly one deletes.
+pub async fn delete_if_due(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Deleted>> {
+    let statement = Query::delete()
+        .from_table(user::Entity)
+        .and_where(user::Column::Id.eq(id))
+        .and_where(user::Column::DeletionScheduledFor.lte(now))
+        .returning_col(user::Column::Email)
+        .to_owned();
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(backend.build(&statement))
+        .await
+        .context("delete user")?;
+    row.map(|row| {
+        row.try_get_by_index::<String>(0)
+            .map(|email| Deleted { email })
+    })
+    .transpose()
+    .context("deleted user's email")
 }

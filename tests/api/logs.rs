@@ -82,7 +82,7 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
     assert_eq!(reset["data"]["resetPassword"], true, "{reset}");
     let signed_in = call(
         "SignIn",
-        "mutation SignIn($i: LoginInput!) { login(input: $i) { accessToken } }",
+        "mutation SignIn($i: LoginInput!) { login(input: $i) { tokenType accessToken } }",
         json!({ "i": { "email": email, "password": NEW_PASSWORD } }),
         None,
     )
@@ -117,6 +117,41 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
     )
     .await;
     assert_eq!(changed["data"]["confirmEmailChange"], true, "{changed}");
+    let export = call(
+        "Export",
+        "query Export { myData }",
+        json!({}),
+        Some(fresh.clone()),
+    )
+    .await;
+    assert!(export["data"]["myData"].is_object(), "{export}");
+    let leave = call(
+        "Leave",
+        "mutation Leave($c: String!) { requestAccountDeletion(confirm: $c) }",
+        json!({ "c": "DELETE" }),
+        Some(fresh.clone()),
+    )
+    .await;
+    assert!(
+        leave["data"]["requestAccountDeletion"].is_string(),
+        "{leave}"
+    );
+    let notice = sink
+        .wait_for(&new_email, 4)
+        .await
+        .into_iter()
+        .find(|m| m.subject().contains("will be deleted"))
+        .expect("the deletion mail");
+    let cancel_token = notice.link_token(DELETION_CANCEL_URL);
+    let cancel_link = DELETION_CANCEL_URL.replace("{token}", &cancel_token);
+    let stay = call(
+        "Stay",
+        "mutation Stay($t: String!) { cancelAccountDeletion(token: $t) }",
+        json!({ "t": cancel_token }),
+        None,
+    )
+    .await;
+    assert_eq!(stay["data"]["cancelAccountDeletion"], true, "{stay}");
     service.terminate();
     service.exited(Duration::from_secs(20)).await;
 
@@ -132,6 +167,8 @@ async fn logs_are_json_with_request_ids_and_never_hold_secrets() {
         &fresh,
         &verify_token,
         &change_token,
+        &cancel_token,
+        &cancel_link,
     ] {
         assert!(!output.contains(secret), "a secret appears in the logs");
     }

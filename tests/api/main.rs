@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access_tokens;
+mod account_deletion;
 mod assurance;
 mod audit;
 mod brute_force;

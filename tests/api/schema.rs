@@ -35,6 +35,9 @@ fn the_schema_has_the_public_contract() {
         "passwordConfirm: String!",
         "newPasswordConfirm: String!",
         "scalar DateTime",
+        "myData: JSON!",
+        "requestAccountDeletion(confirm: String!): DateTime!",
+        "cancelAccountDeletion(token: String!): Boolean!",
     ] {
         assert!(sdl.contains(line), "missing `{line}` in:\n{sdl}");
     }

@@ -147,6 +147,18 @@ async fn enrolment_turns_totp_on_and_replaces_every_session() {
         "{}",
         mails[0].subject()
     );
+    // The export tells the status, never the secret or a code.
+    let export = app
+        .graphql_as("{ myData }", json!({}), Some(&fresh.access))
+        .await;
+    let export = data(&export, "myData");
+    assert_eq!(export["mfa"]["totpEnabled"], true, "{export}");
+    assert_eq!(export["mfa"]["recoveryCodesRemaining"], 10, "{export}");
+    let text = export.to_string();
+    assert!(!text.contains(secret));
+    for code in codes {
+        assert!(!text.contains(code.as_str().unwrap()));
+    }
     // The secret is sealed at rest.
     let stored = app.sql_string("SELECT secret FROM user_totp").await;
     assert!(stored[0].starts_with("v1."), "{stored:?}");

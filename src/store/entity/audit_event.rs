@@ -12,6 +12,8 @@ pub struct Model {
     pub user_agent: Option<String>,
     /// Events the row stands for: 1, or more for refusals counted together.
     pub occurrences: i32,
+    /// Once the account is deleted: a keyed hash of its id, in place of `user_id`.
+    pub user_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub date_joined: DateTimeUtc,
     pub last_login: Option<DateTimeUtc>,
     pub email_verified_at: Option<DateTimeUtc>,
+    /// When a requested deletion is due; `None`: none requested.
+    pub deletion_scheduled_for: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -30,6 +32,7 @@ impl From<Model> for crate::domain::user::User {
             date_joined: m.date_joined,
             last_login: m.last_login,
             email_verified_at: m.email_verified_at,
+            deletion_scheduled_for: m.deletion_scheduled_for,
         }
     }
 }

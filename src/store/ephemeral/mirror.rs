@@ -172,6 +172,7 @@ mod tests {
             date_joined: crate::clock::wall_now(),
             last_login: None,
             email_verified_at: None,
+            deletion_scheduled_for: None,
         }
     }
 

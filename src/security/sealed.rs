@@ -116,6 +116,13 @@ impl Sealer {
         )
     }
 
+    /// Whether `stored` was sealed under the current secret (else, after a rotation,
+    /// it should be sealed again while it can still be opened).
+    pub fn is_current(&self, stored: &str) -> bool {
+        let mut parts = stored.splitn(3, '.');
+        parts.next() == Some(VERSION) && parts.next() == Some(self.current.id.as_str())
+    }
+
     pub fn open(&self, associated: &[u8], stored: &str) -> Result<String, OpenError> {
         let mut parts = stored.splitn(3, '.');
         let (Some(VERSION), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())

@@ -248,6 +248,13 @@ impl Deps {
         {
             return Ok(Err("replay"));
         }
+        if !self.second_factor_sealer.is_current(&stored.sealed_secret) {
+            // Sealed under a secret since rotated away: seal it under the current one
+            // while `SECRET_KEY_PREVIOUS` still opens it.
+            let base32 = totp::to_base32(&secret);
+            let sealed = self.second_factor_sealer.seal(user_id.as_bytes(), &base32);
+            second_factors::reseal_totp(&self.db, user_id, &stored.sealed_secret, sealed).await?;
+        }
         Ok(Ok(Method::Otp))
     }
 

@@ -104,6 +104,24 @@ pub async fn accept_step(
     Ok(result.rows_affected > 0)
 }
 
+/// Replaces the sealed secret `old` with `new` (the same secret under the current key),
+/// unless it changed meanwhile.
+pub async fn reseal_totp(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    old: &str,
+    new: String,
+) -> anyhow::Result<()> {
+    user_totp::Entity::update_many()
+        .col_expr(user_totp::Column::Secret, Expr::value(new))
+        .filter(user_totp::Column::UserId.eq(user_id))
+        .filter(user_totp::Column::Secret.eq(old))
+        .exec(db)
+        .await
+        .context("seal the TOTP secret again")?;
+    Ok(())
+}
+
 /// Counts a wrong code; the `limit`-th in a row locks the second step until `lock_until`.
 /// Returns the failures in a row now, and whether this one locked it.
 pub async fn record_failure(

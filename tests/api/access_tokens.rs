@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const NEXT_SECRET: &str = "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4";
 
 #[tokio::test]
 async fn forged_tokens_are_rejected() {

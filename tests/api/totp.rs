@@ -518,3 +518,39 @@ async fn one_code_presented_twice_at_once_signs_in_once() {
     };
     assert_code(lost, "INVALID_CREDENTIALS");
 }
+
+#[tokio::test]
+async fn a_secret_rotation_keeps_totp_working_and_seals_it_again() {
+    let before = spawn_app_with(&[("SECRET_KEY", SECRET)]).await;
+    before.freeze_clock();
+    let user = enrolled(&before).await;
+    let sealed_before = before.sql_string("SELECT secret FROM user_totp").await;
+    let rotated = before
+        .sibling(&[("SECRET_KEY", NEXT_SECRET), ("SECRET_KEY_PREVIOUS", SECRET)])
+        .await;
+    rotated.freeze_clock();
+    rotated.advance(60);
+    let token = mfa_token(&rotated, &user.email).await;
+    let body = verify(
+        &rotated,
+        json!({ "mfaToken": token, "totpCode": code_now(&rotated, &user.totp) }),
+    )
+    .await;
+    data(&body, "verifyMfa");
+    let sealed_after = rotated.sql_string("SELECT secret FROM user_totp").await;
+    assert_ne!(
+        sealed_after, sealed_before,
+        "sealed again under the new key"
+    );
+    // Once the old secret is dropped, the secret still opens.
+    let later = before.sibling(&[("SECRET_KEY", NEXT_SECRET)]).await;
+    later.freeze_clock();
+    later.advance(120);
+    let token = mfa_token(&later, &user.email).await;
+    let body = verify(
+        &later,
+        json!({ "mfaToken": token, "totpCode": code_now(&later, &user.totp) }),
+    )
+    .await;
+    data(&body, "verifyMfa");
+}

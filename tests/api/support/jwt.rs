@@ -7,6 +7,8 @@ use serde_json::Value;
 
 /// The `SECRET_KEY` every test server signs with, unless a test sets another.
 pub(crate) const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+/// The secret a rotation moves to (tests of `SECRET_KEY_PREVIOUS`).
+pub(crate) const NEXT_SECRET: &str = "Xq3v9LmZt2R8bW1kP6sN0yH4jD7fG5cAx8Vb2Nm4";
 
 /// The claims of a token, read without verifying it.
 pub(crate) fn claims_of(token: &str) -> Value {

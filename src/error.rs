@@ -100,6 +100,8 @@ pub enum AppError {
     Conflict {
         reason: &'static str,
     },
+    /// A request relying on the refresh cookie failed the CSRF checks (HTTP 403).
+    CsrfRejected,
     /// A correct credential for an account scheduled for deletion.
     AccountPendingDeletion {
         scheduled_for: chrono::DateTime<chrono::Utc>,
@@ -137,6 +139,7 @@ impl AppError {
             Self::InsufficientAal => ErrorCode::InsufficientAal,
             Self::AccountPendingDeletion { .. } => ErrorCode::AccountPendingDeletion,
             Self::MfaRequired { .. } => ErrorCode::MfaRequired,
+            Self::CsrfRejected => ErrorCode::CsrfRejected,
             Self::Conflict { .. } => ErrorCode::Conflict,
             Self::Internal(_) => ErrorCode::InternalServerError,
         }
@@ -241,6 +244,9 @@ error_codes! {
     /// The account is not in the state the operation needs; `reason` says why
     /// (`TOTP_ALREADY_ENABLED`, `TOTP_NOT_ENABLED`, …).
     Conflict => "CONFLICT",
+    /// A request that relies on the refresh cookie lacks `X-CSRF-Protection`, or comes
+    /// from an origin that is neither the service's nor allowed; the HTTP status is 403.
+    CsrfRejected => "CSRF_REJECTED",
     /// Anything unexpected: an internal error (logged, never sent), a panic, a response
     /// that cannot be serialised. HTTP 500 when it happens outside GraphQL.
     InternalServerError => "INTERNAL_SERVER_ERROR",
@@ -373,6 +379,10 @@ impl From<AppError> for async_graphql::Error {
                     ext.set("expiresAt", ScalarType::to_value(&expires_at));
                 },
             ),
+            AppError::CsrfRejected => async_graphql::Error::new(
+                "Cookie requests need the X-CSRF-Protection header and an allowed origin",
+            )
+            .extend_with(|_, ext| code.set_on(ext)),
             AppError::Conflict { reason } => {
                 async_graphql::Error::new(format!("Not possible in the account's state: {reason}"))
                     .extend_with(|_, ext| {

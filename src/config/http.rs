@@ -24,6 +24,7 @@ pub(super) const VARS: &[&str] = &[
     "GRAPHQL_MAX_COMPLEXITY",
     "GRAPHQL_MAX_ALIASES",
     "CORS_ALLOWED_ORIGINS",
+    "PUBLIC_URL",
     "TRUSTED_PROXIES",
     "METRICS_ADDR",
     "METRICS_PUBLIC",
@@ -49,6 +50,10 @@ pub struct HttpConfig {
     pub max_aliases: usize,
     /// Origins (`https://app.example`) allowed to call from a browser; empty: none.
     pub cors_allowed_origins: Vec<HeaderValue>,
+    /// The service's external base URL (`https://id.example`), without a trailing slash.
+    pub public_url: String,
+    /// Its origin (`scheme://host[:port]`): a browser request from it is same-origin.
+    pub public_origin: String,
     /// Proxies whose `X-Forwarded-For` is believed; empty: the socket peer is the client.
     pub trusted_proxies: Vec<IpNet>,
     /// A separate listener for `/metrics`; `None`: served on `bind_addr`.
@@ -81,6 +86,12 @@ impl HttpConfig {
             None => None,
             Some(_) => Some(vars.parse("METRICS_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?),
         };
+        let (public_url, public_origin) = public_url(vars)?;
+        if !dev && !public_url.starts_with("https://") {
+            tracing::warn!(
+                "PUBLIC_URL is not https: cookie mode's refresh cookie will not be Secure"
+            );
+        }
         Ok(Self {
             bind_addr: vars.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             graphiql: vars.bool("GRAPHIQL_ENABLED", dev)?,
@@ -102,6 +113,8 @@ impl HttpConfig {
                 &1000,
             )?,
             cors_allowed_origins: cors_origins(&vars.list("CORS_ALLOWED_ORIGINS"))?,
+            public_url,
+            public_origin,
             trusted_proxies,
             metrics_public: vars.bool("METRICS_PUBLIC", dev && metrics_addr.is_none())?,
             metrics_addr,
@@ -133,6 +146,7 @@ impl HttpConfig {
             ("GRAPHQL_MAX_COMPLEXITY", self.max_complexity.to_string()),
             ("GRAPHQL_MAX_ALIASES", self.max_aliases.to_string()),
             ("CORS_ALLOWED_ORIGINS", origins.join(",")),
+            ("PUBLIC_URL", self.public_url.clone()),
             ("TRUSTED_PROXIES", proxies.join(",")),
             (
                 "METRICS_ADDR",
@@ -142,6 +156,38 @@ impl HttpConfig {
             ("METRICS_PUBLIC", self.metrics_public.to_string()),
             ("SHUTDOWN_TIMEOUT", secs(self.shutdown_timeout)),
         ]
+    }
+}
+
+/// `PUBLIC_URL`: an http(s) URL without query or fragment; returns it without a
+/// trailing slash, and its origin.
+fn public_url(vars: &Vars<'_>) -> Result<(String, String), ConfigError> {
+    let raw = vars
+        .get("PUBLIC_URL")
+        .unwrap_or_else(|| "http://localhost:8000".to_owned());
+    let url = raw.trim().trim_end_matches('/').to_owned();
+    let bad = || {
+        ConfigError::new(
+            "PUBLIC_URL",
+            format!("{raw:?} is not a base URL like https://id.example"),
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if !matches!(scheme, "http" | "https")
+        || authority.is_empty()
+        || url.contains(['?', '#', '*', ' '])
+    {
+        return Err(bad());
+    }
+    let origin = format!("{scheme}://{authority}");
+    Ok((url, origin))
+}
+
+impl HttpConfig {
+    /// Whether cookies must be `Secure` (and the refresh cookie `__Host-` prefixed).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 }
 

@@ -116,7 +116,7 @@ impl MfaMutation {
             .await?;
         Ok(MfaEnabled {
             recovery_codes: enabled.recovery_codes,
-            auth: enabled.auth.into(),
+            auth: super::cookies::deliver(ctx, enabled.auth, false),
         })
     }
 
@@ -162,10 +162,10 @@ impl MfaMutation {
             // Passkeys arrive with their own issue: no ceremony can be finished yet.
             _ => return Err(AppError::InvalidToken.into()),
         };
-        Ok(services
+        let payload = services
             .mfa
             .verify(&input.mfa_token, factor, &req.meta)
-            .await?
-            .into())
+            .await?;
+        Ok(super::cookies::deliver(ctx, payload, false))
     }
 }

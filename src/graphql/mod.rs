@@ -4,6 +4,7 @@ mod account;
 mod assurance;
 mod auth;
 pub mod context;
+mod cookies;
 mod email_change;
 mod email_verification;
 mod error_codes;

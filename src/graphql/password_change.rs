@@ -43,10 +43,10 @@ impl PasswordChangeMutation {
         input: ChangePasswordInput,
     ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
-        Ok(services
+        let payload = services
             .password_change
             .change(req.bearer.as_deref(), input.into(), &req.meta)
-            .await?
-            .into())
+            .await?;
+        Ok(super::cookies::deliver(ctx, payload, false))
     }
 }

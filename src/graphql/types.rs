@@ -54,8 +54,9 @@ impl From<domain::user::User> for User {
 pub(super) struct AuthPayload {
     /// A short-lived JWT to send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
-    /// Single-use: every `refreshToken` call returns a new one.
-    pub refresh_token: String,
+    /// Single-use: every `refreshToken` call returns a new one. `null` in cookie mode
+    /// (`X-Auth-Transport: cookie`), where it is set as an HttpOnly cookie instead.
+    pub refresh_token: Option<String>,
     /// Always "Bearer".
     pub token_type: String,
     /// Lifetime of the access token, in seconds.
@@ -67,7 +68,7 @@ impl From<service::AuthPayload> for AuthPayload {
     fn from(p: service::AuthPayload) -> Self {
         Self {
             access_token: p.access_token,
-            refresh_token: p.refresh_token,
+            refresh_token: Some(p.refresh_token),
             token_type: "Bearer".to_owned(),
             expires_in: i32::try_from(p.expires_in.as_secs()).unwrap_or(i32::MAX),
             user: p.user.into(),

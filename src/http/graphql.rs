@@ -19,7 +19,10 @@ use tracing::Instrument;
 
 use crate::{
     error::ErrorCode,
-    graphql::{AppSchema, RequestCtx},
+    graphql::{
+        AppSchema, RequestCtx,
+        context::{CookieCtx, refresh_cookie_name},
+    },
     service::RequestMeta,
 };
 
@@ -167,6 +170,51 @@ fn request_ctx(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> Requ
             ip: super::client_ip::client_ip(peer.ip(), headers, &state.config.http.trusted_proxies),
             user_agent,
         },
+        cookies: cookie_ctx(state, headers),
+    }
+}
+
+/// What the request carries of cookie mode, and whether it passes the CSRF checks a
+/// request relying on the refresh cookie must pass: the `X-CSRF-Protection` header (a
+/// custom header: a cross-site form or image cannot send it, and a cross-site script
+/// cannot without a CORS preflight we refuse), and an `Origin`, when sent, that is
+/// the service's own (`PUBLIC_URL`, or the `Host` it was sent to) or allowed.
+fn cookie_ctx(state: &HttpState, headers: &HeaderMap) -> CookieCtx {
+    let http = &state.config.http;
+    let secure = http.secure_cookies();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cookie_transport =
+        text("x-auth-transport").is_some_and(|v| v.trim().eq_ignore_ascii_case("cookie"));
+    let name = refresh_cookie_name(secure);
+    let refresh_cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+    let has_header = text("x-csrf-protection").is_some_and(|v| !v.trim().is_empty());
+    let origin_allowed = match text(header::ORIGIN.as_str()) {
+        None => true,
+        Some(origin) => {
+            let origin = origin.trim();
+            origin == http.public_origin
+                || http.cors_allowed_origins.iter().any(|o| o == origin)
+                || text(header::HOST.as_str()).is_some_and(|host| {
+                    origin
+                        .split_once("://")
+                        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+                })
+        }
+    };
+    CookieCtx {
+        cookie_transport,
+        refresh_cookie,
+        csrf_passed: has_header && origin_allowed,
+        secure,
+        max_age_secs: state.config.tokens.refresh_ttl.as_secs(),
     }
 }
 
@@ -209,7 +257,9 @@ fn accepts_html(headers: &HeaderMap) -> bool {
 /// HTTP specification asks; with `application/json` every GraphQL answer is a 200.
 fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
     let modern = accepts(headers, GRAPHQL_RESPONSE_JSON);
-    let status = if modern && is_request_error(response) {
+    let status = if has_code(response, ErrorCode::CsrfRejected) {
+        StatusCode::FORBIDDEN
+    } else if modern && is_request_error(response) {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -220,15 +270,22 @@ fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
         "application/json"
     };
     match serde_json::to_vec(response) {
-        Ok(body) => (
-            status,
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body,
-        )
-            .into_response(),
+        Ok(body) => {
+            let mut rendered = (
+                status,
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+                .into_response();
+            // What resolvers set: the refresh cookie of cookie mode.
+            for (name, value) in response.http_headers_iter() {
+                rendered.headers_mut().append(name, value);
+            }
+            rendered
+        }
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "cannot serialise a GraphQL response");
             client_error(
@@ -238,6 +295,18 @@ fn render(response: &BatchResponse, headers: &HeaderMap) -> Response {
             )
         }
     }
+}
+
+/// Whether any error of the response carries `code`.
+fn has_code(response: &BatchResponse, code: ErrorCode) -> bool {
+    let responses: Vec<&async_graphql::Response> = match response {
+        BatchResponse::Single(single) => vec![single],
+        BatchResponse::Batch(all) => all.iter().collect(),
+    };
+    responses
+        .iter()
+        .flat_map(|r| r.errors.iter())
+        .any(|e| e.extensions.as_ref().and_then(ErrorCode::read) == Some(code))
 }
 
 fn is_request_error(response: &BatchResponse) -> bool {

@@ -79,7 +79,15 @@ pub fn router(state: HttpState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(http.cors_allowed_origins.iter().cloned()))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, REQUEST_ID])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            REQUEST_ID,
+            HeaderName::from_static("x-csrf-protection"),
+            HeaderName::from_static("x-auth-transport"),
+        ])
+        // Cookie mode: listed origins may send the refresh cookie (never `*`).
+        .allow_credentials(true)
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600));
     let middleware = ServiceBuilder::new()

@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-
 #[tokio::test]
 async fn forged_tokens_are_rejected() {
     let app = spawn_app().await;

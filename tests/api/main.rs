@@ -11,6 +11,7 @@ mod assurance;
 mod audit;
 mod brute_force;
 mod cli;
+mod cookie_mode;
 mod credential_races;
 mod deployment;
 mod devices;

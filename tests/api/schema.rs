@@ -24,8 +24,10 @@ fn the_schema_has_the_public_contract() {
         "me: User!",
         "register(input: RegisterInput!): AuthPayload!",
         "login(input: LoginInput!): AuthPayload!",
-        "refreshToken(refreshToken: String!): AuthPayload!",
-        "logout(refreshToken: String!): Boolean!",
+        // Wave 2 (cookie mode): the refresh token may come from the cookie.
+        "refreshToken(refreshToken: String): AuthPayload!",
+        "logout(refreshToken: String): Boolean!",
+        "\trefreshToken: String\n",
         "requestPasswordReset(email: String!): Boolean!",
         "resetPassword(input: ResetPasswordInput!): Boolean!",
         "accessToken: String!",
@@ -38,6 +40,14 @@ fn the_schema_has_the_public_contract() {
         "myData: JSON!",
         "requestAccountDeletion(confirm: String!): DateTime!",
         "cancelAccountDeletion(token: String!): Boolean!",
+        "requestEmailChange(newEmail: String!): Boolean!",
+        "confirmEmailChange(token: String!): Boolean!",
+        "beginTotpEnrollment: TotpEnrollment!",
+        "confirmTotpEnrollment(enrollmentId: ID!, code: String!): MfaEnabled!",
+        "disableTotp: Boolean!",
+        "regenerateRecoveryCodes: [String!]!",
+        "verifyMfa(input: VerifyMfaInput!): AuthPayload!",
+        "mfaStatus: MfaStatus!",
     ] {
         assert!(sdl.contains(line), "missing `{line}` in:\n{sdl}");
     }

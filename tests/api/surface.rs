@@ -249,11 +249,8 @@ async fn cors_allows_only_listed_origins_and_the_methods_in_use() {
         methods.contains("POST") && methods.contains("GET") && !methods.contains("PUT"),
         "{methods}"
     );
-    assert!(
-        ok.headers()
-            .get("access-control-allow-credentials")
-            .is_none()
-    );
+    // Cookie mode (wave 2): a listed origin may send the refresh cookie.
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
     let evil = preflight("https://evil.example").await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 

@@ -35,6 +35,17 @@ const ACCOUNT_LINKS: [(&str, &str); 2] = [
 ];
 
 #[test]
+fn the_public_url_gives_the_origin_and_whether_cookies_are_secure() {
+    let plain = config(&[KEY]).expect("defaults");
+    assert_eq!(plain.http.public_origin, "http://localhost:8000");
+    assert!(!plain.http.secure_cookies());
+    let https = config(&[KEY, ("PUBLIC_URL", "https://id.example:8443/auth/")]).expect("https");
+    assert_eq!(https.http.public_url, "https://id.example:8443/auth");
+    assert_eq!(https.http.public_origin, "https://id.example:8443");
+    assert!(https.http.secure_cookies());
+}
+
+#[test]
 fn production_refuses_plain_http_account_links() {
     const PROD: (&str, &str) = ("APP_ENV", "production");
     const SMTP: (&str, &str) = ("SMTP_URL", "smtp://127.0.0.1:2525");
@@ -91,6 +102,9 @@ fn bad_values_name_the_variable() {
         ("RUN_MIGRATIONS", "maybe"),
         ("CORS_ALLOWED_ORIGINS", "*"),
         ("CORS_ALLOWED_ORIGINS", "https://app.example/path"),
+        ("PUBLIC_URL", "ftp://id.example"),
+        ("PUBLIC_URL", "https://"),
+        ("PUBLIC_URL", "https://id.example/?x=1"),
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("JWT_ALGORITHM", "none"),
         ("JWT_ALGORITHM", "RS256"),

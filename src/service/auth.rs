@@ -395,6 +395,35 @@ impl AuthService {
 }
 
 impl Deps {
+    /// A session to start now for `user_id` from this client, proved as `assurance`
+    /// says, and the refresh token that is its first (only its hash is stored).
+    pub(super) fn new_session(
+        &self,
+        user_id: uuid::Uuid,
+        password_hash: String,
+        assurance: Assurance,
+        meta: &RequestMeta,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(String, NewSession), AppError> {
+        let tokens = &self.config.tokens;
+        let refresh_ttl =
+            chrono::Duration::from_std(tokens.refresh_ttl).map_err(AppError::internal)?;
+        let refresh_token = opaque_token::generate();
+        let new = NewSession {
+            user_id,
+            password_hash,
+            token_hash: opaque_token::digest(&refresh_token),
+            now,
+            expires_at: now + refresh_ttl,
+            device: Device::from_user_agent(meta.user_agent.as_deref()),
+            ip: Some(meta.ip.to_string()),
+            max_per_user: tokens.max_sessions_per_user,
+            idle: tokens.refresh_idle_ttl,
+            assurance,
+        };
+        Ok((refresh_token, new))
+    }
+
     /// Starts a session, proved as `assurance` says, for a user who proved to know the
     /// password `password_hash`; `None` if that is no longer their password, or the
     /// account was deactivated.
@@ -406,27 +435,9 @@ impl Deps {
         meta: &RequestMeta,
     ) -> Result<Option<AuthPayload>, AppError> {
         let now = self.clock.now();
-        let refresh_token = opaque_token::generate();
-        let refresh_ttl = chrono::Duration::from_std(self.config.tokens.refresh_ttl)
-            .map_err(AppError::internal)?;
-        let tokens = &self.config.tokens;
-        let Some(created) = sessions::create(
-            &self.db,
-            NewSession {
-                user_id: user.id,
-                password_hash,
-                token_hash: opaque_token::digest(&refresh_token),
-                now,
-                expires_at: now + refresh_ttl,
-                device: Device::from_user_agent(meta.user_agent.as_deref()),
-                ip: Some(meta.ip.to_string()),
-                max_per_user: tokens.max_sessions_per_user,
-                idle: tokens.refresh_idle_ttl,
-                assurance: assurance.clone(),
-            },
-        )
-        .await?
-        else {
+        let (refresh_token, new) =
+            self.new_session(user.id, password_hash, assurance.clone(), meta, now)?;
+        let Some(created) = sessions::create(&self.db, new).await? else {
             return Ok(None);
         };
         // The oldest sessions beyond the bound ended: their access tokens too.

@@ -23,7 +23,6 @@ use super::{AuditEvent, AuthPayload, Deps, RequestMeta, assurance::Need};
 use crate::{
     domain::{
         assurance::{Aal, Assurance, Method},
-        device::Device,
         user::User,
     },
     error::AppError,
@@ -32,7 +31,7 @@ use crate::{
     store::{
         db::begin_write,
         second_factors::{self, StoredTotp},
-        sessions::{self, NewSession, RevokeReason},
+        sessions::{self, RevokeReason},
         users,
     },
 };
@@ -447,10 +446,13 @@ impl MfaService {
             .map(|c| totp::recovery_code_digest(c))
             .collect();
         let assurance = with_second_factor(&caller.assurance.amr, Method::Otp, now);
-        let refresh_token = opaque_token::generate();
-        let tokens = &deps.config.tokens;
-        let refresh_ttl =
-            chrono::Duration::from_std(tokens.refresh_ttl).map_err(AppError::internal)?;
+        let (refresh_token, new_session) = deps.new_session(
+            user.id,
+            credential.password_hash,
+            assurance.clone(),
+            meta,
+            now,
+        )?;
         let mail = templates::totp_enabled(&deps.config.service_name, &user.email);
 
         let txn = begin_write(&deps.db)
@@ -466,22 +468,7 @@ impl MfaService {
         let mut ended =
             sessions::revoke_all_for_user(&txn, user.id, now, RevokeReason::SecondFactorChange)
                 .await?;
-        let created = sessions::create_in(
-            &txn,
-            NewSession {
-                user_id: user.id,
-                password_hash: credential.password_hash,
-                token_hash: opaque_token::digest(&refresh_token),
-                now,
-                expires_at: now + refresh_ttl,
-                device: Device::from_user_agent(meta.user_agent.as_deref()),
-                ip: Some(meta.ip.to_string()),
-                max_per_user: tokens.max_sessions_per_user,
-                idle: tokens.refresh_idle_ttl,
-                assurance: assurance.clone(),
-            },
-        )
-        .await?;
+        let created = sessions::create_in(&txn, new_session).await?;
         deps.outbox
             .enqueue(&txn, "totp_enabled", mail, None, now)
             .await?;

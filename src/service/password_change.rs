@@ -12,16 +12,15 @@ use super::{
 use crate::{
     domain::{
         assurance::Assurance,
-        device::Device,
         password::{self, UserContext},
     },
     error::AppError,
     mail::templates,
-    security::{opaque_token, password::Verification},
+    security::password::Verification,
     store::{
         account_tokens::{self, Purpose},
         db::begin_write,
-        sessions::{self, NewSession},
+        sessions::{self},
         users,
     },
 };
@@ -108,10 +107,13 @@ impl PasswordChangeService {
         let new_hash = deps.hasher.hash(client, new_password).await?;
 
         let now = deps.clock.now();
-        let refresh_token = opaque_token::generate();
-        let tokens = &deps.config.tokens;
-        let refresh_ttl =
-            chrono::Duration::from_std(tokens.refresh_ttl).map_err(AppError::internal)?;
+        let (refresh_token, new_session) = deps.new_session(
+            user.id,
+            new_hash.clone(),
+            Assurance::password(now),
+            meta,
+            now,
+        )?;
         let notice = templates::password_changed_by_owner(
             &deps.config.service_name,
             &user.email,
@@ -145,22 +147,7 @@ impl PasswordChangeService {
             txn.rollback().await.context("roll back password change")?;
             return Err(AppError::Unauthenticated);
         };
-        let created = sessions::create_in(
-            &txn,
-            NewSession {
-                user_id: user.id,
-                password_hash: new_hash,
-                token_hash: opaque_token::digest(&refresh_token),
-                now,
-                expires_at: now + refresh_ttl,
-                device: Device::from_user_agent(meta.user_agent.as_deref()),
-                ip: Some(meta.ip.to_string()),
-                max_per_user: tokens.max_sessions_per_user,
-                idle: tokens.refresh_idle_ttl,
-                assurance: Assurance::password(now),
-            },
-        )
-        .await?;
+        let created = sessions::create_in(&txn, new_session).await?;
         deps.outbox
             .enqueue(&txn, "password_changed", notice, None, now)
             .await?;

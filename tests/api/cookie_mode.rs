@@ -226,18 +226,8 @@ async fn an_https_service_sets_a_host_prefixed_secure_cookie() {
 #[tokio::test]
 async fn credentialed_cors_is_for_listed_origins_only() {
     let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
-    let preflight = |origin: &'static str| {
-        app.http
-            .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.url))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "content-type,x-csrf-protection,x-auth-transport",
-            )
-            .send()
-    };
-    let allowed = preflight("https://app.example").await.unwrap();
+    let wants = "content-type,x-csrf-protection,x-auth-transport";
+    let allowed = app.preflight("https://app.example", wants).await;
     let headers = allowed.headers();
     assert_eq!(
         headers["access-control-allow-origin"],
@@ -256,7 +246,7 @@ async fn credentialed_cors_is_for_listed_origins_only() {
             "{name} in {allowed_headers}"
         );
     }
-    let other = preflight("https://evil.example").await.unwrap();
+    let other = app.preflight("https://evil.example", wants).await;
     assert!(other.headers().get("access-control-allow-origin").is_none());
     // A listed origin may use the cookie.
     let email = unique_email();

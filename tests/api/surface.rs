@@ -225,18 +225,8 @@ async fn a_panic_becomes_an_internal_error_and_the_service_keeps_serving() {
 #[tokio::test]
 async fn cors_allows_only_listed_origins_and_the_methods_in_use() {
     let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
-    let preflight = |origin: &'static str| {
-        app.http
-            .request(reqwest::Method::OPTIONS, format!("{}/graphql", app.url))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "content-type,authorization",
-            )
-            .send()
-    };
-    let ok = preflight("https://app.example").await.unwrap();
+    let wants = "content-type,authorization";
+    let ok = app.preflight("https://app.example", wants).await;
     assert_eq!(
         ok.headers()["access-control-allow-origin"],
         "https://app.example"
@@ -251,7 +241,7 @@ async fn cors_allows_only_listed_origins_and_the_methods_in_use() {
     );
     // Cookie mode (wave 2): a listed origin may send the refresh cookie.
     assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
-    let evil = preflight("https://evil.example").await.unwrap();
+    let evil = app.preflight("https://evil.example", wants).await;
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 
     let resp = app

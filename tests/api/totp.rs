@@ -43,6 +43,11 @@ async fn verify(app: &TestApp, factor: Value) -> Value {
     app.graphql(VERIFY, json!({ "i": factor })).await
 }
 
+/// `verifyMfa` with a TOTP code.
+async fn verify_code(app: &TestApp, token: &str, code: &str) -> Value {
+    verify(app, json!({ "mfaToken": token, "totpCode": code })).await
+}
+
 /// Signs up and turns TOTP on (the clock should be frozen).
 async fn enrolled(app: &TestApp) -> Enrolled {
     let email = unique_email();
@@ -173,44 +178,33 @@ async fn a_login_needs_the_second_factor_and_a_code_works_once() {
     // The enrolment's code cannot be replayed as the first login code.
     let token = mfa_token(&app, &user.email).await;
     let enrolment_code = code_now(&app, &user.totp);
-    let body = verify(
-        &app,
-        json!({ "mfaToken": token, "totpCode": enrolment_code }),
-    )
-    .await;
+    let body = verify_code(&app, &token, &enrolment_code).await;
     assert_code(&body, "INVALID_CREDENTIALS");
 
     app.advance(30);
     let code = code_now(&app, &user.totp);
-    let body = verify(&app, json!({ "mfaToken": token, "totpCode": code })).await;
+    let body = verify_code(&app, &token, &code).await;
     let session = Session::from_payload(data(&body, "verifyMfa"));
     let claims = claims_of(&session.access);
     assert_eq!(claims["acr"], "aal2");
     assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]));
     data(&app.me(Some(&session.access)).await, "me");
     // The token is spent; the same code on a new login is a replay.
-    assert_code(
-        &verify(&app, json!({ "mfaToken": token, "totpCode": code })).await,
-        "INVALID_TOKEN",
-    );
+    assert_code(&verify_code(&app, &token, &code).await, "INVALID_TOKEN");
     let next = mfa_token(&app, &user.email).await;
     assert_code(
-        &verify(&app, json!({ "mfaToken": next, "totpCode": code })).await,
+        &verify_code(&app, &next, &code).await,
         "INVALID_CREDENTIALS",
     );
     // The next step's code passes.
     app.advance(30);
-    let body = verify(
-        &app,
-        json!({ "mfaToken": next, "totpCode": code_now(&app, &user.totp) }),
-    )
-    .await;
+    let body = verify_code(&app, &next, &code_now(&app, &user.totp)).await;
     data(&body, "verifyMfa");
     // Not exactly one factor, or a token nobody issued.
     let both = json!({ "mfaToken": next, "totpCode": "123456", "recoveryCode": "x" });
     assert_code(&verify(&app, both).await, "BAD_USER_INPUT");
     assert_code(
-        &verify(&app, json!({ "mfaToken": "made-up", "totpCode": "123456" })).await,
+        &verify_code(&app, "made-up", "123456").await,
         "INVALID_TOKEN",
     );
     let events: Vec<String> = app.audit_events().await.into_iter().map(|e| e.0).collect();
@@ -245,24 +239,14 @@ async fn the_sixth_guess_on_one_token_finds_it_dead() {
     app.advance(30);
     let token = mfa_token(&app, &user.email).await;
     for _ in 0..5 {
-        let body = verify(
-            &app,
-            json!({ "mfaToken": token, "totpCode": wrong_code(&app, &user.totp) }),
-        )
-        .await;
+        let body = verify_code(&app, &token, &wrong_code(&app, &user.totp)).await;
         assert_code(&body, "INVALID_CREDENTIALS");
     }
     let right = code_now(&app, &user.totp);
-    assert_code(
-        &verify(&app, json!({ "mfaToken": token, "totpCode": right })).await,
-        "INVALID_TOKEN",
-    );
+    assert_code(&verify_code(&app, &token, &right).await, "INVALID_TOKEN");
     // A new login goes on as usual.
     let token = mfa_token(&app, &user.email).await;
-    data(
-        &verify(&app, json!({ "mfaToken": token, "totpCode": right })).await,
-        "verifyMfa",
-    );
+    data(&verify_code(&app, &token, &right).await, "verifyMfa");
 }
 
 #[tokio::test]
@@ -274,11 +258,7 @@ async fn ten_wrong_codes_in_a_row_lock_the_second_step_and_mail_the_owner() {
     for _ in 0..2 {
         let token = mfa_token(&app, &user.email).await;
         for _ in 0..5 {
-            let body = verify(
-                &app,
-                json!({ "mfaToken": token, "totpCode": wrong_code(&app, &user.totp) }),
-            )
-            .await;
+            let body = verify_code(&app, &token, &wrong_code(&app, &user.totp)).await;
             assert_code(&body, "INVALID_CREDENTIALS");
         }
     }
@@ -300,11 +280,7 @@ async fn ten_wrong_codes_in_a_row_lock_the_second_step_and_mail_the_owner() {
     .await;
     app.advance(900);
     let token = mfa_token(&app, &user.email).await;
-    let body = verify(
-        &app,
-        json!({ "mfaToken": token, "totpCode": code_now(&app, &user.totp) }),
-    )
-    .await;
+    let body = verify_code(&app, &token, &code_now(&app, &user.totp)).await;
     data(&body, "verifyMfa");
 }
 
@@ -389,11 +365,7 @@ async fn turning_totp_off_needs_a_fresh_second_factor_and_signs_out_the_rest() {
     app.advance(30);
     let token = mfa_token(&app, &user.email).await;
     let other = Session::from_payload(data(
-        &verify(
-            &app,
-            json!({ "mfaToken": token, "totpCode": code_now(&app, &user.totp) }),
-        )
-        .await,
+        &verify_code(&app, &token, &code_now(&app, &user.totp)).await,
         "verifyMfa",
     ));
     app.advance(400);
@@ -503,8 +475,8 @@ async fn one_code_presented_twice_at_once_signs_in_once() {
     );
     let code = code_now(&app, &user.totp);
     let (a, b) = tokio::join!(
-        verify(&app, json!({ "mfaToken": first, "totpCode": code })),
-        verify(&app, json!({ "mfaToken": second, "totpCode": code })),
+        verify_code(&app, &first, &code),
+        verify_code(&app, &second, &code),
     );
     let signed_in = [&a, &b]
         .iter()
@@ -531,11 +503,7 @@ async fn a_secret_rotation_keeps_totp_working_and_seals_it_again() {
     rotated.freeze_clock();
     rotated.advance(60);
     let token = mfa_token(&rotated, &user.email).await;
-    let body = verify(
-        &rotated,
-        json!({ "mfaToken": token, "totpCode": code_now(&rotated, &user.totp) }),
-    )
-    .await;
+    let body = verify_code(&rotated, &token, &code_now(&rotated, &user.totp)).await;
     data(&body, "verifyMfa");
     let sealed_after = rotated.sql_string("SELECT secret FROM user_totp").await;
     assert_ne!(
@@ -547,10 +515,6 @@ async fn a_secret_rotation_keeps_totp_working_and_seals_it_again() {
     later.freeze_clock();
     later.advance(120);
     let token = mfa_token(&later, &user.email).await;
-    let body = verify(
-        &later,
-        json!({ "mfaToken": token, "totpCode": code_now(&later, &user.totp) }),
-    )
-    .await;
+    let body = verify_code(&later, &token, &code_now(&later, &user.totp)).await;
     data(&body, "verifyMfa");
 }

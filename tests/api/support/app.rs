@@ -449,6 +449,19 @@ impl TestApp {
         req.send().await.expect("request sent")
     }
 
+    /// A CORS preflight for a POST to `/graphql` from `origin` that will send
+    /// `request_headers` (comma-separated).
+    pub(crate) async fn preflight(&self, origin: &str, request_headers: &str) -> reqwest::Response {
+        self.http
+            .request(reqwest::Method::OPTIONS, format!("{}/graphql", self.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", request_headers)
+            .send()
+            .await
+            .expect("preflight sent")
+    }
+
     /// The audit trail as (event, user id, ip) rows, oldest first.
     pub(crate) async fn audit_events(&self) -> Vec<(String, Option<String>, Option<String>)> {
         self.settle().await;

@@ -144,7 +144,18 @@ impl App {
             })
         });
 
-        tracing::info!(addr = %self.addr, "listening; GraphQL at /graphql");
+        // The one line a person starting the service needs: where to click.
+        let host = match self.addr.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        let url = format!("http://{host}:{}/graphql", self.addr.port());
+        if deps.config.http.graphiql {
+            tracing::info!(addr = %self.addr, "listening; GraphiQL: {url}");
+        } else {
+            tracing::info!(addr = %self.addr, "listening; GraphQL at {url}");
+        }
         let server = http::serve(
             self.listener,
             self.router,

@@ -87,8 +87,9 @@ fn config() -> anyhow::Result<Config> {
 async fn serve() -> anyhow::Result<()> {
     let config = config()?;
     telemetry::init(config.log_format)?;
+    // The whole summary is `check-config`'s; at start it is there for debugging.
     for (name, value) in config.describe() {
-        tracing::info!("{name}={value}");
+        tracing::debug!("{name}={value}");
     }
     App::build(config).await?.run_until_stopped().await
 }

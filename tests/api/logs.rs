@@ -315,3 +315,25 @@ async fn one_line_warning(mut service: ServiceProcess, needle: &str) -> String {
         .unwrap_or_else(|| panic!("no line with {needle:?} in: {output}"))
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_ends_with_one_line_to_click_and_keeps_the_settings_for_check_config() {
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let mut service = ServiceProcess::start(
+        &storage,
+        &sink,
+        &[("RUST_LOG", "info"), ("GRAPHIQL_ENABLED", "true")],
+    )
+    .await;
+    service.terminate();
+    service.exited(Duration::from_secs(20)).await;
+    let output = service.output();
+    let port = service.url.rsplit(':').next().unwrap().to_owned();
+    let click = format!("GraphiQL: http://127.0.0.1:{port}/graphql");
+    assert!(output.contains(&click), "{click} in:\n{output}");
+    assert!(
+        !output.contains("ACCESS_TOKEN_TTL="),
+        "the settings summary is check-config's (or DEBUG):\n{output}"
+    );
+}

@@ -10,6 +10,7 @@ mod error_codes;
 mod limits;
 mod metrics;
 mod mfa;
+mod passkeys;
 mod password_change;
 mod password_reset;
 mod sessions;
@@ -28,6 +29,7 @@ pub struct Query(
     sessions::SessionQuery,
     account::AccountQuery,
     mfa::MfaQuery,
+    passkeys::PasskeyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -40,6 +42,7 @@ pub struct Mutation(
     email_verification::EmailVerificationMutation,
     email_change::EmailChangeMutation,
     mfa::MfaMutation,
+    passkeys::PasskeyMutation,
     account::AccountMutation,
 );
 

@@ -312,6 +312,30 @@ async fn ceremonies_are_single_use_and_refused_assertions_all_look_alike() {
     );
     assert_eq!(mine(&app, &session.access).await[0]["name"], "Passkey");
 
+    // The next registration excludes the key already registered, and is finished only
+    // by the account that began it.
+    let body = begin_registration(&app, &session.access).await;
+    let ceremony = data(&body, "beginPasskeyRegistration");
+    let excluded: Vec<&Value> = ceremony["options"]["publicKey"]["excludeCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(excluded, [&created["id"]], "{ceremony}");
+    let mut spare = SoftKey::default();
+    let spare_created = spare.create(&ceremony["options"]).await;
+    let id = ceremony["ceremonyId"].as_str().unwrap();
+    let intruder = app.signed_up(&unique_email()).await;
+    assert_code(
+        &finish_registration(&app, &intruder.access, id, &spare_created, None).await,
+        "INVALID_TOKEN",
+    );
+    data(
+        &finish_registration(&app, &session.access, id, &spare_created, Some("Spare")).await,
+        "finishPasskeyRegistration",
+    );
+
     // A login finished twice.
     let (id, options) = begin_login(&app).await;
     let credential = key.get(&options).await;

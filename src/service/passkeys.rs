@@ -449,6 +449,7 @@ impl PasskeyService {
         let txn = begin_write(&deps.db)
             .await
             .context("begin passkey registration")?;
+        passkeys::lock_user(&txn, user.id).await?;
         if passkeys::count(&txn, user.id).await? >= MAX_PER_USER {
             deps.passkey_metric("register", "too_many");
             return Err(AppError::Conflict {
@@ -623,6 +624,7 @@ impl PasskeyService {
         let txn = begin_write(&deps.db)
             .await
             .context("begin passkey removal")?;
+        passkeys::lock_user(&txn, user.id).await?;
         let mine = passkeys::list(&txn, user.id).await?;
         let Some(target) = mine.iter().find(|p| p.id == id) else {
             return Err(unknown_passkey());

@@ -6,8 +6,8 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, SqlErr, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -61,6 +61,20 @@ pub enum InsertError {
     CredentialTaken,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Makes one user's passkey changes take turns until the transaction ends (the limit
+/// of 10, the last way to sign in): on PostgreSQL by locking the user's row; on SQLite
+/// the write lock `begin_write` took already does.
+pub async fn lock_user(txn: &impl ConnectionTrait, user_id: Uuid) -> anyhow::Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        user::Entity::find_by_id(user_id)
+            .lock_exclusive()
+            .one(txn)
+            .await
+            .context("lock the user's passkeys")?;
+    }
+    Ok(())
 }
 
 /// The user's WebAuthn handle, made (randomly) at the first call. Of two concurrent

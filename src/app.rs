@@ -317,7 +317,10 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     // A login must be answered within the request timeout: half of it for hashing.
     hasher.bound_wait(config.http.request_timeout / 2);
     let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
+    let webauthn =
+        crate::service::passkeys::build_webauthn(&config.webauthn, &config.service_name)?;
     let deps = Deps {
+        webauthn: Arc::new(webauthn),
         second_factor_sealer: Arc::new(Sealer::for_service(
             crate::service::mfa::SEAL_PURPOSE,
             &config.tokens,

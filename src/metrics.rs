@@ -116,6 +116,11 @@ impl Metrics {
                 "Security events recorded, by event",
             ),
             d(
+                "identity_passkey_total",
+                None,
+                "Passkey operations (register, login, second_factor, rename, remove) by result",
+            ),
+            d(
                 "identity_accounts_deleted_total",
                 None,
                 "Accounts deleted (their deletion came due, or was requested with no grace)",

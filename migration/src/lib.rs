@@ -15,6 +15,7 @@ mod m20261207_000004_email_verification;
 mod m20261207_000005_email_change;
 mod m20261207_000006_account_deletion;
 mod m20261207_000007_totp;
+mod m20261207_000008_passkeys;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000005_email_change::Migration),
             Box::new(m20261207_000006_account_deletion::Migration),
             Box::new(m20261207_000007_totp::Migration),
+            Box::new(m20261207_000008_passkeys::Migration),
         ]
     }
 }

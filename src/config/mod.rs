@@ -26,6 +26,7 @@ mod retention;
 mod tokens;
 mod vars;
 mod verification;
+mod webauthn;
 
 use std::{collections::HashMap, path::PathBuf};
 
@@ -44,6 +45,7 @@ pub use retention::RetentionConfig;
 pub use tokens::TokenConfig;
 use vars::Vars;
 pub use verification::VerificationConfig;
+pub use webauthn::WebauthnConfig;
 
 /// The variables of each section, in the order `Config::describe` shows them.
 const SECTIONS: &[&[&str]] = &[
@@ -57,6 +59,7 @@ const SECTIONS: &[&[&str]] = &[
     reset::VARS,
     verification::VARS,
     account::VARS,
+    webauthn::VARS,
     mail::VARS,
     outbox::VARS,
     retention::VARS,
@@ -103,6 +106,7 @@ pub struct Config {
     pub reset: ResetConfig,
     pub verification: VerificationConfig,
     pub account: AccountConfig,
+    pub webauthn: WebauthnConfig,
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
@@ -138,6 +142,7 @@ impl Config {
             reset: ResetConfig::read(&vars, env)?,
             verification: VerificationConfig::read(&vars, env)?,
             account: AccountConfig::read(&vars, env)?,
+            webauthn: WebauthnConfig::read(&vars)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,
@@ -162,6 +167,7 @@ impl Config {
             self.reset.describe(),
             self.verification.describe(),
             self.account.describe(),
+            self.webauthn.describe(),
             self.mail.describe(),
             self.outbox.describe(),
             self.retention.describe(),

@@ -44,9 +44,14 @@ fn to_json(export: &DataExport) -> Value {
             "lastLogin": user.last_login.map(time),
         },
         "sessions": export.sessions.iter().map(session).collect::<Vec<_>>(),
-        // Social sign-in and passkeys come later: none can exist yet.
+        // Social sign-in comes later: none can exist yet.
         "identities": [],
-        "passkeys": [],
+        "passkeys": export.passkeys.iter().map(|p| json!({
+            "name": p.name,
+            "createdAt": time(p.created_at),
+            "lastUsedAt": p.last_used_at.map(time),
+            "backedUp": p.backed_up,
+        })).collect::<Vec<_>>(),
         "mfa": {
             "totpEnabled": export.mfa.totp_enabled,
             "passkeyCount": export.mfa.passkey_count,

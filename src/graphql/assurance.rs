@@ -55,6 +55,7 @@ impl ReauthenticateInput {
                 (_, _, Some(code), _) => Proof::RecoveryCode(code),
                 (.., Some(passkey)) => Proof::Passkey {
                     ceremony_id: passkey.ceremony_id.0,
+                    credential: passkey.credential.0,
                 },
                 _ => return Err(AppError::field("input", "A credential is required.")),
             },

@@ -156,11 +156,14 @@ impl MfaMutation {
             )
             .into());
         }
-        let factor = match (input.totp_code, input.recovery_code) {
-            (Some(code), _) => SecondFactor::TotpCode(code),
-            (_, Some(code)) => SecondFactor::RecoveryCode(code),
-            // Passkeys arrive with their own issue: no ceremony can be finished yet.
-            _ => return Err(AppError::InvalidToken.into()),
+        let factor = match (input.totp_code, input.recovery_code, input.passkey) {
+            (Some(code), ..) => SecondFactor::TotpCode(code),
+            (_, Some(code), _) => SecondFactor::RecoveryCode(code),
+            (.., Some(passkey)) => SecondFactor::Passkey {
+                ceremony_id: passkey.ceremony_id.0,
+                credential: passkey.credential.0,
+            },
+            _ => return Err(AppError::field("input", "A second factor is required.").into()),
         };
         let payload = services
             .mfa

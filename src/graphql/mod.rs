@@ -11,6 +11,7 @@ mod error_codes;
 mod limits;
 mod metrics;
 mod mfa;
+mod passkeys;
 mod password_change;
 mod password_reset;
 mod sessions;
@@ -29,6 +30,7 @@ pub struct Query(
     sessions::SessionQuery,
     account::AccountQuery,
     mfa::MfaQuery,
+    passkeys::PasskeyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -41,6 +43,7 @@ pub struct Mutation(
     email_verification::EmailVerificationMutation,
     email_change::EmailChangeMutation,
     mfa::MfaMutation,
+    passkeys::PasskeyMutation,
     account::AccountMutation,
 );
 

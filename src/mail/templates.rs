@@ -149,6 +149,43 @@ pub fn totp_disabled(service: &str, to: &str) -> OutgoingMail {
         .into_mail(to, format!("Two-step sign-in is off for {service}"))
 }
 
+pub fn passkey_added(service: &str, to: &str, name: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "A passkey named \"{name}\" was added to your {service} account. It \
+             signs you in without a password."
+        ))
+        .paragraph("If this was not you, remove it, reset your password and contact support.")
+        .into_mail(to, format!("A passkey was added to your {service} account"))
+}
+
+pub fn passkey_removed(service: &str, to: &str, name: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "The passkey named \"{name}\" was removed from your {service} \
+             account; it no longer signs you in."
+        ))
+        .paragraph("If this was not you, reset your password now and contact support.")
+        .into_mail(
+            to,
+            format!("A passkey was removed from your {service} account"),
+        )
+}
+
+pub fn passkey_clone_suspected(service: &str, to: &str, name: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "A sign-in to your {service} account with the passkey named \
+             \"{name}\" was refused: its signature counter went backwards, which \
+             can mean the key was copied."
+        ))
+        .paragraph(
+            "If you did not just try to sign in with it, remove this passkey, reset your \
+             password and contact support.",
+        )
+        .into_mail(to, format!("A {service} passkey may have been copied"))
+}
+
 pub fn recovery_code_used(service: &str, to: &str, left: u64) -> OutgoingMail {
     Content::new()
         .paragraph(format!(
@@ -275,6 +312,18 @@ mod tests {
             ("totp_enabled", totp_enabled(service, to)),
             ("totp_disabled", totp_disabled(service, to)),
             ("recovery_code_used", recovery_code_used(service, to, 3)),
+            (
+                "passkey_added",
+                passkey_added(service, to, "Ada's <laptop>"),
+            ),
+            (
+                "passkey_removed",
+                passkey_removed(service, to, "Ada's <laptop>"),
+            ),
+            (
+                "passkey_clone_suspected",
+                passkey_clone_suspected(service, to, "Ada's <laptop>"),
+            ),
             (
                 "recovery_codes_regenerated",
                 recovery_codes_regenerated(service, to),

@@ -51,6 +51,8 @@ pub struct DataExport {
     pub sessions: Vec<SessionView>,
     pub audit_events: Vec<AuditEntry>,
     pub mfa: super::mfa::MfaStatus,
+    /// Names and dates only; never key material.
+    pub passkeys: Vec<super::passkeys::PasskeyView>,
     pub exported_at: DateTime<Utc>,
 }
 
@@ -213,6 +215,7 @@ impl AccountService {
         let since = now - chrono::Duration::days(EXPORT_AUDIT_DAYS);
         let audit_events = audit::of_user_since(&deps.db, user.id, since, EXPORT_AUDIT_MAX).await?;
         let mfa = deps.mfa_status(user.id).await?;
+        let passkeys = deps.passkey_views(user.id).await?;
         let notice = templates::data_exported(&deps.config.service_name, &user.email);
         deps.outbox
             .enqueue(&deps.db, "data_exported", notice, None, now)
@@ -225,6 +228,7 @@ impl AccountService {
             sessions,
             audit_events,
             mfa,
+            passkeys,
             exported_at: now,
         })
     }

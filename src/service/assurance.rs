@@ -60,7 +60,9 @@ impl Deps {
         Ok(caller)
     }
 
-    /// Whether the account has a second factor on (TOTP; passkeys join it).
+    /// Whether the account has a second factor on: TOTP. A passkey is a way to sign
+    /// in (`aal2` on its own), not a second step a password login must take, so it
+    /// does not make `aal1` sessions of the account insufficient.
     async fn has_second_factor(&self, user_id: uuid::Uuid) -> Result<bool, AppError> {
         self.has_totp(user_id).await
     }
@@ -149,7 +151,10 @@ pub enum Proof {
     Password(SecretString),
     TotpCode(String),
     RecoveryCode(String),
-    Passkey { ceremony_id: String },
+    Passkey {
+        ceremony_id: String,
+        credential: serde_json::Value,
+    },
 }
 
 /// A new access token for the same session, and its assurance.
@@ -221,8 +226,16 @@ impl AssuranceService {
                 drop(place);
                 Some(SecondFactor::RecoveryCode(code))
             }
-            // Passkeys arrive with their own issue: no ceremony can be finished yet.
-            Proof::Passkey { .. } => return Err(AppError::InvalidToken),
+            Proof::Passkey {
+                ceremony_id,
+                credential,
+            } => {
+                drop(place);
+                Some(SecondFactor::Passkey {
+                    ceremony_id,
+                    credential,
+                })
+            }
         };
         let assurance = match second {
             None => {

@@ -88,6 +88,19 @@ pub enum AuditEvent {
     AccountDeleted,
     /// The owner downloaded a copy of their data (`myData`).
     DataExported,
+    /// A passkey was added (`finishPasskeyRegistration`).
+    PasskeyRegistered,
+    /// A passkey signed in (`finishPasskeyLogin`) or proved a second step
+    /// (`verifyMfa`, `reauthenticate`).
+    PasskeyLogin,
+    /// A passkey assertion was refused.
+    PasskeyLoginFailed,
+    /// A passkey was removed (`removePasskey`).
+    PasskeyRemoved,
+    /// A passkey was renamed (`renamePasskey`).
+    PasskeyRenamed,
+    /// A passkey's signature counter did not go up: it may have been copied.
+    PasskeyCloneSuspected,
 }
 
 impl AuditEvent {
@@ -127,6 +140,12 @@ impl AuditEvent {
             Self::AccountDeletionCancelled => "account_deletion_cancelled",
             Self::AccountDeleted => "account_deleted",
             Self::DataExported => "data_exported",
+            Self::PasskeyRegistered => "passkey_registered",
+            Self::PasskeyLogin => "passkey_login",
+            Self::PasskeyLoginFailed => "passkey_login_failed",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyRenamed => "passkey_renamed",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
@@ -135,6 +154,7 @@ impl AuditEvent {
         matches!(
             self,
             Self::LoginFailed
+                | Self::PasskeyLoginFailed
                 | Self::LoginThrottled
                 | Self::RateLimited
                 | Self::PasswordResetThrottled

@@ -50,6 +50,11 @@ pub const LOCK_FOR: Duration = Duration::from_secs(900);
 pub enum SecondFactor {
     TotpCode(String),
     RecoveryCode(String),
+    /// An assertion of a ceremony begun with `beginPasskeyLogin`.
+    Passkey {
+        ceremony_id: String,
+        credential: serde_json::Value,
+    },
 }
 
 /// What `beginTotpEnrollment` returns.
@@ -112,7 +117,7 @@ impl Deps {
     pub(super) async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus, AppError> {
         Ok(MfaStatus {
             totp_enabled: self.has_totp(user_id).await?,
-            passkey_count: 0,
+            passkey_count: self.passkey_count(user_id).await?,
             recovery_codes_remaining: second_factors::recovery_codes_left(&self.db, user_id)
                 .await?,
         })
@@ -152,26 +157,52 @@ impl Deps {
         {
             return AppError::internal(error.context("store the second step of a login"));
         }
+        let mut methods = vec!["TOTP", "RECOVERY_CODE"];
+        match self.passkey_count(user_id).await {
+            Ok(0) => {}
+            Ok(_) => methods.push("PASSKEY"),
+            Err(error) => return error,
+        }
         self.metrics.login("mfa_required");
         self.audit(AuditEvent::MfaChallengeIssued, Some(user_id), Some(meta))
             .await;
         AppError::MfaRequired {
             mfa_token: token,
-            methods: vec!["TOTP", "RECOVERY_CODE"],
+            methods,
             expires_at,
         }
     }
 
-    /// Checks a second factor of `user_id`'s account, counting a wrong one (and locking
+    /// Checks a second factor of `user_id`'s account, counting a wrong code (and locking
     /// the account's second step at the tenth in a row). `Ok(method)` when it holds;
     /// `INVALID_CREDENTIALS` when it does not (or the account has no TOTP);
-    /// `RATE_LIMITED` while locked.
+    /// `RATE_LIMITED` while locked. A passkey needs no TOTP, cannot be guessed, and
+    /// neither counts towards the lock nor is stopped by it; its ceremony is
+    /// `INVALID_TOKEN` when unknown, expired or used.
     pub(super) async fn check_second_factor(
         &self,
         user: &User,
         factor: &SecondFactor,
         meta: &RequestMeta,
     ) -> Result<Method, AppError> {
+        if let SecondFactor::Passkey {
+            ceremony_id,
+            credential,
+        } = factor
+        {
+            self.check_passkey_assertion(
+                ceremony_id,
+                credential,
+                Some(user.id),
+                "second_factor",
+                meta,
+            )
+            .await?;
+            self.mfa_metric("passkey", "verified");
+            self.audit(AuditEvent::PasskeyLogin, Some(user.id), Some(meta))
+                .await;
+            return Ok(Method::Pop);
+        }
         let now = self.clock.now();
         let Some(stored) = second_factors::find_totp(&self.db, user.id).await? else {
             return Err(AppError::InvalidCredentials);
@@ -183,6 +214,7 @@ impl Deps {
         }
         let outcome = match factor {
             SecondFactor::TotpCode(code) => self.check_totp(user.id, &stored, code, now).await?,
+            SecondFactor::Passkey { .. } => Err("wrong"),
             SecondFactor::RecoveryCode(code) => {
                 let digest = totp::recovery_code_digest(code);
                 if second_factors::use_recovery_code(&self.db, user.id, &digest, now).await? {
@@ -196,6 +228,7 @@ impl Deps {
         let method_name = match factor {
             SecondFactor::TotpCode(_) => "totp",
             SecondFactor::RecoveryCode(_) => "recovery_code",
+            SecondFactor::Passkey { .. } => "passkey",
         };
         match outcome {
             Ok(method) => {
@@ -307,14 +340,16 @@ impl Deps {
 }
 
 /// The assurance after a second factor on top of `first`: `aal2`, the first factor's
-/// methods, the second's, and `mfa`.
+/// methods, the second's (once), and `mfa`.
 pub fn with_second_factor(first: &[Method], second: Method, now: DateTime<Utc>) -> Assurance {
     let mut amr: Vec<Method> = first
         .iter()
         .copied()
         .filter(|m| !matches!(m, Method::Otp | Method::Rec | Method::Mfa))
         .collect();
-    amr.push(second);
+    if !amr.contains(&second) {
+        amr.push(second);
+    }
     amr.push(Method::Mfa);
     Assurance {
         aal: Aal::Aal2,

@@ -12,6 +12,7 @@ pub mod health;
 pub mod mfa;
 pub mod new_password;
 pub mod outbox;
+pub mod passkeys;
 pub mod password_change;
 pub mod password_reset;
 pub mod per_account_limits;
@@ -78,6 +79,8 @@ pub struct Deps {
     pub reset_queue: reset_queue::ResetQueue,
     /// Seals TOTP secrets at rest (`mfa::SEAL_PURPOSE`).
     pub second_factor_sealer: Arc<crate::security::sealed::Sealer>,
+    /// The relying party of passkey ceremonies (`passkeys::build_webauthn`).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 impl Deps {
@@ -149,6 +152,7 @@ pub struct Services {
     pub email_verification: email_verification::EmailVerificationService,
     pub health: health::HealthService,
     pub mfa: mfa::MfaService,
+    pub passkeys: passkeys::PasskeyService,
     pub password_change: password_change::PasswordChangeService,
     pub password_reset: password_reset::PasswordResetService,
     pub sessions: sessions::SessionService,
@@ -169,6 +173,7 @@ impl Services {
             email_verification: email_verification::EmailVerificationService::new(deps.clone()),
             health: health::HealthService::new(deps.clone()),
             mfa: mfa::MfaService::new(deps.clone()),
+            passkeys: passkeys::PasskeyService::new(deps.clone()),
             password_change: password_change::PasswordChangeService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
             sessions: sessions::SessionService::new(deps.clone()),

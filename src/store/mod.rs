@@ -8,6 +8,7 @@ pub mod db;
 pub mod entity;
 pub mod ephemeral;
 pub mod outbox;
+pub mod passkeys;
 pub mod second_factors;
 pub mod sessions;
 pub mod users;

@@ -40,6 +40,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Ins
         last_login: Set(None),
         email_verified_at: Set(None),
         deletion_scheduled_for: Set(None),
+        webauthn_handle: Set(None),
     };
     match model.insert(db).await {
         Ok(m) => Ok(m.into()),

@@ -27,6 +27,7 @@ mod logs;
 mod me;
 mod metrics;
 mod outbox;
+mod passkeys;
 mod password_change;
 mod password_reset;
 mod passwords;

@@ -472,3 +472,40 @@ fn production_on_postgres_without_redis_needs_a_declared_single_instance() {
     config(&[("APP_ENV", "production"), KEY, SMTP, LINK, VERIFY]).expect("SQLite");
     config(&[PG]).expect("development");
 }
+
+#[test]
+fn webauthn_origins_belong_to_the_rp_id() {
+    let defaults = Config::from_map(&HashMap::new()).expect("defaults");
+    assert_eq!(defaults.webauthn.rp_id, "localhost");
+    assert_eq!(
+        defaults.webauthn.origins[0].as_str(),
+        "http://localhost:3000/"
+    );
+    let site = config(&[
+        KEY,
+        ("WEBAUTHN_RP_ID", "example.com"),
+        (
+            "WEBAUTHN_ORIGINS",
+            "https://example.com, https://app.example.com:8443",
+        ),
+    ])
+    .expect("own origins");
+    assert_eq!(site.webauthn.origins.len(), 2);
+    for bad in [
+        "https://example.org",
+        "https://notexample.com",
+        "http://example.com",
+        "https://example.com/login",
+        "not a url",
+    ] {
+        let err = config(&[
+            KEY,
+            ("WEBAUTHN_RP_ID", "example.com"),
+            ("WEBAUTHN_ORIGINS", bad),
+        ])
+        .expect_err(bad);
+        assert_eq!(err.var, "WEBAUTHN_ORIGINS", "{bad}: {err}");
+    }
+    let err = config(&[KEY, ("WEBAUTHN_RP_ID", "https://example.com")]).expect_err("url");
+    assert_eq!(err.var, "WEBAUTHN_RP_ID");
+}

@@ -3,6 +3,7 @@
 pub mod account_token;
 pub mod audit_event;
 pub mod outbox;
+pub mod passkey;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;

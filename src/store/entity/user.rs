@@ -15,6 +15,9 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeUtc>,
     /// When a requested deletion is due; `None`: none requested.
     pub deletion_scheduled_for: Option<DateTimeUtc>,
+    /// The WebAuthn user handle of the user's passkeys (random; never the id).
+    #[sea_orm(unique)]
+    pub webauthn_handle: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

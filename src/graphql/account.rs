@@ -97,7 +97,7 @@ impl AccountMutation {
     async fn request_account_deletion(
         &self,
         ctx: &Context<'_>,
-        confirm: String,
+        #[graphql(desc = "Must be exactly \"DELETE\".")] confirm: String,
     ) -> Result<DateTime<Utc>> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
@@ -108,7 +108,11 @@ impl AccountMutation {
 
     /// Cancels a scheduled deletion with the token from its mail. Single use; never
     /// signs in. `INVALID_TOKEN` if unknown, expired or used.
-    async fn cancel_account_deletion(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
+    async fn cancel_account_deletion(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the deletion mail's cancel link.")] token: String,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services.account.cancel_deletion(&token, &req.meta).await?)
     }

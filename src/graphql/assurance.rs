@@ -16,16 +16,22 @@ use crate::{
 /// Exactly one credential; otherwise `BAD_USER_INPUT`.
 #[derive(InputObject)]
 pub(super) struct ReauthenticateInput {
+    /// The account's password.
     pub password: Option<String>,
+    /// A code from the authenticator app (TOTP on).
     pub totp_code: Option<String>,
+    /// One of the recovery codes (each works once).
     pub recovery_code: Option<String>,
+    /// A finished `beginPasskeyLogin` ceremony with one of the account's passkeys.
     pub passkey: Option<PasskeyAssertionInput>,
 }
 
 /// A finished passkey ceremony: its id, and what `PublicKeyCredential.toJSON()` gave.
 #[derive(InputObject)]
 pub(super) struct PasskeyAssertionInput {
+    /// The `ceremonyId` from `beginPasskeyLogin`.
     pub ceremony_id: ID,
+    /// What `PublicKeyCredential.toJSON()` returned.
     pub credential: Json<serde_json::Value>,
 }
 
@@ -67,6 +73,7 @@ impl ReauthenticateInput {
 #[derive(SimpleObject)]
 #[graphql(name = "ReauthPayload")]
 pub(super) struct ReauthPayload {
+    /// A new access token of the same session, carrying the new `auth_time`.
     pub access_token: String,
     /// Lifetime of the access token, in seconds.
     pub expires_in: i32,
@@ -98,7 +105,7 @@ impl AssuranceMutation {
     async fn reauthenticate(
         &self,
         ctx: &Context<'_>,
-        input: ReauthenticateInput,
+        #[graphql(desc = "Exactly one credential.")] input: ReauthenticateInput,
     ) -> Result<ReauthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let proof = input.into_proof()?;

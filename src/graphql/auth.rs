@@ -13,14 +13,22 @@ pub(super) struct AuthMutation;
 #[Object]
 impl AuthMutation {
     /// Creates an account and signs it in.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account.")] input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let payload = services.auth.register(input.into(), &req.meta).await?;
         Ok(deliver(ctx, payload, false))
     }
 
     /// Signs in with an email and password.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The address and password.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let payload = services.auth.login(input.into(), &req.meta).await?;
         Ok(deliver(ctx, payload, false))
@@ -33,6 +41,7 @@ impl AuthMutation {
     async fn refresh_token(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token; omit it in cookie mode to use the cookie.")]
         refresh_token: Option<String>,
     ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
@@ -54,7 +63,12 @@ impl AuthMutation {
     /// Ends the session of a refresh token (the argument, or else the refresh cookie,
     /// with the same CSRF checks as `refreshToken`) and clears the cookie. Always true:
     /// an unknown or already revoked token is logged out too.
-    async fn logout(&self, ctx: &Context<'_>, refresh_token: Option<String>) -> Result<bool> {
+    async fn logout(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The refresh token; omit it in cookie mode to use the cookie.")]
+        refresh_token: Option<String>,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let presented = cookies::presented(req, refresh_token)?;
         if cookies::in_cookie_mode(req, presented.as_ref()) {

@@ -10,7 +10,11 @@ pub(super) struct EmailVerificationMutation;
 impl EmailVerificationMutation {
     /// Marks the account's address verified with the token from a verification mail.
     /// Single use; never signs in. `INVALID_TOKEN` if unknown, expired or used.
-    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> Result<bool> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the verification link.")] token: String,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .email_verification
@@ -20,7 +24,11 @@ impl EmailVerificationMutation {
 
     /// Mails a new verification link if the address belongs to an unverified account
     /// (at most one a minute, five an hour). True for every valid address.
-    async fn resend_verification_email(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+    async fn resend_verification_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The address to send a new link to.")] email: String,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .email_verification

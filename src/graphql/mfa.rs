@@ -16,6 +16,7 @@ use crate::{
 /// a first code.
 #[derive(SimpleObject)]
 pub(super) struct TotpEnrollment {
+    /// Names the pending enrolment for `confirmTotpEnrollment`.
     pub enrollment_id: ID,
     /// Base32; shown once.
     pub secret: String,
@@ -43,23 +44,33 @@ impl From<mfa::TotpEnrollment> for TotpEnrollment {
 /// calling one.
 #[derive(SimpleObject)]
 pub(super) struct MfaEnabled {
+    /// 10 single-use codes for when the app is lost; shown only here.
     pub recovery_codes: Vec<String>,
+    /// The `aal2` session that replaces the calling one.
     pub auth: AuthPayload,
 }
 
+/// The caller's second factors.
 #[derive(SimpleObject)]
 pub(super) struct MfaStatus {
+    /// Whether signing in with a password asks for an authenticator code.
     pub totp_enabled: bool,
+    /// Passkeys registered to the account.
     pub passkey_count: i32,
+    /// Recovery codes not used yet.
     pub recovery_codes_remaining: i32,
 }
 
 /// The `mfaToken` from `MFA_REQUIRED` and exactly one second factor.
 #[derive(InputObject)]
 pub(super) struct VerifyMfaInput {
+    /// The token from the `MFA_REQUIRED` error's extensions.
     pub mfa_token: String,
+    /// A code from the authenticator app.
     pub totp_code: Option<String>,
+    /// One of the recovery codes (each works once).
     pub recovery_code: Option<String>,
+    /// A finished `beginPasskeyLogin` ceremony with one of the account's passkeys.
     pub passkey: Option<PasskeyAssertionInput>,
 }
 
@@ -106,8 +117,8 @@ impl MfaMutation {
     async fn confirm_totp_enrollment(
         &self,
         ctx: &Context<'_>,
-        enrollment_id: ID,
-        code: String,
+        #[graphql(desc = "From `beginTotpEnrollment`.")] enrollment_id: ID,
+        #[graphql(desc = "The code the authenticator app shows now.")] code: String,
     ) -> Result<MfaEnabled> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let enabled = services
@@ -142,7 +153,11 @@ impl MfaMutation {
     /// Completes a login that answered `MFA_REQUIRED`, with exactly one second factor.
     /// A wrong one is `INVALID_CREDENTIALS`; the token dies after 5, and 10 in a row
     /// on the account answer `RATE_LIMITED` for 15 minutes.
-    async fn verify_mfa(&self, ctx: &Context<'_>, input: VerifyMfaInput) -> Result<AuthPayload> {
+    async fn verify_mfa(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `mfaToken` and exactly one second factor.")] input: VerifyMfaInput,
+    ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let given = [
             input.totp_code.is_some(),

@@ -24,6 +24,8 @@ use crate::{config::HttpConfig, service::Services};
 
 pub use context::RequestCtx;
 
+/// What the signed-in user can read: the profile, sessions, second factors, passkeys
+/// and a copy of their data.
 #[derive(MergedObject, Default)]
 pub struct Query(
     user::UserQuery,
@@ -33,6 +35,8 @@ pub struct Query(
     passkeys::PasskeyQuery,
 );
 
+/// Everything that changes state: sign-up and sign-in, tokens, the account and its
+/// factors.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     auth::AuthMutation,

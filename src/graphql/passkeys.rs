@@ -36,9 +36,11 @@ impl From<passkeys::Ceremony> for PasskeyCeremony {
 /// One of the signed-in user's passkeys (no key material).
 #[derive(SimpleObject)]
 pub(super) struct Passkey {
+    /// Names the passkey for `renamePasskey` and `removePasskey`.
     pub id: ID,
     /// 1 to 64 characters, chosen by the owner.
     pub name: String,
+    /// When it was registered.
     pub created_at: DateTime<Utc>,
     /// Its last sign-in or proof; null if never used.
     pub last_used_at: Option<DateTime<Utc>>,
@@ -97,9 +99,12 @@ impl PasskeyMutation {
     async fn finish_passkey_registration(
         &self,
         ctx: &Context<'_>,
-        ceremony_id: ID,
+        #[graphql(desc = "From `beginPasskeyRegistration`.")] ceremony_id: ID,
+        #[graphql(
+            desc = "What `PublicKeyCredential.toJSON()` returned after `navigator.credentials.create`."
+        )]
         credential: Json<serde_json::Value>,
-        name: Option<String>,
+        #[graphql(desc = "A name for the list (1–64 characters); \"Passkey\" when omitted.")] name: Option<String>,
     ) -> Result<Passkey> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
@@ -128,6 +133,7 @@ impl PasskeyMutation {
     async fn finish_passkey_login(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The ceremony and what `navigator.credentials.get` returned.")]
         input: PasskeyAssertionInput,
     ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
@@ -139,7 +145,12 @@ impl PasskeyMutation {
     }
 
     /// Renames one of the signed-in user's passkeys (1 to 64 characters).
-    async fn rename_passkey(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Passkey> {
+    async fn rename_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The passkey's `id`.")] id: ID,
+        #[graphql(desc = "The new name (1–64 characters).")] name: String,
+    ) -> Result<Passkey> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .passkeys
@@ -151,7 +162,11 @@ impl PasskeyMutation {
     /// Removes one of the signed-in user's passkeys (fresh session; `aal2` with TOTP
     /// on); the owner is mailed. `CONFLICT` `LAST_LOGIN_METHOD` if the account would be
     /// left with no way to sign in.
-    async fn remove_passkey(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn remove_passkey(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The passkey's `id`.")] id: ID,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .passkeys

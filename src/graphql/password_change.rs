@@ -6,10 +6,12 @@ use secrecy::SecretString;
 use super::{RequestCtx, types::AuthPayload};
 use crate::service::{Services, password_change::ChangePasswordInput as ChangeCmd};
 
+/// The current password, and the new one twice.
 #[derive(InputObject)]
 pub(super) struct ChangePasswordInput {
     /// The password in use now.
     pub current_password: String,
+    /// Held to the same policy as at sign-up; must differ from the current one.
     pub new_password: String,
     /// Must equal `newPassword`.
     pub new_password_confirm: String,
@@ -40,7 +42,7 @@ impl PasswordChangeMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        input: ChangePasswordInput,
+        #[graphql(desc = "The current and the new password.")] input: ChangePasswordInput,
     ) -> Result<AuthPayload> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         let payload = services

@@ -10,14 +10,22 @@ pub(super) struct PasswordResetMutation;
 impl PasswordResetMutation {
     /// Mails a reset link if the address belongs to an active account. True for every
     /// valid address, known or not.
-    async fn request_password_reset(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's address.")] email: String,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services.password_reset.request(&email, &req.meta).await?)
     }
 
     /// Sets a new password with the token from a reset mail, and signs out every
     /// session of the account.
-    async fn reset_password(&self, ctx: &Context<'_>, input: ResetPasswordInput) -> Result<bool> {
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token and the new password.")] input: ResetPasswordInput,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .password_reset

@@ -13,9 +13,11 @@ pub(super) struct Session {
     pub id: ID,
     /// The session of the calling access token.
     pub current: bool,
+    /// When the session started (a login).
     pub created_at: DateTime<Utc>,
     /// Last login or refresh.
     pub last_used_at: DateTime<Utc>,
+    /// When it ends at the latest (`REFRESH_TOKEN_TTL` after login).
     pub expires_at: DateTime<Utc>,
     /// At login, then at each refresh.
     pub ip_address: Option<String>,
@@ -79,7 +81,11 @@ pub(super) struct SessionMutation;
 impl SessionMutation {
     /// Ends one of the signed-in user's sessions: its refresh and access tokens stop
     /// working at once. Always true: an unknown or foreign id is a no-op.
-    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A session `id` from `mySessions`.")] id: ID,
+    ) -> Result<bool> {
         let (services, req) = (ctx.data::<Services>()?, ctx.data::<RequestCtx>()?);
         Ok(services
             .sessions

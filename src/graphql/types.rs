@@ -21,8 +21,11 @@ pub(super) struct User {
     pub id: ID,
     /// Normalised: trimmed and lower-case.
     pub email: String,
+    /// The name the user gave at sign-up.
     pub full_name: String,
+    /// False once an operator deactivated the account: it can no longer sign in.
     pub is_active: bool,
+    /// When the account was created.
     pub date_joined: DateTime<Utc>,
     /// When the user last signed in with a password.
     pub last_login: Option<DateTime<Utc>>,
@@ -61,6 +64,7 @@ pub(super) struct AuthPayload {
     pub token_type: String,
     /// Lifetime of the access token, in seconds.
     pub expires_in: i32,
+    /// The signed-in user.
     pub user: User,
 }
 
@@ -76,10 +80,14 @@ impl From<service::AuthPayload> for AuthPayload {
     }
 }
 
+/// A new account: its address, name and password.
 #[derive(InputObject)]
 pub struct RegisterInput {
+    /// The sign-in address; a link to verify it is mailed.
     pub email: String,
+    /// How the user wants to be called.
     pub full_name: String,
+    /// 8–128 characters, not common, not like the address or name.
     pub password: String,
     /// Must equal `password`.
     pub password_confirm: String,
@@ -96,9 +104,12 @@ impl From<RegisterInput> for RegisterCmd {
     }
 }
 
+/// An email and password to sign in with.
 #[derive(InputObject)]
 pub struct LoginInput {
+    /// The sign-in address.
     pub email: String,
+    /// The account's password.
     pub password: String,
 }
 
@@ -111,10 +122,12 @@ impl From<LoginInput> for LoginCmd {
     }
 }
 
+/// A new password, with the token of a reset link.
 #[derive(InputObject)]
 pub struct ResetPasswordInput {
     /// The token from the reset link.
     pub token: String,
+    /// Held to the same policy as at sign-up.
     pub new_password: String,
     /// Must equal `newPassword`.
     pub new_password_confirm: String,

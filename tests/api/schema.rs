@@ -17,9 +17,51 @@ fn schema_file_matches_the_served_schema() {
     );
 }
 
+/// The SDL without descriptions, each field's arguments on its line:
+/// `confirmTotpEnrollment(enrollmentId: ID!, code: String!): MfaEnabled!`.
+fn signatures(sdl: &str) -> String {
+    let mut out = String::new();
+    let mut in_description = false;
+    let mut open_args = false;
+    for line in sdl.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("\"\"\"") {
+            // A one-line description opens and closes on the same line.
+            let closes_here = trimmed.len() > 3 && trimmed.ends_with("\"\"\"");
+            if !closes_here {
+                in_description = !in_description;
+            }
+            continue;
+        }
+        if in_description || trimmed.is_empty() {
+            continue;
+        }
+        if open_args {
+            if trimmed.starts_with(')') {
+                out.push_str(trimmed);
+                out.push('\n');
+                open_args = false;
+            } else {
+                if !out.ends_with('(') {
+                    out.push(' ');
+                }
+                out.push_str(trimmed);
+            }
+            continue;
+        }
+        out.push_str(line);
+        if trimmed.ends_with('(') {
+            open_args = true;
+        } else {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[test]
 fn the_schema_has_the_public_contract() {
-    let sdl = identity::graphql::sdl();
+    let sdl = signatures(&identity::graphql::sdl());
     for line in [
         "me: User!",
         "register(input: RegisterInput!): AuthPayload!",
@@ -51,4 +93,58 @@ fn the_schema_has_the_public_contract() {
     ] {
         assert!(sdl.contains(line), "missing `{line}` in:\n{sdl}");
     }
+}
+
+/// What GraphiQL's docs explorer and codegen show: every type, field, argument, input
+/// field and enum value of ours has a description.
+#[tokio::test]
+async fn every_type_field_and_argument_is_described() {
+    let schema = identity::graphql::schema_builder().finish();
+    let query = "{ __schema { types { name kind description
+        fields { name description args { name description } }
+        inputFields { name description }
+        enumValues { name description } } } }";
+    let response = schema.execute(query).await;
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
+    let data = response.data.into_json().unwrap();
+    let described = |value: &serde_json::Value| {
+        value["description"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty())
+    };
+    let mut missing = Vec::new();
+    for ty in data["__schema"]["types"].as_array().unwrap() {
+        let name = ty["name"].as_str().unwrap();
+        // GraphQL's own types and scalars describe themselves (or need not).
+        if name.starts_with("__") || ["String", "Boolean", "Int", "Float", "ID"].contains(&name) {
+            continue;
+        }
+        if !described(ty) {
+            missing.push(name.to_owned());
+        }
+        for field in ty["fields"].as_array().into_iter().flatten() {
+            let field_name = field["name"].as_str().unwrap();
+            if !described(field) {
+                missing.push(format!("{name}.{field_name}"));
+            }
+            for arg in field["args"].as_array().into_iter().flatten() {
+                if !described(arg) {
+                    missing.push(format!("{name}.{field_name}({})", arg["name"]));
+                }
+            }
+        }
+        for list in ["inputFields", "enumValues"] {
+            for item in ty[list].as_array().into_iter().flatten() {
+                if !described(item) {
+                    missing.push(format!("{name}.{}", item["name"].as_str().unwrap()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} without a description:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
 }

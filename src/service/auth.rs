@@ -161,9 +161,9 @@ impl AuthService {
         let credential = users::find_credential(&self.deps.db, email.as_str()).await?;
         let password = password::normalise(input.password.expose_secret());
         // Unknown emails are verified against a dummy hash: same work, same time.
-        let (user, password_hash) = match credential {
-            Some(c) => (Some(c.user), Some(c.password_hash)),
-            None => (None, None),
+        let (user, password_hash, has_totp) = match credential {
+            Some(c) => (Some(c.user), Some(c.password_hash), c.has_totp),
+            None => (None, None, false),
         };
         let verified_hash = password_hash.clone().unwrap_or_default();
         let verification = place.verify(password.clone(), password_hash).await?;
@@ -211,7 +211,7 @@ impl AuthService {
         }
         super::users::UserService::announce_change(&self.deps, user.id).await;
         let user_id = user.id;
-        if self.deps.has_totp(user_id).await? {
+        if has_totp {
             // The password was right: this client's back-off ends, and the login goes
             // on with the second factor (no tokens yet).
             self.deps

@@ -15,7 +15,6 @@ use super::{
     entity::{passkey, user},
     users::Credential,
 };
-use crate::domain::user::User;
 
 /// A passkey as stored.
 #[derive(Debug, Clone)]
@@ -100,15 +99,9 @@ pub async fn find_user_by_handle(
     db: &impl ConnectionTrait,
     handle: Uuid,
 ) -> anyhow::Result<Option<Credential>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::WebauthnHandle.eq(handle))
-        .one(db)
+    super::users::credential_where(db, user::Column::WebauthnHandle.eq(handle))
         .await
-        .context("find user by WebAuthn handle")?
-        .map(|m| Credential {
-            password_hash: m.password_hash.clone(),
-            user: User::from(m),
-        }))
+        .context("find user by WebAuthn handle")
 }
 
 /// The user's passkeys, oldest first.

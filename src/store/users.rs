@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    sea_query::{Expr, Func, Query},
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, SqlErr,
+    sea_query::{Expr, ExprTrait, Func, Query},
 };
 use uuid::Uuid;
 
-use super::entity::user;
+use super::entity::{user, user_totp};
 use crate::domain::user::User;
 
 pub struct NewUser {
@@ -56,6 +57,9 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Ins
 pub struct Credential {
     pub user: User,
     pub password_hash: String,
+    /// Whether the account has TOTP on (a login then asks for a second step): read in
+    /// the same statement, so a login costs one round trip before the hash check.
+    pub has_totp: bool,
 }
 
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> anyhow::Result<Option<User>> {
@@ -66,15 +70,40 @@ pub async fn find_credential(
     db: &impl ConnectionTrait,
     email: &str,
 ) -> anyhow::Result<Option<Credential>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .one(db)
+    credential_where(db, user::Column::Email.eq(email)).await
+}
+
+/// The credential of the user `condition` picks, in one statement.
+pub(super) async fn credential_where(
+    db: &impl ConnectionTrait,
+    condition: sea_orm::sea_query::SimpleExpr,
+) -> anyhow::Result<Option<Credential>> {
+    let totp = Query::select()
+        .expr(Expr::val(1))
+        .from(user_totp::Entity)
+        .and_where(
+            Expr::col((user_totp::Entity, user_totp::Column::UserId))
+                .equals((user::Entity, user::Column::Id)),
+        )
+        .to_owned();
+    let statement = user::Entity::find()
+        .filter(condition)
+        .column_as(Expr::exists(totp), "has_totp")
+        .build(db.get_database_backend());
+    let Some(row) = db
+        .query_one_raw(statement)
         .await
-        .context("find user by email")?
-        .map(|m| Credential {
-            password_hash: m.password_hash.clone(),
-            user: User::from(m),
-        }))
+        .context("find a user's credential")?
+    else {
+        return Ok(None);
+    };
+    let model = user::Model::from_query_result(&row, "").context("read user")?;
+    let has_totp: bool = row.try_get("", "has_totp").context("read has_totp")?;
+    Ok(Some(Credential {
+        password_hash: model.password_hash.clone(),
+        user: User::from(model),
+        has_totp,
+    }))
 }
 
 /// The users with any of these (normalised) addresses, in one query.

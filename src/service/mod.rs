@@ -16,7 +16,7 @@ pub mod passkeys;
 pub mod password_change;
 pub mod password_reset;
 pub mod per_account_limits;
-mod per_ip_limits;
+pub mod per_ip_limits;
 pub mod reset_queue;
 pub mod sessions;
 pub mod users;
@@ -32,15 +32,12 @@ use crate::{
     error::AppError,
     mail::Mailer,
     metrics::Metrics,
-    security::{
-        jwt::JwtKeys,
-        password::PasswordHasher,
-        per_ip_limits::{IpLimit, PerIpLimits},
-    },
+    security::{jwt::JwtKeys, password::PasswordHasher, per_ip_limits::IpLimit},
     store::ephemeral::EphemeralStores,
 };
 
 use per_account_limits::PerAccountLimits;
+use per_ip_limits::IpLimits;
 
 pub use audit::{AuditEvent, AuditLog};
 
@@ -71,7 +68,7 @@ pub struct Deps {
     pub hasher: PasswordHasher,
     pub jwt: Arc<JwtKeys>,
     pub policy: Arc<PasswordPolicy>,
-    pub per_ip_limits: Arc<PerIpLimits>,
+    pub per_ip_limits: Arc<IpLimits>,
     pub per_account_limits: Arc<PerAccountLimits>,
     pub audit: AuditLog,
     pub metrics: Metrics,
@@ -100,23 +97,7 @@ impl Deps {
     ) -> Result<(), AppError> {
         let client = self.client_key(meta);
         let classes: Vec<IpLimit> = std::iter::once(IpLimit::Mutation).chain(class).collect();
-        let refused = match &self.ephemeral.ip_limits {
-            Some(shared) => {
-                let buckets = per_ip_limits::buckets(&self.config.rate_limit, client, &classes);
-                match shared.take_ip_budget(&buckets, self.clock.now()).await {
-                    Ok(refused) => refused.map(|(i, wait)| (classes[i], wait)),
-                    Err(error) => {
-                        tracing::warn!(
-                            error = %format!("{error:#}"),
-                            "per-IP limit store unreachable; limiting in process"
-                        );
-                        self.metrics.rate_limit_fallback("ip");
-                        self.check_ip_limits_locally(client, &classes)
-                    }
-                }
-            }
-            None => self.check_ip_limits_locally(client, &classes),
-        };
+        let refused = self.per_ip_limits.check(client, &classes).await;
         match refused {
             None => Ok(()),
             Some((limit, retry_after)) => {
@@ -125,19 +106,6 @@ impl Deps {
                 Err(AppError::RateLimited { retry_after })
             }
         }
-    }
-
-    /// This instance's budgets (governor): the only ones without Redis, the fallback
-    /// while it cannot be reached. The first class that refuses stops the count.
-    fn check_ip_limits_locally(
-        &self,
-        client: ClientKey,
-        classes: &[IpLimit],
-    ) -> Option<(IpLimit, Duration)> {
-        classes
-            .iter()
-            .map(|&c| (c, self.per_ip_limits.check(client, c)))
-            .find_map(|(c, result)| result.err().map(|wait| (c, wait)))
     }
 
     async fn audit(

@@ -15,13 +15,12 @@ use crate::{
     http::{self, HttpState},
     mail::{Mailer, log::LogMailer, smtp::SmtpMailer},
     metrics::Metrics,
-    security::{
-        jwt::JwtKeys, password::PasswordHasher, per_ip_limits::PerIpLimits, sealed::Sealer,
-    },
+    security::{jwt::JwtKeys, password::PasswordHasher, sealed::Sealer},
     service::{
         AuditLog, Deps, Services, account,
         outbox::Outbox,
         per_account_limits::PerAccountLimits,
+        per_ip_limits::IpLimits,
         reset_queue::{self, ResetQueue},
     },
     store::{
@@ -330,7 +329,12 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             config.password.min_length,
             &config.service_name,
         )),
-        per_ip_limits: Arc::new(PerIpLimits::new(&config.rate_limit)),
+        per_ip_limits: Arc::new(IpLimits::new(
+            ephemeral.ip_limits.clone(),
+            &config.rate_limit,
+            Arc::clone(&clock),
+            metrics.clone(),
+        )),
         per_account_limits: Arc::new(PerAccountLimits::new(
             Arc::clone(&ephemeral.counters),
             Arc::clone(&clock),

@@ -75,6 +75,11 @@ impl Metrics {
                 "Requests refused by a rate limit, by limit",
             ),
             d(
+                "identity_rate_limit_fallback_total",
+                None,
+                "Rate-limit checks made in process because Redis could not be reached, by limit",
+            ),
+            d(
                 "identity_password_hash_queue_depth",
                 None,
                 "Password hashes waiting for a hashing thread",
@@ -196,6 +201,12 @@ impl Metrics {
 
     pub fn rate_limited(&self, limit: &str) {
         self.counter("identity_rate_limited_total", &[("limit", limit)])
+            .increment(1);
+    }
+
+    /// A shared limit could not be checked in Redis: this instance limited alone.
+    pub fn rate_limit_fallback(&self, limit: &str) {
+        self.counter("identity_rate_limit_fallback_total", &[("limit", limit)])
             .increment(1);
     }
 }

@@ -16,6 +16,7 @@ pub mod passkeys;
 pub mod password_change;
 pub mod password_reset;
 pub mod per_account_limits;
+pub mod per_ip_limits;
 pub mod reset_queue;
 pub mod sessions;
 pub mod users;
@@ -31,15 +32,12 @@ use crate::{
     error::AppError,
     mail::Mailer,
     metrics::Metrics,
-    security::{
-        jwt::JwtKeys,
-        password::PasswordHasher,
-        per_ip_limits::{IpLimit, PerIpLimits},
-    },
+    security::{jwt::JwtKeys, password::PasswordHasher, per_ip_limits::IpLimit},
     store::ephemeral::EphemeralStores,
 };
 
 use per_account_limits::PerAccountLimits;
+use per_ip_limits::IpLimits;
 
 pub use audit::{AuditEvent, AuditLog};
 
@@ -70,7 +68,7 @@ pub struct Deps {
     pub hasher: PasswordHasher,
     pub jwt: Arc<JwtKeys>,
     pub policy: Arc<PasswordPolicy>,
-    pub per_ip_limits: Arc<PerIpLimits>,
+    pub per_ip_limits: Arc<IpLimits>,
     pub per_account_limits: Arc<PerAccountLimits>,
     pub audit: AuditLog,
     pub metrics: Metrics,
@@ -98,10 +96,8 @@ impl Deps {
         class: Option<IpLimit>,
     ) -> Result<(), AppError> {
         let client = self.client_key(meta);
-        let classes = std::iter::once(IpLimit::Mutation).chain(class);
-        let refused = classes
-            .map(|c| (c, self.per_ip_limits.check(client, c)))
-            .find_map(|(c, result)| result.err().map(|wait| (c, wait)));
+        let classes: Vec<IpLimit> = std::iter::once(IpLimit::Mutation).chain(class).collect();
+        let refused = self.per_ip_limits.check(client, &classes).await;
         match refused {
             None => Ok(()),
             Some((limit, retry_after)) => {

@@ -20,6 +20,7 @@ mod email_verification;
 mod faults;
 mod harness;
 mod http;
+mod ip_limits;
 mod lifecycle;
 mod login;
 mod logout;

@@ -7,6 +7,8 @@
 //!   recently read user profiles, both mirrored in each instance's memory
 //!   ([`LocalMirror`]) and kept current across instances by Redis pub/sub;
 //! - [`CounterStore`]: per-account counters (login back-off, reset-mail quota);
+//! - [`IpLimitStore`]: per-client-IP budgets shared by every instance (Redis only:
+//!   without it, each instance limits in process, `security::per_ip_limits`);
 //! - [`FlowStore`]: the state of flows that span requests (a pending TOTP enrolment,
 //!   the second step of a login), each under a random key, with a TTL, taken atomically
 //!   so that exactly one instance can finish a flow.
@@ -147,6 +149,30 @@ pub trait CounterStore: Send + Sync + 'static {
     ) -> anyhow::Result<u64>;
 }
 
+/// One per-client budget of a request: GCRA, a burst of `burst`, replenished one
+/// request every `interval` (governor's `Quota::per_minute(n)` is a burst of `n` and
+/// an interval of a minute over `n`).
+#[derive(Debug, Clone)]
+pub struct IpBucket {
+    /// Hashes only, no address in clear. Every bucket of one check holds the same part
+    /// in braces, so on a Redis Cluster they share a slot.
+    pub key: String,
+    pub interval: Duration,
+    pub burst: u32,
+}
+
+#[async_trait::async_trait]
+pub trait IpLimitStore: Send + Sync + 'static {
+    /// Counts one request against every bucket, in one step: all of them or none.
+    /// `Ok(None)` lets the request through; `Ok(Some((i, wait)))` refuses it because
+    /// of `buckets[i]` (the one with the longest wait), until `wait` from `now`.
+    async fn take_ip_budget(
+        &self,
+        buckets: &[IpBucket],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<(usize, Duration)>>;
+}
+
 #[async_trait::async_trait]
 pub trait FlowStore: Send + Sync + 'static {
     /// Keeps `value` under `key` until `expires_at` (replacing what was there).
@@ -190,6 +216,8 @@ pub struct EphemeralStores {
     pub revocations: Arc<dyn RevocationStore>,
     pub counters: Arc<dyn CounterStore>,
     pub flows: Arc<dyn FlowStore>,
+    /// Per-client-IP budgets shared across instances: `Some` on Redis only.
+    pub ip_limits: Option<Arc<dyn IpLimitStore>>,
     backend: Arc<dyn Reachable>,
     kind: &'static str,
 }
@@ -227,7 +255,13 @@ impl EphemeralStores {
         source: RevocationSource,
     ) -> anyhow::Result<Self> {
         Ok(match redis {
-            Some(cfg) => Self::on(Arc::new(RedisStore::connect(cfg, source).await?), "redis"),
+            Some(cfg) => {
+                let redis = Arc::new(RedisStore::connect(cfg, source).await?);
+                Self {
+                    ip_limits: Some(redis.clone()),
+                    ..Self::on(redis, "redis")
+                }
+            }
             None => Self::in_process(),
         })
     }
@@ -245,6 +279,7 @@ impl EphemeralStores {
             revocations: backend.clone(),
             counters: backend.clone(),
             flows: backend.clone(),
+            ip_limits: None,
             backend,
             kind,
         }

@@ -5,6 +5,7 @@
 mod counters;
 mod events;
 mod flows;
+mod ip_limits;
 mod reset_tokens;
 mod revocations;
 
@@ -31,6 +32,7 @@ pub struct RedisStore {
     login_script: Script,
     login_succeeded_script: Script,
     count_script: Script,
+    ip_limit_script: Script,
     /// Revocations and profiles in memory, fed by `channel`.
     local: Arc<LocalMirror>,
     /// Every instance publishes revocations, user changes and heartbeats here.
@@ -108,6 +110,7 @@ impl RedisStore {
             login_script: Script::from_lua(counters::BEGIN_LOGIN_ATTEMPT),
             login_succeeded_script: Script::from_lua(counters::LOGIN_SUCCEEDED),
             count_script: Script::from_lua(counters::COUNT_IN_WINDOW),
+            ip_limit_script: Script::from_lua(ip_limits::TAKE_IP_BUDGET),
             local,
             channel,
             sequence,

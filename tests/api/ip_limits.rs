@@ -1,0 +1,196 @@
+//! Per-client-IP budgets across instances: with Redis one budget per client, shared
+//! by every instance and timed by the service's clock; while Redis is down, each
+//! instance limits on its own and refuses nothing for want of Redis.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Behind the local proxy, so that a test can choose the client address.
+const PROXIED: (&str, &str) = ("TRUSTED_PROXIES", "127.0.0.1/32");
+
+fn redis_cli(redis: &PrivateRedis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli on PATH");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn fallbacks(metrics: &str) -> f64 {
+    sample(metrics, "identity_rate_limit_fallback_total{limit=\"ip\"}")
+}
+
+/// A `logout` mutation (it answers `true` for any token) sent for `client`.
+async fn logout_from(app: &TestApp, client: &str) -> Value {
+    let logout = json!({ "query": "mutation { logout(refreshToken: \"x\") }" });
+    let resp = app.post_raw(&logout, &[("x-forwarded-for", client)]).await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn two_instances_on_one_redis_share_the_ip_budget() {
+    // The embedded default limits in process; sharing needs Redis.
+    require_postgres();
+    let limits = [("RATE_LIMIT_IP_PER_MINUTE", "4"), PROXIED];
+    let a = spawn_app_with(&limits).await;
+    let b = a.sibling(&limits).await;
+    let client = "198.51.100.7";
+    for app in [&a, &b, &a, &b] {
+        data(&logout_from(app, client).await, "logout");
+    }
+    // Four in all, two on each: the next one is refused on either instance.
+    let wait = retry_after(&logout_from(&a, client).await);
+    assert!((1..=15).contains(&wait), "retryAfter {wait}");
+    let wait = retry_after(&logout_from(&b, client).await);
+    assert!((1..=15).contains(&wait), "retryAfter {wait}");
+    // Another client has its own budget; an IPv6 client's is its /64's.
+    for app in [&b, &a, &b, &a] {
+        data(&logout_from(app, "198.51.100.8").await, "logout");
+    }
+    retry_after(&logout_from(&b, "198.51.100.8").await);
+    for (app, client) in [
+        (&a, "2001:db8:7::1"),
+        (&b, "2001:db8:7::2"),
+        (&a, "2001:db8:7::3"),
+        (&b, "2001:db8:7::4"),
+    ] {
+        data(&logout_from(app, client).await, "logout");
+    }
+    retry_after(&logout_from(&a, "2001:db8:7::ffff").await);
+    data(&logout_from(&a, "2001:db8:8::1").await, "logout");
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn the_shared_budget_refills_with_the_service_clock() {
+    require_postgres();
+    let limits = [("RATE_LIMIT_IP_PER_MINUTE", "2"), PROXIED];
+    let a = spawn_app_with(&limits).await;
+    let b = a.sibling(&limits).await;
+    a.freeze_clock();
+    b.freeze_clock();
+    let client = "198.51.100.9";
+    data(&logout_from(&a, client).await, "logout");
+    data(&logout_from(&b, client).await, "logout");
+    let wait = retry_after(&logout_from(&a, client).await);
+    assert!((1..=30).contains(&wait), "retryAfter {wait}");
+    // One request back every 30 s (a burst of 2 a minute), whole after a minute.
+    a.advance(30);
+    b.advance(30);
+    data(&logout_from(&b, client).await, "logout");
+    retry_after(&logout_from(&a, client).await);
+    a.advance(60);
+    b.advance(60);
+    data(&logout_from(&a, client).await, "logout");
+    data(&logout_from(&b, client).await, "logout");
+    retry_after(&logout_from(&b, client).await);
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn the_reset_budgets_are_shared_too() {
+    require_postgres();
+    let limits = [
+        ("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", "2"),
+        ("RATE_LIMIT_RESET_TOKEN_PER_IP_PER_MINUTE", "2"),
+    ];
+    let a = spawn_app_with(&limits).await;
+    let b = a.sibling(&limits).await;
+    data(
+        &a.request_reset("nobody@example.com").await,
+        "requestPasswordReset",
+    );
+    data(
+        &b.request_reset("nobody@example.com").await,
+        "requestPasswordReset",
+    );
+    retry_after(&a.request_reset("nobody@example.com").await);
+    for app in [&b, &a] {
+        let resp = app
+            .reset_password("unknown", NEW_PASSWORD, NEW_PASSWORD)
+            .await;
+        assert_ne!(
+            resp["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+            "{resp}"
+        );
+    }
+    retry_after(
+        &b.reset_password("unknown", NEW_PASSWORD, NEW_PASSWORD)
+            .await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn with_redis_down_each_instance_limits_on_its_own() {
+    require_postgres();
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let limits = [
+        ("RATE_LIMIT_IP_PER_MINUTE", "3"),
+        PROXIED,
+        ("REDIS_URL", url.as_str()),
+    ];
+    let a = spawn_app_with(&limits).await;
+    let b = a.sibling(&limits).await;
+    redis.stop();
+    let started = Instant::now();
+    let client = "198.51.100.10";
+    // Nothing is refused for want of Redis: each instance gives the client its own
+    // budget, and holds it.
+    for app in [&a, &b] {
+        for _ in 0..3 {
+            data(&logout_from(app, client).await, "logout");
+        }
+        retry_after(&logout_from(app, client).await);
+    }
+    data(&logout_from(&a, "198.51.100.11").await, "logout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answers took {:?}",
+        started.elapsed()
+    );
+    let fell_back = fallbacks(&a.metrics().await);
+    assert!(fell_back >= 4.0, "{fell_back}");
+
+    // Redis back: the shared budget takes over again, without a restart.
+    redis.restart().await;
+    a.wait_ready(Duration::from_secs(30)).await;
+    data(&logout_from(&a, "198.51.100.12").await, "logout");
+    assert_eq!(fallbacks(&a.metrics().await), fell_back);
+    assert!(!redis_cli(&redis, &["--scan", "--pattern", "*ip:*"]).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn redis_holds_a_hash_of_the_client_for_at_most_its_refill() {
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_IP_PER_MINUTE", "2"),
+        PROXIED,
+        ("REDIS_URL", url.as_str()),
+    ])
+    .await;
+    data(&logout_from(&app, "198.51.100.13").await, "logout");
+    let keys = redis_cli(&redis, &["--scan", "--pattern", "*ip:*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = keys[0];
+    assert!(key.ends_with(":mutation") && key.contains("ip:{"), "{key}");
+    assert!(!key.contains("198.51.100"), "{key}");
+    // One request of a burst of two: full again 30 s later, and then forgotten.
+    let ttl: i64 = redis_cli(&redis, &["pttl", key]).parse().unwrap();
+    assert!((1..=30_000).contains(&ttl), "{ttl}");
+}

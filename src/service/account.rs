@@ -164,9 +164,7 @@ impl AccountService {
     pub async fn cancel_deletion(&self, token: &str, meta: &RequestMeta) -> Result<bool, AppError> {
         let deps = &self.deps;
         deps.check_ip_limits(meta, None).await?;
-        if token.is_empty() || token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(token)?;
         let token_hash = opaque_token::digest(token);
         let now = deps.clock.now();
         let txn = begin_write(&deps.db)

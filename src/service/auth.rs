@@ -296,9 +296,7 @@ impl AuthService {
         meta: &RequestMeta,
     ) -> Result<AuthPayload, AppError> {
         self.deps.check_ip_limits(meta, None).await?;
-        if refresh_token.is_empty() || refresh_token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(refresh_token)?;
         let successor = self.successor_of(refresh_token);
         let now = self.deps.clock.now();
         let rotation = sessions::rotate(

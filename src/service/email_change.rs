@@ -129,9 +129,7 @@ impl EmailChangeService {
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
         deps.check_ip_limits(meta, None).await?;
-        if token.is_empty() || token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(token)?;
         // The session the link is opened from, if it is one of the account's: it stays
         // signed in. Anything else (no token, an expired one, another account's) keeps
         // nothing.

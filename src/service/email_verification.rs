@@ -46,9 +46,7 @@ impl EmailVerificationService {
     #[tracing::instrument(skip_all)]
     pub async fn verify(&self, token: &str, meta: &RequestMeta) -> Result<bool, AppError> {
         self.deps.check_ip_limits(meta, None).await?;
-        if token.is_empty() || token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(token)?;
         let token_hash = opaque_token::digest(token);
         let now = self.deps.clock.now();
         let txn = begin_write(&self.deps.db)

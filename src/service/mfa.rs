@@ -433,13 +433,11 @@ impl MfaService {
         deps.check_ip_limits(meta, None).await?;
         let caller = deps.caller(bearer).await?;
         let (user, _) = deps.caller_account(&caller).await?;
-        if enrollment_id.is_empty() || enrollment_id.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(enrollment_id)?;
         let key = enrolment_key(enrollment_id);
         let now = deps.clock.now();
-        let pending: PendingEnrolment = match deps.ephemeral.flows.get_flow(&key, now).await? {
-            Some(json) => serde_json::from_str(&json).map_err(AppError::internal)?,
+        let pending: PendingEnrolment = match deps.flow(&key, now).await? {
+            Some(state) => state,
             None => return Err(AppError::InvalidToken),
         };
         if pending.user_id != user.id {
@@ -461,12 +459,12 @@ impl MfaService {
                 .count_in_window(&format!("{key}:wrong"), now, ENROLMENT_TTL)
                 .await?;
             if failures >= WRONG_CODES_PER_FLOW {
-                deps.ephemeral.flows.take_flow(&key, now).await?;
+                deps.finish_flow(&key, now).await?;
             }
             return Err(AppError::InvalidCredentials);
         };
         // Exactly one confirmation of an enrolment goes on.
-        if deps.ephemeral.flows.take_flow(&key, now).await?.is_none() {
+        if !deps.finish_flow(&key, now).await? {
             return Err(AppError::InvalidToken);
         }
         let Some(credential) = users::find_credential(&deps.db, &user.email)
@@ -630,13 +628,11 @@ impl MfaService {
     ) -> Result<AuthPayload, AppError> {
         let deps = &self.deps;
         deps.check_ip_limits(meta, None).await?;
-        if mfa_token.is_empty() || mfa_token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(mfa_token)?;
         let key = challenge_key(mfa_token);
         let now = deps.clock.now();
-        let challenge: Challenge = match deps.ephemeral.flows.get_flow(&key, now).await? {
-            Some(json) => serde_json::from_str(&json).map_err(AppError::internal)?,
+        let challenge: Challenge = match deps.flow(&key, now).await? {
+            Some(state) => state,
             None => {
                 deps.mfa_metric("any", "expired");
                 deps.audit(AuditEvent::MfaFailedExpired, None, Some(meta))
@@ -659,14 +655,14 @@ impl MfaService {
                     .count_in_window(&format!("{key}:wrong"), now, MFA_TOKEN_TTL)
                     .await?;
                 if wrong >= WRONG_CODES_PER_FLOW {
-                    deps.ephemeral.flows.take_flow(&key, now).await?;
+                    deps.finish_flow(&key, now).await?;
                 }
                 return Err(AppError::InvalidCredentials);
             }
             Err(other) => return Err(other),
         };
         // One success per token, on any instance.
-        if deps.ephemeral.flows.take_flow(&key, now).await?.is_none() {
+        if !deps.finish_flow(&key, now).await? {
             return Err(AppError::InvalidToken);
         }
         let Some(credential) = users::find_credential(&deps.db, &user.email)

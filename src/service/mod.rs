@@ -81,7 +81,42 @@ pub struct Deps {
     pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
+/// Refuses at once what cannot be a token this service issued (empty, or longer than
+/// any of ours): `INVALID_TOKEN`, before any lookup.
+fn token_shape(token: &str) -> Result<(), AppError> {
+    if token.is_empty() || token.len() > 256 {
+        Err(AppError::InvalidToken)
+    } else {
+        Ok(())
+    }
+}
+
 impl Deps {
+    /// The state of a flow in progress (a TOTP enrolment, a login's second step, a
+    /// passkey ceremony) under `key`; `None` if unknown or expired. It stays.
+    async fn flow<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<T>, AppError> {
+        match self.ephemeral.flows.get_flow(key, now).await? {
+            Some(json) => Ok(Some(
+                serde_json::from_str(&json).map_err(AppError::internal)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the flow under `key`: of concurrent callers on any instance, exactly one
+    /// gets `true` (and goes on).
+    async fn finish_flow(
+        &self,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, AppError> {
+        Ok(self.ephemeral.flows.take_flow(key, now).await?.is_some())
+    }
+
     /// What per-client limits count this request under: the one place a client key is
     /// made from an address.
     fn client_key(&self, meta: &RequestMeta) -> ClientKey {

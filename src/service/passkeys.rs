@@ -195,9 +195,7 @@ impl Deps {
         operation: &'static str,
         meta: &RequestMeta,
     ) -> Result<Asserted, AppError> {
-        if ceremony_id.is_empty() || ceremony_id.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(ceremony_id)?;
         let now = self.clock.now();
         let pending: PendingLogin = match self
             .ephemeral
@@ -411,20 +409,18 @@ impl PasskeyService {
         let caller = deps.caller(bearer).await?;
         let (user, _) = deps.caller_account(&caller).await?;
         let name = valid_name(name)?;
-        if ceremony_id.is_empty() || ceremony_id.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(ceremony_id)?;
         let key = registration_key(ceremony_id);
         let now = deps.clock.now();
-        let pending: PendingRegistration = match deps.ephemeral.flows.get_flow(&key, now).await? {
-            Some(json) => serde_json::from_str(&json).map_err(AppError::internal)?,
+        let pending: PendingRegistration = match deps.flow(&key, now).await? {
+            Some(state) => state,
             None => return Err(AppError::InvalidToken),
         };
         if pending.user_id != user.id {
             return Err(AppError::InvalidToken);
         }
         // Exactly one finish of a ceremony goes on, on any instance.
-        if deps.ephemeral.flows.take_flow(&key, now).await?.is_none() {
+        if !deps.finish_flow(&key, now).await? {
             return Err(AppError::InvalidToken);
         }
         let Ok(response) =

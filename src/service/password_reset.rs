@@ -61,9 +61,7 @@ impl PasswordResetService {
         self.deps
             .check_ip_limits(meta, Some(IpLimit::ResetToken))
             .await?;
-        if input.token.is_empty() || input.token.len() > 256 {
-            return Err(AppError::InvalidToken);
-        }
+        super::token_shape(&input.token)?;
         let token_hash = opaque_token::digest(&input.token);
         let now = self.deps.clock.now();
         let Some(user_id) = self

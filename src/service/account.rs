@@ -78,9 +78,7 @@ impl AccountService {
         meta: &RequestMeta,
     ) -> Result<DateTime<Utc>, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, _) = deps.caller_account(&caller).await?;
+        let (_, user, _) = deps.fresh_plus_mutation(bearer, meta).await?;
         if confirm != CONFIRM_WORD {
             return Err(AppError::field("confirm", CONFIRM_MESSAGE));
         }

@@ -60,6 +60,19 @@ impl Deps {
         Ok(caller)
     }
 
+    /// The start of every fresh+ mutation: counted against the caller's per-IP budgets,
+    /// then the guard; the caller, their user and address.
+    pub(super) async fn fresh_plus_mutation(
+        &self,
+        bearer: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(Caller, User, Email), AppError> {
+        self.check_ip_limits(meta, None).await?;
+        let caller = self.sensitive_caller(bearer, Need::FreshPlus).await?;
+        let (user, email) = self.caller_account(&caller).await?;
+        Ok((caller, user, email))
+    }
+
     /// Whether the account has a second factor on: TOTP. A passkey is a way to sign
     /// in (`aal2` on its own), not a second step a password login must take, so it
     /// does not make `aal1` sessions of the account insufficient.

@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use super::{
     AuditEvent, Deps, RequestMeta,
-    assurance::Need,
     per_account_limits::{EMAIL_CHANGE_WINDOW, EMAIL_CHANGES_PER_HOUR},
 };
 use crate::{
@@ -51,9 +50,7 @@ impl EmailChangeService {
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, current) = deps.caller_account(&caller).await?;
+        let (_, user, current) = deps.fresh_plus_mutation(bearer, meta).await?;
         let new_email = Email::parse(new_email).map_err(|m| AppError::field("newEmail", m))?;
         if new_email == current {
             return Err(AppError::field("newEmail", SAME_ADDRESS));

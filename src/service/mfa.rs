@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AuditEvent, AuthPayload, Deps, RequestMeta, assurance::Need};
+use super::{AuditEvent, AuthPayload, Deps, RequestMeta};
 use crate::{
     domain::{
         assurance::{Aal, Assurance, Method},
@@ -377,9 +377,7 @@ impl MfaService {
         meta: &RequestMeta,
     ) -> Result<TotpEnrollment, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, email) = deps.caller_account(&caller).await?;
+        let (_, user, email) = deps.fresh_plus_mutation(bearer, meta).await?;
         if deps.has_totp(user.id).await? {
             return Err(AppError::Conflict {
                 reason: "TOTP_ALREADY_ENABLED",
@@ -535,9 +533,7 @@ impl MfaService {
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, _) = deps.caller_account(&caller).await?;
+        let (caller, user, _) = deps.fresh_plus_mutation(bearer, meta).await?;
         let now = deps.clock.now();
         let mail = templates::totp_disabled(&deps.config.service_name, &user.email);
         let txn = begin_write(&deps.db).await.context("begin TOTP removal")?;
@@ -577,9 +573,7 @@ impl MfaService {
         meta: &RequestMeta,
     ) -> Result<Vec<String>, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, _) = deps.caller_account(&caller).await?;
+        let (_, user, _) = deps.fresh_plus_mutation(bearer, meta).await?;
         if !deps.has_totp(user.id).await? {
             return Err(AppError::Conflict {
                 reason: "TOTP_NOT_ENABLED",

@@ -22,7 +22,7 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
-use super::{AuditEvent, AuthPayload, Deps, RequestMeta, assurance::Need};
+use super::{AuditEvent, AuthPayload, Deps, RequestMeta};
 use crate::{
     config::WebauthnConfig,
     domain::{
@@ -339,9 +339,7 @@ impl PasskeyService {
         meta: &RequestMeta,
     ) -> Result<Ceremony, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, email) = deps.caller_account(&caller).await?;
+        let (_, user, email) = deps.fresh_plus_mutation(bearer, meta).await?;
         let existing = passkeys::list(&deps.db, user.id).await?;
         if existing.len() as u64 >= MAX_PER_USER {
             deps.passkey_metric("register", "too_many");
@@ -612,9 +610,7 @@ impl PasskeyService {
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
-        deps.check_ip_limits(meta, None).await?;
-        let caller = deps.sensitive_caller(bearer, Need::FreshPlus).await?;
-        let (user, _) = deps.caller_account(&caller).await?;
+        let (_, user, _) = deps.fresh_plus_mutation(bearer, meta).await?;
         let id = Uuid::parse_str(id).map_err(|_| unknown_passkey())?;
         let now = deps.clock.now();
         let txn = begin_write(&deps.db)

@@ -93,21 +93,42 @@ pub async fn take(
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<Uuid>> {
+    Ok(take_row(db, purpose, token_hash, now)
+        .await?
+        .map(|(user_id, _)| user_id))
+}
+
+/// The one statement that uses a token: deletes it (if live) and returns its user and
+/// the address it holds, if any.
+async fn take_row(
+    db: &impl ConnectionTrait,
+    purpose: Purpose,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(Uuid, Option<String>)>> {
     let statement = Query::delete()
         .from_table(account_token::Entity)
         .and_where(account_token::Column::TokenHash.eq(token_hash))
         .and_where(account_token::Column::Purpose.eq(purpose.as_str()))
         .and_where(account_token::Column::ExpiresAt.gt(now))
-        .returning_col(account_token::Column::UserId)
+        .returning(Query::returning().columns([
+            account_token::Column::UserId,
+            account_token::Column::NewEmail,
+        ]))
         .to_owned();
     let backend = db.get_database_backend();
-    let row = db
+    let Some(row) = db
         .query_one_raw(backend.build(&statement))
         .await
-        .context("take account token")?;
-    row.map(|row| row.try_get_by_index::<Uuid>(0))
-        .transpose()
-        .context("account token user")
+        .with_context(|| format!("take {} token", purpose.as_str()))?
+    else {
+        return Ok(None);
+    };
+    let user_id = row.try_get_by_index::<Uuid>(0).context("token user")?;
+    let address = row
+        .try_get_by_index::<Option<String>>(1)
+        .context("token address")?;
+    Ok(Some((user_id, address)))
 }
 
 /// Uses the token of a pending change of email: deletes it and returns its user and
@@ -117,27 +138,8 @@ pub async fn take_email_change(
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<(Uuid, String)>> {
-    let statement = Query::delete()
-        .from_table(account_token::Entity)
-        .and_where(account_token::Column::TokenHash.eq(token_hash))
-        .and_where(account_token::Column::Purpose.eq(Purpose::ChangeEmail.as_str()))
-        .and_where(account_token::Column::ExpiresAt.gt(now))
-        .returning(Query::returning().columns([
-            account_token::Column::UserId,
-            account_token::Column::NewEmail,
-        ]))
-        .to_owned();
-    let backend = db.get_database_backend();
-    let row = db
-        .query_one_raw(backend.build(&statement))
-        .await
-        .context("take email change token")?;
-    let Some(row) = row else { return Ok(None) };
-    let user_id = row.try_get_by_index::<Uuid>(0).context("token user")?;
-    let new_email = row
-        .try_get_by_index::<Option<String>>(1)
-        .context("token address")?;
-    Ok(new_email.map(|address| (user_id, address)))
+    let taken = take_row(db, Purpose::ChangeEmail, token_hash, now).await?;
+    Ok(taken.and_then(|(user_id, address)| address.map(|a| (user_id, a))))
 }
 
 /// Deletes the user's open tokens of `purpose`; the links mailed with them stop working.

@@ -318,8 +318,10 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let (reset_queue, reset_requests) = ResetQueue::new(metrics.clone());
     let webauthn =
         crate::service::passkeys::build_webauthn(&config.webauthn, &config.service_name)?;
+    let social = crate::social::Providers::new(&config.social)?;
     let deps = Deps {
         webauthn: Arc::new(webauthn),
+        social: Arc::new(social),
         second_factor_sealer: Arc::new(Sealer::for_service(
             crate::service::mfa::SEAL_PURPOSE,
             &config.tokens,

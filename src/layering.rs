@@ -5,7 +5,7 @@
 //! |---------------------------------|------------------------------------------------|
 //! | `domain`                        | nothing                                        |
 //! | `config`                        | `domain`                                       |
-//! | `store`, `mail`, `security`     | `config`, `domain`                             |
+//! | `store`, `mail`, `security`, `social` | `config`, `domain`                       |
 //! | `service`, `error`              | the above                                      |
 //! | `graphql`                       | `service`, `error`, `config`, `domain`         |
 //! | `http`                          | `graphql`, `service`, `error`, `config`, `domain` |
@@ -34,6 +34,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "store",
         "mail",
         "security",
+        "social",
         "telemetry",
         "config",
         "domain",
@@ -41,7 +42,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
     Some(match module {
         "domain" | "clock" | "metrics" => &[],
         "config" => &["domain"],
-        "store" | "mail" | "security" | "telemetry" => ADAPTER,
+        "store" | "mail" | "security" | "social" | "telemetry" => ADAPTER,
         "service" | "error" => SERVICE,
         "graphql" => &["service", "error", "config", "domain"],
         "http" => &["graphql", "service", "error", "config", "domain"],

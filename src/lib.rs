@@ -15,6 +15,7 @@ pub mod mail;
 pub mod metrics;
 pub mod security;
 pub mod service;
+pub mod social;
 pub mod store;
 pub mod telemetry;
 

@@ -16,6 +16,7 @@ mod m20261207_000005_email_change;
 mod m20261207_000006_account_deletion;
 mod m20261207_000007_totp;
 mod m20261207_000008_passkeys;
+mod m20261207_000009_identities;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000006_account_deletion::Migration),
             Box::new(m20261207_000007_totp::Migration),
             Box::new(m20261207_000008_passkeys::Migration),
+            Box::new(m20261207_000009_identities::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ mod rate_limit;
 mod redis;
 mod reset;
 mod retention;
+mod social;
 mod tokens;
 mod vars;
 mod verification;
@@ -42,6 +43,7 @@ pub use rate_limit::RateLimitConfig;
 pub use redis::RedisConfig;
 pub use reset::ResetConfig;
 pub use retention::RetentionConfig;
+pub use social::{PER_PROVIDER as SOCIAL_PER_PROVIDER, ProviderConfig, ProviderKind, SocialConfig};
 pub use tokens::TokenConfig;
 use vars::Vars;
 pub use verification::VerificationConfig;
@@ -60,6 +62,7 @@ const SECTIONS: &[&[&str]] = &[
     verification::VARS,
     account::VARS,
     webauthn::VARS,
+    social::VARS,
     mail::VARS,
     outbox::VARS,
     retention::VARS,
@@ -107,6 +110,7 @@ pub struct Config {
     pub verification: VerificationConfig,
     pub account: AccountConfig,
     pub webauthn: WebauthnConfig,
+    pub social: SocialConfig,
     pub mail: MailConfig,
     pub outbox: OutboxConfig,
     pub retention: RetentionConfig,
@@ -143,6 +147,7 @@ impl Config {
             verification: VerificationConfig::read(&vars, env)?,
             account: AccountConfig::read(&vars, env)?,
             webauthn: WebauthnConfig::read(&vars)?,
+            social: SocialConfig::read(&vars)?,
             mail: MailConfig::read(&vars, env)?,
             outbox: OutboxConfig::read(&vars)?,
             retention: RetentionConfig::read(&vars)?,
@@ -168,6 +173,7 @@ impl Config {
             self.verification.describe(),
             self.account.describe(),
             self.webauthn.describe(),
+            self.social.describe(),
             self.mail.describe(),
             self.outbox.describe(),
             self.retention.describe(),

@@ -20,6 +20,9 @@ pub struct User {
     /// When the account will be deleted, if its owner asked for that (it can still be
     /// cancelled until then).
     pub deletion_scheduled_for: Option<DateTime<Utc>>,
+    /// Whether a password signs in: not for an account made by social login, or one
+    /// a provider claimed, until a reset sets one.
+    pub has_password: bool,
 }
 
 /// Trims a full name and checks it is present, bounded and printable.

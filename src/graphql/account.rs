@@ -44,8 +44,12 @@ fn to_json(export: &DataExport) -> Value {
             "lastLogin": user.last_login.map(time),
         },
         "sessions": export.sessions.iter().map(session).collect::<Vec<_>>(),
-        // Social sign-in comes later: none can exist yet.
-        "identities": [],
+        "identities": export.identities.iter().map(|i| json!({
+            "provider": i.provider,
+            "email": i.email,
+            "createdAt": time(i.created_at),
+            "lastUsedAt": i.last_used_at.map(time),
+        })).collect::<Vec<_>>(),
         "passkeys": export.passkeys.iter().map(|p| json!({
             "name": p.name,
             "createdAt": time(p.created_at),

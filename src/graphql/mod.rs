@@ -15,6 +15,7 @@ mod passkeys;
 mod password_change;
 mod password_reset;
 mod sessions;
+mod social;
 mod types;
 mod user;
 
@@ -33,6 +34,7 @@ pub struct Query(
     account::AccountQuery,
     mfa::MfaQuery,
     passkeys::PasskeyQuery,
+    social::SocialQuery,
 );
 
 /// Everything that changes state: sign-up and sign-in, tokens, the account and its
@@ -48,6 +50,7 @@ pub struct Mutation(
     email_change::EmailChangeMutation,
     mfa::MfaMutation,
     passkeys::PasskeyMutation,
+    social::SocialMutation,
     account::AccountMutation,
 );
 

@@ -32,7 +32,8 @@ pub(super) struct User {
     /// Whether the owner proved control of `email` (a mailed link). Accounts made
     /// before verification existed count as verified.
     pub email_verified: bool,
-    /// Whether the account has a password (every account does, for now).
+    /// Whether a password signs in to the account: `false` for an account made by
+    /// social login until a password reset sets one.
     pub has_password: bool,
 }
 
@@ -46,7 +47,7 @@ impl From<domain::user::User> for User {
             date_joined: u.date_joined,
             last_login: u.last_login,
             email_verified: u.email_verified_at.is_some(),
-            has_password: true,
+            has_password: u.has_password,
         }
     }
 }

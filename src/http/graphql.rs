@@ -160,18 +160,40 @@ fn request_ctx(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> Requ
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
         });
+    RequestCtx {
+        bearer,
+        meta: request_meta(state, headers, peer),
+        cookies: cookie_ctx(state, headers),
+    }
+}
+
+/// Who is asking: the client's address (through trusted proxies) and user agent.
+pub(super) fn request_meta(
+    state: &HttpState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> RequestMeta {
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-    RequestCtx {
-        bearer,
-        meta: RequestMeta {
-            ip: super::client_ip::client_ip(peer.ip(), headers, &state.config.http.trusted_proxies),
-            user_agent,
-        },
-        cookies: cookie_ctx(state, headers),
+    RequestMeta {
+        ip: super::client_ip::client_ip(peer.ip(), headers, &state.config.http.trusted_proxies),
+        user_agent,
     }
+}
+
+/// The value of the cookie `name`, if the request sent a non-empty one.
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }
 
 /// What the request carries of cookie mode, and whether it passes the CSRF checks a
@@ -186,15 +208,7 @@ fn cookie_ctx(state: &HttpState, headers: &HeaderMap) -> CookieCtx {
     let cookie_transport =
         text("x-auth-transport").is_some_and(|v| v.trim().eq_ignore_ascii_case("cookie"));
     let name = refresh_cookie_name(secure);
-    let refresh_cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| !value.is_empty());
+    let refresh_cookie = cookie_value(headers, name);
     let has_header = text("x-csrf-protection").is_some_and(|v| !v.trim().is_empty());
     let origin_allowed = match text(header::ORIGIN.as_str()) {
         None => true,

@@ -5,6 +5,7 @@ mod graphiql;
 mod graphql;
 mod health;
 mod metrics;
+mod oauth;
 mod serve;
 
 pub use serve::{ConnectionLimits, serve};
@@ -145,6 +146,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphiql/4.1.2/{file}", get(graphiql::asset))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/oauth/start", get(oauth::start))
+        .route("/oauth/callback/{provider}", get(oauth::callback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if http.metrics_public {

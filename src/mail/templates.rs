@@ -172,6 +172,43 @@ pub fn passkey_removed(service: &str, to: &str, name: &str) -> OutgoingMail {
         )
 }
 
+pub fn identity_linked(service: &str, to: &str, provider: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Your {provider} account was connected to your {service} account. It now \
+             signs you in."
+        ))
+        .paragraph("If this was not you, disconnect it, reset your password and contact support.")
+        .into_mail(
+            to,
+            format!("{provider} was connected to your {service} account"),
+        )
+}
+
+pub fn identity_unlinked(service: &str, to: &str, provider: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "Your {provider} account was disconnected from your {service} account; it \
+             no longer signs you in."
+        ))
+        .paragraph("If this was not you, reset your password now and contact support.")
+        .into_mail(
+            to,
+            format!("{provider} was disconnected from your {service} account"),
+        )
+}
+
+pub fn unverified_account_claimed(service: &str, to: &str, provider: &str) -> OutgoingMail {
+    Content::new()
+        .paragraph(format!(
+            "You signed in to {service} with {provider}, which confirmed this address. \
+             An earlier sign-up with this address had never been confirmed: its password \
+             and sessions were removed, and {provider} now signs you in."
+        ))
+        .paragraph("You can set a password at any time with \"Forgot password\".")
+        .into_mail(to, format!("Your {service} account is now confirmed"))
+}
+
 pub fn passkey_clone_suspected(service: &str, to: &str, name: &str) -> OutgoingMail {
     Content::new()
         .paragraph(format!(

@@ -53,6 +53,8 @@ pub struct DataExport {
     pub mfa: super::mfa::MfaStatus,
     /// Names and dates only; never key material.
     pub passkeys: Vec<super::passkeys::PasskeyView>,
+    /// The linked provider identities (provider, address, dates; never a subject).
+    pub identities: Vec<super::social::IdentityView>,
     pub exported_at: DateTime<Utc>,
 }
 
@@ -212,6 +214,7 @@ impl AccountService {
         let audit_events = audit::of_user_since(&deps.db, user.id, since, EXPORT_AUDIT_MAX).await?;
         let mfa = deps.mfa_status(user.id).await?;
         let passkeys = deps.passkey_views(user.id).await?;
+        let identities = deps.identity_views(user.id).await?;
         let notice = templates::data_exported(&deps.config.service_name, &user.email);
         deps.outbox
             .enqueue(&deps.db, "data_exported", notice, None, now)
@@ -225,6 +228,7 @@ impl AccountService {
             audit_events,
             mfa,
             passkeys,
+            identities,
             exported_at: now,
         })
     }

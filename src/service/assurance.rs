@@ -219,7 +219,8 @@ impl AssuranceService {
                 let stored = users::find_credential(&deps.db, email.as_str())
                     .await?
                     .filter(|c| c.user.id == user.id)
-                    .map(|c| c.password_hash);
+                    .map(|c| c.password_hash)
+                    .filter(|h| !h.is_empty());
                 let password = password::normalise(password.expose_secret());
                 let valid = matches!(
                     place.verify(password, stored).await?,

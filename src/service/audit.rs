@@ -101,6 +101,25 @@ pub enum AuditEvent {
     PasskeyRenamed,
     /// A passkey's signature counter did not go up: it may have been copied.
     PasskeyCloneSuspected,
+    /// A social login or identity link was started (`startSocialLogin`,
+    /// `startIdentityLink`).
+    SocialLoginStarted,
+    /// A social login signed in (`completeSocialLogin`).
+    SocialLoginSucceeded,
+    /// A social login failed at the provider or at its checks (the reason is logged
+    /// and counted in `identity_social_logins_total`).
+    SocialLoginFailed,
+    /// A first social login made an account.
+    SocialAccountCreated,
+    /// A provider identity was linked to the account.
+    IdentityLinked,
+    /// A provider identity was unlinked (`unlinkIdentity`).
+    IdentityUnlinked,
+    /// A trusted provider's verified address claimed an unverified account: its
+    /// password, sessions and open tokens were wiped.
+    UnverifiedAccountClaimed,
+    /// A social login matched a verified account by address: linking needs its owner.
+    AccountLinkRequired,
 }
 
 impl AuditEvent {
@@ -146,6 +165,14 @@ impl AuditEvent {
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyRenamed => "passkey_renamed",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Self::SocialLoginStarted => "social_login_started",
+            Self::SocialLoginSucceeded => "social_login_succeeded",
+            Self::SocialLoginFailed => "social_login_failed",
+            Self::SocialAccountCreated => "social_account_created",
+            Self::IdentityLinked => "identity_linked",
+            Self::IdentityUnlinked => "identity_unlinked",
+            Self::UnverifiedAccountClaimed => "unverified_account_claimed",
+            Self::AccountLinkRequired => "account_link_required",
         }
     }
 
@@ -155,6 +182,7 @@ impl AuditEvent {
             self,
             Self::LoginFailed
                 | Self::PasskeyLoginFailed
+                | Self::SocialLoginFailed
                 | Self::LoginThrottled
                 | Self::RateLimited
                 | Self::PasswordResetThrottled

@@ -162,7 +162,12 @@ impl AuthService {
         let password = password::normalise(input.password.expose_secret());
         // Unknown emails are verified against a dummy hash: same work, same time.
         let (user, password_hash, has_totp) = match credential {
-            Some(c) => (Some(c.user), Some(c.password_hash), c.has_totp),
+            // No password (a social account): the dummy hash, same work, same time.
+            Some(c) => (
+                Some(c.user),
+                Some(c.password_hash).filter(|h| !h.is_empty()),
+                c.has_totp,
+            ),
             None => (None, None, false),
         };
         let verified_hash = password_hash.clone().unwrap_or_default();

@@ -19,6 +19,7 @@ pub mod per_account_limits;
 pub mod per_ip_limits;
 pub mod reset_queue;
 pub mod sessions;
+pub mod social;
 pub mod users;
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -79,6 +80,8 @@ pub struct Deps {
     pub second_factor_sealer: Arc<crate::security::sealed::Sealer>,
     /// The relying party of passkey ceremonies (`passkeys::build_webauthn`).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The identity providers of social login.
+    pub social: Arc<crate::social::Providers>,
 }
 
 /// Refuses at once what cannot be a token this service issued (empty, or longer than
@@ -187,6 +190,7 @@ pub struct Services {
     pub password_change: password_change::PasswordChangeService,
     pub password_reset: password_reset::PasswordResetService,
     pub sessions: sessions::SessionService,
+    pub social: social::SocialService,
     pub users: users::UserService,
 }
 
@@ -208,6 +212,7 @@ impl Services {
             password_change: password_change::PasswordChangeService::new(deps.clone()),
             password_reset: password_reset::PasswordResetService::new(deps.clone()),
             sessions: sessions::SessionService::new(deps.clone()),
+            social: social::SocialService::new(deps.clone()),
             users: users::UserService::new(deps.clone()),
         }
     }

@@ -621,11 +621,7 @@ impl PasskeyService {
         let Some(target) = mine.iter().find(|p| p.id == id) else {
             return Err(unknown_passkey());
         };
-        let has_password = users::find_credential(&txn, &user.email)
-            .await?
-            .filter(|c| c.user.id == user.id)
-            .is_some_and(|c| !c.password_hash.is_empty());
-        if !has_password && mine.len() <= 1 {
+        if deps.login_methods(&txn, &user).await?.count() <= 1 {
             return Err(AppError::Conflict {
                 reason: "LAST_LOGIN_METHOD",
             });

@@ -84,7 +84,8 @@ impl PasswordChangeService {
         let verified_hash = users::find_credential(&deps.db, email.as_str())
             .await?
             .filter(|c| c.user.id == user.id)
-            .map(|c| c.password_hash);
+            .map(|c| c.password_hash)
+            .filter(|h| !h.is_empty());
         let current = password::normalise(input.current_password.expose_secret());
         let verification = place.verify(current.clone(), verified_hash.clone()).await?;
         let (Some(verified_hash), Verification::Valid { .. }) = (verified_hash, verification)

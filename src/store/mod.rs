@@ -7,6 +7,7 @@ pub mod audit;
 pub mod db;
 pub mod entity;
 pub mod ephemeral;
+pub mod identities;
 pub mod outbox;
 pub mod passkeys;
 pub mod second_factors;

@@ -68,6 +68,8 @@ pub enum RevokeReason {
     SecondFactorChange,
     /// The owner asked for the account to be deleted.
     DeletionRequested,
+    /// A trusted provider's verified address claimed the unverified account.
+    AccountClaimed,
 }
 
 impl RevokeReason {
@@ -83,6 +85,7 @@ impl RevokeReason {
             Self::EmailChange => "email_change",
             Self::SecondFactorChange => "second_factor_change",
             Self::DeletionRequested => "deletion_requested",
+            Self::AccountClaimed => "account_claimed",
         }
     }
 }

@@ -39,6 +39,7 @@ mod revocation_faults;
 mod schema;
 mod sessions;
 mod slow_dependencies;
+mod social;
 mod support;
 mod surface;
 mod totp;

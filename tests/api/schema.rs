@@ -90,6 +90,19 @@ fn the_schema_has_the_public_contract() {
         "regenerateRecoveryCodes: [String!]!",
         "verifyMfa(input: VerifyMfaInput!): AuthPayload!",
         "mfaStatus: MfaStatus!",
+        // Social login.
+        "socialProviders: [SocialProvider!]!",
+        "myIdentities: [Identity!]!",
+        "startSocialLogin(input: StartSocialLoginInput!): SocialRedirect!",
+        "startIdentityLink(input: StartSocialLoginInput!): SocialRedirect!",
+        "completeSocialLogin(code: String!, codeVerifier: String!): SocialLoginResult!",
+        "linkPendingIdentity(linkToken: String!): Identity!",
+        "unlinkIdentity(id: ID!): Boolean!",
+        "union SocialLoginResult = AuthPayload | AccountLinkRequired",
+        "authorizationUrl: String!",
+        "linkToken: String!",
+        "codeChallenge: String!",
+        "redirectTo: String!",
     ] {
         assert!(sdl.contains(line), "missing `{line}` in:\n{sdl}");
     }

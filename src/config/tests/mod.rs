@@ -509,3 +509,109 @@ fn webauthn_origins_belong_to_the_rp_id() {
     let err = config(&[KEY, ("WEBAUTHN_RP_ID", "https://example.com")]).expect_err("url");
     assert_eq!(err.var, "WEBAUTHN_RP_ID");
 }
+
+#[test]
+fn social_providers_are_read_with_their_defaults() {
+    let social = config(&[
+        KEY,
+        ("SOCIAL_PROVIDERS", "Google, github"),
+        (
+            "SOCIAL_REDIRECT_URLS",
+            "https://app.example/cb,http://localhost:3000/cb",
+        ),
+        ("SOCIAL_GOOGLE_KIND", "oidc"),
+        ("SOCIAL_GOOGLE_ISSUER", "https://accounts.google.com"),
+        ("SOCIAL_GOOGLE_CLIENT_ID", "id-g"),
+        ("SOCIAL_GOOGLE_CLIENT_SECRET", "secret-g"),
+        ("SOCIAL_GOOGLE_TRUST_EMAIL", "true"),
+        ("SOCIAL_GITHUB_KIND", "github"),
+        ("SOCIAL_GITHUB_CLIENT_ID", "id-h"),
+        ("SOCIAL_GITHUB_CLIENT_SECRET", "secret-h"),
+        ("SOCIAL_GITHUB_SCOPES", "openid,user:email"),
+    ])
+    .expect("valid")
+    .social;
+    let [google, github] = social.providers.as_slice() else {
+        panic!("two providers: {:?}", social.providers);
+    };
+    assert_eq!(
+        (google.id.as_str(), google.name.as_str()),
+        ("google", "Google")
+    );
+    assert_eq!(google.scopes, ["email", "profile"]);
+    assert!(google.trust_email);
+    assert!(
+        matches!(&google.kind, ProviderKind::Oidc { issuer } if issuer.as_str() == "https://accounts.google.com/")
+    );
+    assert_eq!(github.name, "Github");
+    assert!(
+        !github.trust_email,
+        "trusting a provider's addresses is a choice"
+    );
+    assert_eq!(
+        github.scopes,
+        ["user:email"],
+        "openid is never a scope of ours to add"
+    );
+    let ProviderKind::Github { api_url, .. } = &github.kind else {
+        panic!("github");
+    };
+    assert_eq!(api_url.as_str(), "https://api.github.com/");
+    assert_eq!(social.redirect_urls.len(), 2);
+}
+
+#[test]
+fn social_settings_name_the_variable_at_fault() {
+    let google = [
+        ("SOCIAL_PROVIDERS", "google"),
+        ("SOCIAL_REDIRECT_URLS", "https://app.example/cb"),
+        ("SOCIAL_GOOGLE_KIND", "oidc"),
+        ("SOCIAL_GOOGLE_ISSUER", "https://accounts.google.com"),
+        ("SOCIAL_GOOGLE_CLIENT_ID", "id"),
+        ("SOCIAL_GOOGLE_CLIENT_SECRET", "secret"),
+    ];
+    let with = |changes: &[(&'static str, &'static str)]| {
+        let mut pairs: Vec<(&str, &str)> = vec![KEY];
+        pairs.extend(
+            google
+                .iter()
+                .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k)),
+        );
+        pairs.extend(changes.iter().filter(|(_, v)| !v.is_empty()));
+        config(&pairs).map(|_| ()).unwrap_err().var
+    };
+    assert_eq!(
+        with(&[("SOCIAL_GOOGLE_KIND", "saml")]),
+        "SOCIAL_GOOGLE_KIND"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_GOOGLE_CLIENT_ID", "")]),
+        "SOCIAL_GOOGLE_CLIENT_ID"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_GOOGLE_ISSUER", "")]),
+        "SOCIAL_GOOGLE_ISSUER"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_GOOGLE_ISSUER", "http://idp.example")]),
+        "SOCIAL_GOOGLE_ISSUER",
+        "plain http only with SOCIAL_ALLOW_INSECURE_HTTP"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_REDIRECT_URLS", "")]),
+        "SOCIAL_REDIRECT_URLS"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_REDIRECT_URLS", "http://app.example/cb")]),
+        "SOCIAL_REDIRECT_URLS"
+    );
+    assert_eq!(
+        with(&[("SOCIAL_PROVIDERS", "google,google")]),
+        "SOCIAL_PROVIDERS"
+    );
+    assert_eq!(with(&[("SOCIAL_PROVIDERS", "goo-gle")]), "SOCIAL_PROVIDERS");
+    assert_eq!(
+        with(&[("SOCIAL_GOOGLE_TRUST_EMAIL", "maybe")]),
+        "SOCIAL_GOOGLE_TRUST_EMAIL"
+    );
+}

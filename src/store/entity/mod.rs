@@ -8,4 +8,5 @@ pub mod recovery_code;
 pub mod refresh_token;
 pub mod session;
 pub mod user;
+pub mod user_identity;
 pub mod user_totp;

@@ -36,6 +36,7 @@ impl From<Model> for crate::domain::user::User {
             last_login: m.last_login,
             email_verified_at: m.email_verified_at,
             deletion_scheduled_for: m.deletion_scheduled_for,
+            has_password: !m.password_hash.is_empty(),
         }
     }
 }

@@ -173,6 +173,7 @@ mod tests {
             last_login: None,
             email_verified_at: None,
             deletion_scheduled_for: None,
+            has_password: true,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - `app`: `spawn_app*`, `start`, `TestApp` and the GraphQL calls a client makes
 //! - `storage`: each test's own database / Redis key prefix; the backend under test
 //! - `mail_sink`: a real SMTP server that keeps what it receives
+//! - `oidc`: a real OpenID provider (npm oauth2-mock-server) and a GitHub stub
 //! - `servers`: private Redis / PostgreSQL servers that fault tests stop and start
 //! - `process`: the service binary as a child process
 //! - `proxy`: a TCP proxy that adds latency (a slow Redis)
@@ -16,6 +17,7 @@ pub(crate) mod app;
 pub(crate) mod assert;
 pub(crate) mod jwt;
 pub(crate) mod mail_sink;
+pub(crate) mod oidc;
 pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod servers;
@@ -26,6 +28,7 @@ pub(crate) use app::*;
 pub(crate) use assert::*;
 pub(crate) use jwt::*;
 pub(crate) use mail_sink::*;
+pub(crate) use oidc::*;
 pub(crate) use process::*;
 pub(crate) use proxy::*;
 pub(crate) use servers::*;

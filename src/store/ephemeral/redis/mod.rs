@@ -1,6 +1,35 @@
 //! The Redis backend of the ephemeral stores, through a `fred` connection pool and a
 //! subscriber connection for the events channel. Every key starts with the configured
 //! prefix, so deployments (and tests) can share a server.
+//!
+//! The same code runs on one server, a Sentinel set and a Redis Cluster (`fred` picks
+//! the topology from the URL, see `config::redis`). What a cluster asks of it:
+//!
+//! - **One slot per script.** A script runs on the node of its first key and may only
+//!   touch keys it declares in `KEYS`, all in one hash slot. The keys a script shares
+//!   carry the same part in braces (a hash tag): the per-account login keys
+//!   `login:{<account>}…`, the per-IP buckets `ip:{<client>}:<class>`. The reset-token
+//!   keys cannot share a slot (a token is looked up without its user), so no script
+//!   touches two of them (see `reset_tokens`). Every other command names one key;
+//!   there are no transactions.
+//! - **Every primary.** The one scan, of revoked sessions when the mirror is rebuilt,
+//!   runs on every primary (`revocations::read_revocations`).
+//! - **Scripts everywhere.** `evalsha_with_reload` loads a script on every primary
+//!   when a node answers `NOSCRIPT` (a new or failed-over primary).
+//! - **Pub/sub broadcast.** The events channel uses classic `PUBLISH`/`SUBSCRIBE`,
+//!   which a cluster broadcasts to every node over its bus, rather than sharded
+//!   `SPUBLISH`/`SSUBSCRIBE`: there is one channel, so sharding would spread nothing,
+//!   and the classic commands behave the same on every topology (and Redis before 7).
+//!   The subscriber listens on one node; when that node fails, `fred` reconnects and
+//!   subscribes again, and the reconnection makes the instance distrust its mirror
+//!   until it has rebuilt it, as after any gap.
+//!
+//! On Sentinel, `fred` asks the sentinels for the primary at every (re)connection. A
+//! failover drops every connection to the old primary (the sentinels kill its clients
+//! when they demote it), so the instance reconnects to the new one, distrusts its
+//! mirror, and rebuilds it from the database, writing back to Redis the revocations a
+//! replica had not received: replication is asynchronous, so a failover may lose the
+//! last writes, and nothing depends on Redis alone for a revocation.
 
 mod counters;
 mod events;
@@ -27,8 +56,6 @@ use crate::config::RedisConfig;
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
-    put_script: Script,
-    cancel_script: Script,
     login_script: Script,
     login_succeeded_script: Script,
     count_script: Script,
@@ -105,8 +132,6 @@ impl RedisStore {
         Ok(Self {
             pool,
             prefix: cfg.key_prefix.clone(),
-            put_script: Script::from_lua(reset_tokens::PUT_RESET_TOKEN),
-            cancel_script: Script::from_lua(reset_tokens::CANCEL_RESET_TOKENS),
             login_script: Script::from_lua(counters::BEGIN_LOGIN_ATTEMPT),
             login_succeeded_script: Script::from_lua(counters::LOGIN_SUCCEEDED),
             count_script: Script::from_lua(counters::COUNT_IN_WINDOW),

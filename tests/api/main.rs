@@ -32,6 +32,7 @@ mod passkeys;
 mod password_change;
 mod password_reset;
 mod passwords;
+mod redis_failover;
 mod refresh;
 mod register;
 mod retention;

@@ -236,6 +236,20 @@ impl PrivateSentinel {
         set.spawn_server(primary, &[]);
         let primary_arg = primary.to_string();
         set.spawn_server(replica, &["--replicaof", "127.0.0.1", &primary_arg]);
+        // Synchronised first: a failover to a replica still waiting for its first
+        // copy would lose everything.
+        eventually(
+            Duration::from_secs(20),
+            "the replica is synchronised",
+            || async move {
+                let info = redis_cli_at(replica, &["info", "replication"]);
+                info.lines()
+                    .any(|l| l.trim() == "master_link_status:up")
+                    .then_some(())
+                    .ok_or(info)
+            },
+        )
+        .await;
         let config = set.dir.join("sentinel.conf");
         std::fs::write(
             &config,
@@ -281,6 +295,8 @@ impl PrivateSentinel {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // A replica's first copy starts at once (the default waits 5 s for others).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&self.dir)
             .args(extra)
@@ -315,15 +331,38 @@ impl PrivateSentinel {
         addr.lines().nth(1).unwrap().parse().unwrap()
     }
 
-    /// Fails over (`SENTINEL FAILOVER`), and returns the new primary's port once the
-    /// sentinel names it and it answers as a primary.
+    /// Fails over (`SENTINEL FAILOVER`) once the replica holds every write made so far,
+    /// as an operator's planned failover would (replication is asynchronous: a crash
+    /// loses what the replica had not received yet), and returns the new primary's
+    /// port once the sentinel names it and it answers as a primary.
     pub(crate) async fn failover(&self) -> u16 {
         let old = self.primary();
+        let replica = self.data_ports.into_iter().find(|p| *p != old).unwrap();
+        let offset = |port: u16, field: &str| -> i64 {
+            let info = redis_cli_at(port, &["info", "replication"]);
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix(field))
+                .and_then(|v| v.strip_prefix(':'))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1)
+        };
+        let written = offset(old, "master_repl_offset");
+        eventually(
+            Duration::from_secs(10),
+            "the replica holds every write",
+            || async move {
+                let copied = offset(replica, "slave_repl_offset");
+                (copied >= written)
+                    .then_some(())
+                    .ok_or(format!("{copied} of {written}"))
+            },
+        )
+        .await;
         assert_eq!(
             redis_cli_at(self.sentinel_port, &["sentinel", "failover", "identity"]),
             "OK"
         );
-        eventually(
+        let new = eventually(
             Duration::from_secs(20),
             "the replica is promoted",
             || async move {
@@ -334,7 +373,19 @@ impl PrivateSentinel {
                     .ok_or(format!("{new}: {role}"))
             },
         )
-        .await
+        .await;
+        // Until the sentinel turns the old primary into a replica (and drops its
+        // clients), clients still connected to it write there, and lose it then.
+        eventually(
+            Duration::from_secs(30),
+            "the old primary is a replica",
+            || async move {
+                let role = redis_cli_at(old, &["role"]);
+                role.starts_with("slave").then_some(()).ok_or(role)
+            },
+        )
+        .await;
+        new
     }
 }
 

@@ -187,8 +187,10 @@ impl RedisStore {
 
     /// Fails at once while disconnected, instead of queueing until the command
     /// timeout: callers have a fallback, and answers must stay fast during an outage.
+    /// After a failover the pooled connections come back one by one: any that is up
+    /// will do.
     fn connected(&self) -> anyhow::Result<&Client> {
-        let client = self.pool.next();
+        let client = self.pool.next_connected();
         anyhow::ensure!(client.is_connected(), "Redis is not connected");
         Ok(client)
     }

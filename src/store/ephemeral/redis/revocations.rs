@@ -245,7 +245,7 @@ async fn write_revocations(
     let now_ms = crate::clock::wall_now().timestamp_millis();
     let options = only_missing.then_some(SetOptions::NX);
     for chunk in entries.chunks(WRITE_CHUNK) {
-        let pipeline = pool.next().pipeline();
+        let pipeline = pool.next_connected().pipeline();
         for (id, until) in chunk {
             let _: () = pipeline
                 .set(
@@ -270,7 +270,7 @@ async fn write_revocations(
 async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<Uuid, i64>> {
     use futures::TryStreamExt;
     let key_prefix = format!("{prefix}revoked:sid:");
-    let client = pool.next();
+    let client = pool.next_connected();
     let pattern = format!("{key_prefix}*");
     let keys: Vec<fred::types::Key> = if client.is_clustered() {
         client
@@ -286,7 +286,7 @@ async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<U
     .context("scan revoked sessions")?;
     let mut revoked = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(WRITE_CHUNK) {
-        let pipeline = pool.next().pipeline();
+        let pipeline = pool.next_connected().pipeline();
         for key in chunk {
             let _: () = pipeline
                 .get(key.clone())
@@ -322,7 +322,10 @@ pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
             publisher: sequence.publisher(),
             settled,
         };
-        let sent: Result<i64, _> = pool.next().publish(channel.clone(), beat.encode()).await;
+        let sent: Result<i64, _> = pool
+            .next_connected()
+            .publish(channel.clone(), beat.encode())
+            .await;
         if let Err(error) = sent {
             tracing::debug!(error = %format!("{error:#}"), "heartbeat not published");
         }

@@ -39,7 +39,7 @@ pub use mail::MailConfig;
 pub use outbox::OutboxConfig;
 pub use password::PasswordConfig;
 pub use rate_limit::RateLimitConfig;
-pub use redis::RedisConfig;
+pub use redis::{RedisConfig, RedisTopology};
 pub use reset::ResetConfig;
 pub use retention::RetentionConfig;
 pub use tokens::TokenConfig;

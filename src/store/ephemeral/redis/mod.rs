@@ -16,13 +16,19 @@
 //!   runs on every primary (`revocations::read_revocations`).
 //! - **Scripts everywhere.** `evalsha_with_reload` loads a script on every primary
 //!   when a node answers `NOSCRIPT` (a new or failed-over primary).
-//! - **Pub/sub broadcast.** The events channel uses classic `PUBLISH`/`SUBSCRIBE`,
-//!   which a cluster broadcasts to every node over its bus, rather than sharded
-//!   `SPUBLISH`/`SSUBSCRIBE`: there is one channel, so sharding would spread nothing,
-//!   and the classic commands behave the same on every topology (and Redis before 7).
-//!   The subscriber listens on one node; when that node fails, `fred` reconnects and
-//!   subscribes again, and the reconnection makes the instance distrust its mirror
-//!   until it has rebuilt it, as after any gap.
+//! - **Sharded pub/sub.** On a cluster the events channel is a shard channel
+//!   (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): publisher and subscribers all talk to the
+//!   primary that owns the channel's slot, so, as on one server, every subscriber has
+//!   the message before the publish returns, and a revocation holds on every instance
+//!   by the time the client that made it hears back. Classic `PUBLISH` would be
+//!   broadcast over the cluster bus after the reply, later on every other node: a
+//!   window in which another instance would still accept the revoked token. The
+//!   channel's one slot gains nothing from sharding otherwise; its primary carries
+//!   the events (a few small messages a second per instance). On one server and on
+//!   Sentinel it stays classic pub/sub, which every Redis version has. When the
+//!   channel's node fails over, the subscriber reconnects and subscribes again, and the
+//!   reconnection makes the instance distrust its mirror until it has rebuilt it, as
+//!   after any gap.
 //!
 //! On Sentinel, `fred` asks the sentinels for the primary at every (re)connection. A
 //! failover drops every connection to the old primary (the sentinels kill its clients
@@ -50,7 +56,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{LocalMirror, Reachable, RevocationSource};
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisTopology};
 
 /// The Redis backend.
 pub struct RedisStore {
@@ -63,7 +69,7 @@ pub struct RedisStore {
     /// Revocations and profiles in memory, fed by `channel`.
     local: Arc<LocalMirror>,
     /// Every instance publishes revocations, user changes and heartbeats here.
-    channel: String,
+    channel: Channel,
     /// This instance's name and event counter on the channel, so that listeners can
     /// tell when they missed one of its events.
     sequence: Arc<events::Sequence>,
@@ -109,11 +115,16 @@ impl RedisStore {
             .context("connect the Redis subscriber")?;
         // Subscribes again after every reconnection.
         let resubscriber = subscriber.manage_subscriptions();
-        let channel = format!("{}events", cfg.key_prefix);
-        subscriber
-            .subscribe(channel.clone())
-            .await
-            .context("subscribe to the events channel")?;
+        let channel = Channel {
+            name: format!("{}events", cfg.key_prefix),
+            sharded: cfg.topology == RedisTopology::Cluster,
+        };
+        if channel.sharded {
+            subscriber.ssubscribe(channel.name.clone()).await
+        } else {
+            subscriber.subscribe(channel.name.clone()).await
+        }
+        .context("subscribe to the events channel")?;
 
         let local = Arc::new(LocalMirror::follower());
         let sequence = Arc::new(events::Sequence::new());
@@ -152,9 +163,10 @@ impl RedisStore {
     /// trusting its own memory too (it rebuilds, and writes back, when Redis answers).
     async fn publish(&self, event: impl FnOnce(Uuid, u64) -> events::Event) -> anyhow::Result<()> {
         let event = event(self.sequence.publisher(), self.sequence.next());
-        let sent: anyhow::Result<i64> = match self.connected() {
-            Ok(client) => client
-                .publish(self.channel.clone(), event.encode())
+        let sent = match self.connected() {
+            Ok(client) => self
+                .channel
+                .publish(client, event.encode())
                 .await
                 .context("publish an event"),
             Err(error) => Err(error),
@@ -197,6 +209,24 @@ impl RedisStore {
 
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// The events channel: a shard channel on a cluster, a classic one elsewhere (see the
+/// module).
+#[derive(Clone)]
+struct Channel {
+    name: String,
+    sharded: bool,
+}
+
+impl Channel {
+    async fn publish(&self, client: &Client, message: String) -> Result<i64, fred::error::Error> {
+        if self.sharded {
+            client.spublish(self.name.clone(), message).await
+        } else {
+            client.publish(self.name.clone(), message).await
+        }
     }
 }
 

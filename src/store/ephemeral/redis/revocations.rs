@@ -15,14 +15,14 @@ use std::{collections::HashMap, sync::Arc};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fred::{
-    interfaces::{ClientLike, EventInterface, KeysInterface, PubsubInterface},
+    interfaces::{ClientLike, EventInterface, KeysInterface},
     prelude::Pool,
     types::{Expiration, SetOptions},
 };
 use uuid::Uuid;
 
 use super::{
-    RedisStore,
+    Channel, RedisStore,
     events::{Event, Publishers, Sequence},
 };
 use crate::store::ephemeral::{LocalMirror, RevocationSource, RevocationStore};
@@ -312,7 +312,7 @@ async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<U
 /// Says "alive" on the channel, with how many events this instance had numbered one
 /// beat ago; every instance (this one included) trusts its memory only while it hears
 /// such beats and has heard every event they account for.
-pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
+pub(super) async fn beat(pool: Pool, channel: Channel, sequence: Arc<Sequence>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut settled = 0;
     loop {
@@ -322,10 +322,7 @@ pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
             publisher: sequence.publisher(),
             settled,
         };
-        let sent: Result<i64, _> = pool
-            .next_connected()
-            .publish(channel.clone(), beat.encode())
-            .await;
+        let sent = channel.publish(pool.next_connected(), beat.encode()).await;
         if let Err(error) = sent {
             tracing::debug!(error = %format!("{error:#}"), "heartbeat not published");
         }

@@ -30,12 +30,15 @@
 //!   reconnection makes the instance distrust its mirror until it has rebuilt it, as
 //!   after any gap.
 //!
-//! On Sentinel, `fred` asks the sentinels for the primary at every (re)connection. A
-//! failover drops every connection to the old primary (the sentinels kill its clients
-//! when they demote it), so the instance reconnects to the new one, distrusts its
-//! mirror, and rebuilds it from the database, writing back to Redis the revocations a
-//! replica had not received: replication is asynchronous, so a failover may lose the
-//! last writes, and nothing depends on Redis alone for a revocation.
+//! On Sentinel, `fred` asks the sentinels for the primary at every (re)connection. When
+//! the sentinels demote the old primary (seconds after promoting a replica, once they
+//! see it again) they kill its clients, so every instance reconnects to the new
+//! primary, distrusts its mirror, and rebuilds it from the database, writing back to
+//! Redis the revocations it lacks. Until then an instance may still write to the old
+//! primary, and those writes are lost with it, as are those a replica had not received
+//! (replication is asynchronous): nothing depends on Redis alone for a revocation, a
+//! lost reset link can be asked for again, and a limit loses at most those moments'
+//! counts.
 
 mod counters;
 mod events;

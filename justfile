@@ -22,6 +22,12 @@ test *FILTER:
 test-pg *FILTER: services
     TEST_BACKEND=postgres cargo test --workspace {{FILTER}} -- --include-ignored
 
+# The PostgreSQL + Redis API suite on a local Redis Cluster and on a Sentinel set (scripts/redis-topologies).
+test-topologies *FILTER: services
+    eval "$(scripts/redis-topologies start)"; \
+    TEST_BACKEND=postgres TEST_REDIS_URL="$TEST_REDIS_CLUSTER_URL" cargo test --test api {{FILTER}} -- --include-ignored; \
+    TEST_BACKEND=postgres TEST_REDIS_URL="$TEST_REDIS_SENTINEL_URL" cargo test --test api {{FILTER}} -- --include-ignored
+
 # Start PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) if they are down.
 services:
     scripts/services

@@ -33,6 +33,7 @@ mod password_change;
 mod password_reset;
 mod passwords;
 mod persisted;
+mod redis_failover;
 mod refresh;
 mod register;
 mod retention;

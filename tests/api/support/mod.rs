@@ -7,6 +7,7 @@
 //! - `mail_sink`: a real SMTP server that keeps what it receives
 //! - `servers`: private Redis / PostgreSQL servers that fault tests stop and start
 //! - `process`: the service binary as a child process
+//! - `nginx`: Debian's nginx on loopback with deploy/nginx.conf, in front of processes
 //! - `proxy`: a TCP proxy that adds latency (a slow Redis)
 //! - `assert`: reading responses (`data`, `code`, `assert_code`, `fields`, …)
 //! - `jwt`: reading and making tokens
@@ -16,6 +17,7 @@ pub(crate) mod app;
 pub(crate) mod assert;
 pub(crate) mod jwt;
 pub(crate) mod mail_sink;
+pub(crate) mod nginx;
 pub(crate) mod process;
 pub(crate) mod proxy;
 pub(crate) mod servers;
@@ -26,6 +28,7 @@ pub(crate) use app::*;
 pub(crate) use assert::*;
 pub(crate) use jwt::*;
 pub(crate) use mail_sink::*;
+pub(crate) use nginx::*;
 pub(crate) use process::*;
 pub(crate) use proxy::*;
 pub(crate) use servers::*;

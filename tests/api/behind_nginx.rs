@@ -187,7 +187,7 @@ async fn behind_nginx_a_rolling_restart_logs_nobody_out() {
     let storage = Storage::new().await;
     let mail = MailSink::start();
     let settings = [PROXY, ("LOG_FORMAT", "json")];
-    let mut instances = vec![
+    let mut instances = [
         ServiceProcess::start(&storage, &mail, &settings).await,
         ServiceProcess::start(&storage, &mail, &settings).await,
     ];
@@ -227,28 +227,22 @@ async fn behind_nginx_a_rolling_restart_logs_nobody_out() {
         })
         .collect();
 
-    for i in 0..instances.len() {
+    for instance in &mut instances {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = tally.rotated.load(Ordering::Relaxed);
-        let port: u16 = instances[i]
-            .addr
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port: u16 = instance.addr.rsplit(':').next().unwrap().parse().unwrap();
         // SIGTERM: the instance stops accepting, answers what reached it, and exits.
-        instances[i].terminate();
-        let status = instances[i].exited(Duration::from_secs(60)).await;
+        instance.terminate();
+        let status = instance.exited(Duration::from_secs(60)).await;
         assert!(status.success(), "exit status {status:?}");
-        let output = instances[i].output();
+        let output = instance.output();
         assert!(output.contains("stopped"), "{output}");
-        // The others carried the stream meanwhile.
+        // The other one carried the stream meanwhile.
         assert!(tally.rotated.load(Ordering::Relaxed) > before);
-        instances[i] = ServiceProcess::start_on(&storage, &mail, &settings, port).await;
+        *instance = ServiceProcess::start_on(&storage, &mail, &settings, port).await;
         // Back in rotation (nginx leaves an instance that refused it alone for 5 s)
         // before the next one stops, as an orchestrator waits for readiness.
-        let addr = instances[i].addr.clone();
+        let addr = instance.addr.clone();
         let restarted_at = proxy.access_log().lines().count();
         eventually(
             Duration::from_secs(20),

@@ -179,6 +179,37 @@ async fn refresh_stream(
     token
 }
 
+/// A login (a wrong password: no session made) sent through the proxy, once one is
+/// being hashed on `instance`: nginx picks the instance, so logins are sent one after
+/// another until one lands there.
+async fn login_in_flight_on(
+    proxy: &Arc<Nginx>,
+    instance: &ServiceProcess,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let client = proxy.client(BOB);
+    for _ in 0..20 {
+        let idle = instance.thread_cpu_ticks("argon2-");
+        let login = tokio::spawn({
+            let (proxy, client) = (proxy.clone(), client.clone());
+            async move {
+                let body = json!({ "query": "mutation($i: LoginInput!) { login(input: $i) { tokenType } }",
+                                   "variables": { "i": { "email": unique_email(), "password": "not the password" } } });
+                post(&proxy, &client, &body, &[]).await
+            }
+        });
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) && !login.is_finished() {
+            if instance.thread_cpu_ticks("argon2-") >= idle + 5 {
+                return login;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // It went to the other instance: let it finish, and try again.
+        let _ = login.await;
+    }
+    panic!("no login reached {} in 20 tries", instance.addr);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn behind_nginx_a_rolling_restart_logs_nobody_out() {
@@ -186,7 +217,17 @@ async fn behind_nginx_a_rolling_restart_logs_nobody_out() {
     nginx_binary();
     let storage = Storage::new().await;
     let mail = MailSink::start();
-    let settings = [PROXY, ("LOG_FORMAT", "json")];
+    let settings = [
+        PROXY,
+        ("LOG_FORMAT", "json"),
+        // Hashing made slow (over a second a login) so that a login is in flight on
+        // the instance when it is told to stop; on a loaded machine far longer, which
+        // the timeouts and the grace period allow.
+        ("ARGON2_MEMORY_KIB", "131072"),
+        ("ARGON2_ITERATIONS", "6"),
+        ("HTTP_REQUEST_TIMEOUT", "120"),
+        ("SHUTDOWN_TIMEOUT", "120"),
+    ];
     let mut instances = [
         ServiceProcess::start(&storage, &mail, &settings).await,
         ServiceProcess::start(&storage, &mail, &settings).await,
@@ -231,8 +272,16 @@ async fn behind_nginx_a_rolling_restart_logs_nobody_out() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = tally.rotated.load(Ordering::Relaxed);
         let port: u16 = instance.addr.rsplit(':').next().unwrap().parse().unwrap();
-        // SIGTERM: the instance stops accepting, answers what reached it, and exits.
+        // SIGTERM while a login sent through nginx is being hashed on the instance: it
+        // stops accepting, answers what reached it, and exits.
+        let in_flight = login_in_flight_on(&proxy, instance).await;
         instance.terminate();
+        let resp = in_flight
+            .await
+            .unwrap()
+            .expect("the login in flight gets its answer");
+        assert_eq!(resp.status(), 200, "through nginx");
+        assert_code(&resp.json().await.unwrap(), "INVALID_CREDENTIALS");
         let status = instance.exited(Duration::from_secs(60)).await;
         assert!(status.success(), "exit status {status:?}");
         let output = instance.output();

@@ -66,3 +66,55 @@ fn env_example_documents_every_setting() {
         );
     }
 }
+
+#[test]
+fn what_building_the_image_for_real_showed_stays_fixed() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
+    // useradd --system warns about a uid above the system range (10001).
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains("useradd --uid 10001") && !dockerfile.contains("useradd --system"),
+        "{dockerfile}"
+    );
+    let compose = read("docker-compose.yml");
+    // Over the socket, pg_isready answers ready during first-time initialisation.
+    assert!(compose.contains("pg_isready -h 127.0.0.1"), "{compose}");
+    // `env_file` with `path:`/`required:` needs Compose 2.24: said where users look.
+    assert!(compose.contains("Compose 2.24"));
+    assert!(read("README.md").contains("Compose 2.24"));
+}
+
+#[test]
+fn the_scale_profile_puts_two_instances_behind_the_proxy_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |f: &str| std::fs::read_to_string(format!("{root}/{f}")).unwrap();
+    let compose = read("docker-compose.yml");
+    for needle in [
+        "profiles: [scale]",
+        "identity-a:",
+        "identity-b:",
+        "./deploy/nginx.conf:/etc/nginx/identity.conf:ro",
+        "TRUSTED_PROXIES: 172.30.240.10/32",
+        "ipv4_address: 172.30.240.10",
+    ] {
+        assert!(
+            compose.contains(needle),
+            "docker-compose.yml lacks {needle:?}"
+        );
+    }
+    let nginx = read("deploy/nginx.conf");
+    for needle in [
+        "server identity-a:8000",
+        "server identity-b:8000",
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "keepalive_timeout 4s;",
+        "proxy_next_upstream error timeout;",
+    ] {
+        assert!(nginx.contains(needle), "deploy/nginx.conf lacks {needle:?}");
+    }
+    assert!(
+        !nginx.contains("non_idempotent"),
+        "POSTs must not be resent"
+    );
+}

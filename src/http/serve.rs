@@ -62,6 +62,13 @@ pub async fn serve(
     let open = metrics.gauge("identity_http_open_connections", &[("listener", name)]);
     // Each connection task holds a receiver; when all are gone, every one has ended.
     let (all_closed, close_rx) = watch::channel(());
+    let connection = || Connection {
+        router: router.clone(),
+        limits,
+        shutdown: shutdown.clone(),
+        open: open.clone(),
+        close_rx: close_rx.clone(),
+    };
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => match permit {
@@ -80,14 +87,7 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let conn = Connection {
-            router: router.clone(),
-            limits,
-            shutdown: shutdown.clone(),
-            open: open.clone(),
-            close_rx: close_rx.clone(),
-        };
-        conn.spawn(stream, peer, permit);
+        connection().spawn(stream, peer, permit);
     }
     // Connections the kernel completed before the stop, not accepted yet: served (their
     // requests answered with `Connection: close`) rather than reset with the listener.
@@ -100,14 +100,7 @@ pub async fn serve(
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpStream::from_std(stream));
             let Ok(stream) = stream else { continue };
-            let conn = Connection {
-                router: router.clone(),
-                limits,
-                shutdown: shutdown.clone(),
-                open: open.clone(),
-                close_rx: close_rx.clone(),
-            };
-            conn.spawn(stream, peer, permit);
+            connection().spawn(stream, peer, permit);
         }
     }
     drop(close_rx);

@@ -121,3 +121,54 @@ fn the_scale_profile_puts_two_instances_behind_the_proxy_config() {
         "POSTs must not be resent"
     );
 }
+
+/// `data:` of a ConfigMap manifest as written in deploy/kubernetes (one `KEY: value` a
+/// line, values plain or double-quoted).
+fn config_map_data(manifest: &str) -> std::collections::HashMap<String, String> {
+    manifest
+        .lines()
+        .skip_while(|l| *l != "data:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") || l.is_empty())
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (key, value) = l.trim().split_once(": ").expect("KEY: value");
+            (key.to_owned(), value.trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_config_map_is_a_valid_production_configuration() {
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/kubernetes/configmap.yaml"
+    ))
+    .unwrap();
+    let mut vars = config_map_data(&manifest);
+    assert_eq!(vars["APP_ENV"], "production");
+    assert_eq!(vars["RUN_MIGRATIONS"], "false");
+    let known = identity::config::known_variables();
+    for name in vars.keys() {
+        assert!(known.contains(&name.as_str()), "{name} is not a setting");
+    }
+    // What the Secret `identity-secrets` adds (deploy/kubernetes/README.md).
+    for (name, value) in [
+        (
+            "DATABASE_URL",
+            "postgres://identity:pw@db.internal:5432/identity",
+        ),
+        ("REDIS_URL", "redis://redis.internal:6379"),
+        ("SMTP_URL", "smtp://smtp.internal:25"),
+        (
+            "SECRET_KEY",
+            "k8s-test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        ),
+    ] {
+        vars.insert(name.to_owned(), value.to_owned());
+    }
+    let config = identity::config::Config::from_map(&vars)
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/configmap.yaml: {e}"));
+    let described: std::collections::HashMap<_, _> = config.describe().into_iter().collect();
+    assert_eq!(described["PASSWORD_HASH_CONCURRENCY"], "2");
+}

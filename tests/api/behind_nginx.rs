@@ -1,7 +1,8 @@
 //! Two instances (service processes) behind nginx running `deploy/nginx.conf`, with
 //! `TRUSTED_PROXIES` naming the proxy: one per-IP budget per client across both
 //! instances, whatever `X-Forwarded-For` a client sends; and a rolling restart during a
-//! stream of refreshes that logs nobody out.
+//! stream of refreshes that logs nobody out, each instance stopped with SIGTERM while a
+//! request sent through nginx is in flight on it (it gets its answer).
 
 use std::{
     sync::{

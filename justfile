@@ -37,6 +37,10 @@ schema:
     UPDATE_SCHEMA=1 cargo test --test api schema_file
     git diff --stat -- schema.graphql
 
+# The deployment files: Kubernetes manifests against the API schemas, nginx -t, compose.
+check-deploy:
+    scripts/check-deploy
+
 # Licences, bans, sources, and advisories when a local advisory database exists.
 deny:
     scripts/deny

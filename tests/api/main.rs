@@ -9,6 +9,7 @@ mod access_tokens;
 mod account_deletion;
 mod assurance;
 mod audit;
+mod behind_nginx;
 mod brute_force;
 mod cli;
 mod cookie_mode;

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::wait::eventually;
 
-fn free_port() -> u16 {
+/// A port of 127.0.0.1 nothing listens on (at the moment of asking).
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -476,6 +476,8 @@ mod tests {
         ErrorCode::BadRequest,
         ErrorCode::GraphqlParseFailed,
         ErrorCode::GraphqlValidationFailed,
+        // Apollo's automatic persisted queries (issue 14), not a code of the contract.
+        ErrorCode::PersistedQueryNotFound,
     ];
 
     #[test]

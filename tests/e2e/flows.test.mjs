@@ -122,6 +122,24 @@ test('the refresh cookie is HttpOnly, and bodies carry no refresh token', async 
   // (each tab's response watcher fails the test on a refresh token in any body)
 });
 
+test('an expired access token is refreshed silently, once, and the call retried', async () => {
+  const page = await open(await newContext());
+  const email = unique('expiry');
+  await register(page, email);
+  await page.locator('#sessions tr').first().waitFor();
+  const refreshes = [];
+  page.on('request', (r) => { if (r.postData()?.includes('refreshToken')) refreshes.push(r.url()); });
+  await page.waitForTimeout(9_000); // ACCESS_TOKEN_TTL=3 plus the 5 s leeway
+  // The call answers UNAUTHENTICATED, the exchange refreshes, and the retry succeeds.
+  const answered = page.waitForResponse(async (r) =>
+    !!r.request().postData()?.includes('MySessions') && (await r.text()).includes('"mySessions":['));
+  await page.click('#reload-sessions');
+  await answered;
+  await expectSignedIn(page, email);
+  assert.equal(refreshes.length, 1);
+  assert.equal(await message(page).innerText(), '');
+});
+
 test('login, the session list with revoke, and logout', async () => {
   const email = unique('grace');
   const a = await open(await newContext());

@@ -158,6 +158,9 @@ async function startService(smtpPort, issuer) {
     SOCIAL_IDP_CLIENT_ID: 'identity-e2e',
     SOCIAL_IDP_CLIENT_SECRET: 'idp-secret',
     SOCIAL_IDP_TRUST_EMAIL: 'true',
+    // Access tokens expire within seconds (plus the service's 5 s leeway), so the
+    // silent refresh on UNAUTHENTICATED is exercised in the middle of a session.
+    ACCESS_TOKEN_TTL: '3',
     // Every request comes from 127.0.0.1: the per-IP limits would count them all.
     RATE_LIMIT_IP_PER_MINUTE: '100000',
     RATE_LIMIT_RESET_PER_IP_PER_MINUTE: '100000',

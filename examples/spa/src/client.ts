@@ -16,11 +16,12 @@ const listeners = new Set<(signedIn: boolean) => void>();
 
 /** Keeps the access token of a fresh AuthPayload (login, verifyMfa, …). */
 export function setAccessToken(token: string | null): void {
+  const changed = (accessToken === null) !== (token === null);
   accessToken = token;
-  for (const listener of listeners) listener(token !== null);
+  if (changed) for (const listener of listeners) listener(token !== null);
 }
 
-/** Called with `false` when a refresh failed: the session is over. */
+/** Called on signing in and out; `false` also when a refresh failed (session over). */
 export function onSessionChange(listener: (signedIn: boolean) => void): void {
   listeners.add(listener);
 }

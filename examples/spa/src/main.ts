@@ -289,10 +289,8 @@ async function loadSessions(tbody: HTMLElement): Promise<void> {
 
 /** After a call failed: the session may be over (then the sign-in screen). */
 function signedOutOr(error: CombinedError): void {
-  if (errorCode(error) === "UNAUTHENTICATED") {
-    setAccessToken(null);
-    return void render();
-  }
+  // The refresh failed already, and onSessionChange showed the sign-in screen.
+  if (errorCode(error) === "UNAUTHENTICATED") return setAccessToken(null);
   say(describe(error), "error");
 }
 
@@ -365,8 +363,7 @@ async function addPasskey(list: HTMLElement): Promise<void> {
 
 async function logout(): Promise<void> {
   await client.mutation(op.Logout, {}); // ends the session and clears the cookie
-  setAccessToken(null);
-  navigate("/");
+  setAccessToken(null); // onSessionChange shows the sign-in screen
 }
 
 void render();

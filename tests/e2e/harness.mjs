@@ -191,6 +191,11 @@ async function startForeignOrigin() {
   return { url: `http://127.0.0.1:${port}`, server };
 }
 
+// An interrupted run leaves nothing behind either.
+process.on('exit', () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
 export let browser;
 export let foreign;
 let smtp;

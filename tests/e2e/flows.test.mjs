@@ -170,9 +170,17 @@ test('login, the session list with revoke, and logout', async () => {
   await expectSignedOut(a);
 });
 
-test('a wrong password is refused', async () => {
+test('signed out, a load settles on the sign-in screen; a wrong password is refused', async () => {
+  const context = await newContext();
+  const calls = [];
+  context.on('request', (r) => { if (r.url().endsWith('/graphql')) calls.push(r.postData()); });
+  const page = await open(context);
+  await expectSignedOut(page);
+  await page.waitForTimeout(1_500);
+  // me, a refresh with no cookie, me again, the provider list: then nothing more.
+  assert.equal(calls.length, 4, calls.join('\n'));
+
   const email = unique('wrong');
-  const page = await open(await newContext());
   await register(page, email);
   await logout(page);
   await login(page, email, 'not-the-password-1');

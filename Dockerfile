@@ -29,11 +29,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
  && cp target/release/identity target/release/migration /out/
 
 FROM debian:bookworm-slim AS runtime
+# A fixed uid/gid (10001) that Kubernetes' runAsUser can name; not --system, whose range
+# (below 1000) useradd warns about. No login shell; /var/lib/identity is DATA_DIR (the
+# embedded default's SQLite file and generated keys), not a home with dotfiles.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 identity \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/identity --create-home identity
+ && groupadd --gid 10001 identity \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/identity \
+      --shell /usr/sbin/nologin identity \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/identity
 COPY --from=build /out/identity /out/migration /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/identity

@@ -22,6 +22,12 @@ test *FILTER:
 test-pg *FILTER: services
     TEST_BACKEND=postgres cargo test --workspace {{FILTER}} -- --include-ignored
 
+# The PostgreSQL + Redis API suite on a local Redis Cluster and on a Sentinel set (scripts/redis-topologies).
+test-topologies *FILTER: services
+    eval "$(scripts/redis-topologies start)"; \
+    TEST_BACKEND=postgres TEST_REDIS_URL="$TEST_REDIS_CLUSTER_URL" cargo test --test api {{FILTER}} -- --include-ignored; \
+    TEST_BACKEND=postgres TEST_REDIS_URL="$TEST_REDIS_SENTINEL_URL" cargo test --test api {{FILTER}} -- --include-ignored
+
 # Start PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) if they are down.
 services:
     scripts/services
@@ -30,6 +36,10 @@ services:
 schema:
     UPDATE_SCHEMA=1 cargo test --test api schema_file
     git diff --stat -- schema.graphql
+
+# The deployment files: Kubernetes manifests against the API schemas, nginx -t, compose.
+check-deploy:
+    scripts/check-deploy
 
 # Licences, bans, sources, and advisories when a local advisory database exists.
 deny:

@@ -30,6 +30,11 @@ use crate::{
     },
 };
 
+/// After a stop signal, how long a kept-alive connection left idle stays open for one
+/// more request (answered with `Connection: close`): a proxy that closes its idle
+/// connections sooner never writes a request into one the service is closing.
+const IDLE_GRACE: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for in-flight background work (mail).
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -132,6 +137,9 @@ impl App {
         let limits = http::ConnectionLimits {
             header_read_timeout: deps.config.http.header_read_timeout,
             max_connections: deps.config.http.max_connections,
+            // Longer than a proxy's idle timeout for its connections to an instance
+            // (deploy/nginx.conf: 4 s), within the shutdown's own bound.
+            idle_grace: IDLE_GRACE.min(deps.config.http.shutdown_timeout / 2),
         };
         let metrics_server = self.metrics_listener.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");

@@ -154,7 +154,10 @@ async fn healthcheck(url: Option<String>, ready: bool, wait_secs: u64) -> anyhow
             format!("http://{addr}/{path}")
         }
     };
+    // The service is on this machine: never through HTTP_PROXY / http_proxy, which a
+    // container gets from the user's Docker proxy settings.
     let client = reqwest::Client::builder()
+        .no_proxy()
         .timeout(std::time::Duration::from_secs(3))
         .build()?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait_secs);

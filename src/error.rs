@@ -204,6 +204,10 @@ error_codes! {
     /// large, a GET query string that does not parse (HTTP 400), a mutation over GET
     /// (HTTP 405).
     BadRequest => "BAD_REQUEST",
+    /// An automatic persisted query (`extensions.persistedQuery`) whose hash this
+    /// instance does not know: send it again with the `query` (Apollo's protocol; the
+    /// message is `PersistedQueryNotFound`).
+    PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
     /// The document is not GraphQL: a syntax error (Apollo Server's code).
     GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
     /// The document parses but is refused before anything runs: it does not fit the
@@ -472,6 +476,8 @@ mod tests {
         ErrorCode::BadRequest,
         ErrorCode::GraphqlParseFailed,
         ErrorCode::GraphqlValidationFailed,
+        // Apollo's automatic persisted queries (issue 14), not a code of the contract.
+        ErrorCode::PersistedQueryNotFound,
     ];
 
     #[test]

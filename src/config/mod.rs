@@ -40,7 +40,7 @@ pub use mail::MailConfig;
 pub use outbox::OutboxConfig;
 pub use password::PasswordConfig;
 pub use rate_limit::RateLimitConfig;
-pub use redis::RedisConfig;
+pub use redis::{RedisConfig, RedisTopology};
 pub use reset::ResetConfig;
 pub use retention::RetentionConfig;
 pub use social::{PER_PROVIDER as SOCIAL_PER_PROVIDER, ProviderConfig, ProviderKind, SocialConfig};

@@ -191,7 +191,8 @@ pub(super) fn mask_url(url: &str) -> String {
     mask_query_password(&masked)
 }
 
-/// Replaces the value of every `password` query parameter (any case) with `***`.
+/// Replaces the value of every `password` query parameter (any case, and names ending
+/// in it, such as `sentinelPassword`) with `***`.
 fn mask_query_password(url: &str) -> String {
     let Some((base, rest)) = url.split_once('?') else {
         return url.to_owned();
@@ -203,7 +204,9 @@ fn mask_query_password(url: &str) -> String {
     let params: Vec<String> = query
         .split('&')
         .map(|param| match param.split_once('=') {
-            Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+            Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                format!("{name}=***")
+            }
             _ => param.to_owned(),
         })
         .collect();

@@ -14,6 +14,7 @@ mod mfa;
 mod passkeys;
 mod password_change;
 mod password_reset;
+mod persisted;
 mod sessions;
 mod social;
 mod types;
@@ -24,6 +25,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use crate::{config::HttpConfig, service::Services};
 
 pub use context::RequestCtx;
+pub use persisted::PersistedQueries;
 
 /// What the signed-in user can read: the profile, sessions, second factors, passkeys
 /// and a copy of their data.
@@ -73,6 +75,8 @@ pub fn build_schema(services: Services, http: &HttpConfig) -> AppSchema {
         .extension(limits::DocumentLimit::aliases(http.max_aliases))
         .extension(limits::DocumentLimit::directives(MAX_DIRECTIVES))
         .extension(metrics::OperationMetrics(services.metrics()))
+        // Innermost: the limits above see every document, cached or not.
+        .extension(persisted::DocumentCache::new())
         .limit_depth(http.max_depth)
         .limit_complexity(http.max_complexity)
         .limit_directives(MAX_DIRECTIVES)

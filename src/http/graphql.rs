@@ -65,6 +65,15 @@ pub(super) async fn post(
             ErrorCode::BadRequest,
         );
     }
+    let mut batch = batch;
+    // Persisted queries first: what follows looks at the document they stand for.
+    let unresolved: Vec<Option<async_graphql::ServerError>> = batch
+        .iter_mut()
+        .map(|r| state.persisted.resolve(r).err())
+        .collect();
+    if unresolved.iter().any(Option::is_some) {
+        return render(&persisted_refusal(unresolved), &headers);
+    }
     record_operation(batch.iter().map(|r| r.operation_name.as_deref()));
     let batch = batch.data(request_ctx(&state, &headers, peer));
     // Only mutations change state; a document without the keyword has none.
@@ -98,6 +107,12 @@ pub(super) async fn get(
             ErrorCode::BadRequest,
         );
     };
+    if let Err(error) = state.persisted.resolve(&mut request) {
+        return render(
+            &async_graphql::Response::from_errors(vec![error]).into(),
+            &headers,
+        );
+    }
     let operation_name = request.operation_name.clone();
     if let Ok(document) = request.parsed_query()
         && is_mutation(document, operation_name.as_deref())
@@ -116,6 +131,24 @@ pub(super) async fn get(
     let request = request.data(request_ctx(&state, &headers, peer));
     // Mutations were refused above: nothing here can be left half-done.
     render(&state.schema.execute(request).await.into(), &headers)
+}
+
+/// The answer to a request (or batch) with a persisted query this instance cannot
+/// resolve: nothing of it runs; each operation gets its own error, or, if it was
+/// fine, a note that the batch did not run.
+fn persisted_refusal(unresolved: Vec<Option<async_graphql::ServerError>>) -> BatchResponse {
+    let single = unresolved.len() == 1;
+    let mut responses = unresolved.into_iter().map(|error| {
+        let error = error.unwrap_or_else(|| {
+            ErrorCode::BadRequest
+                .server_error("Not run: another operation of the batch could not be resolved")
+        });
+        async_graphql::Response::from_errors(vec![error])
+    });
+    match (single, responses.next()) {
+        (true, Some(response)) => BatchResponse::Single(response),
+        (_, first) => BatchResponse::Batch(first.into_iter().chain(responses).collect()),
+    }
 }
 
 /// Executes on a task of its own, so that a client going away (or the request timing

@@ -45,6 +45,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub config: Arc<Config>,
     pub graphiql_html: String,
+    /// Automatic persisted queries of this instance.
+    pub persisted: crate::graphql::PersistedQueries,
 }
 
 impl std::ops::Deref for HttpState {
@@ -64,6 +66,7 @@ impl HttpState {
             services,
             config,
             graphiql_html,
+            persisted: crate::graphql::PersistedQueries::default(),
         }))
     }
 }

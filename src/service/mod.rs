@@ -9,6 +9,7 @@ pub mod batch;
 pub mod email_change;
 pub mod email_verification;
 pub mod health;
+mod login_methods;
 pub mod mfa;
 pub mod new_password;
 pub mod outbox;

@@ -610,33 +610,29 @@ impl PasskeyService {
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
-        let (_, user, _) = deps.fresh_plus_mutation(bearer, meta).await?;
-        let id = Uuid::parse_str(id).map_err(|_| unknown_passkey())?;
-        let now = deps.clock.now();
-        let txn = begin_write(&deps.db)
-            .await
-            .context("begin passkey removal")?;
-        passkeys::lock_user(&txn, user.id).await?;
-        let mine = passkeys::list(&txn, user.id).await?;
-        let Some(target) = mine.iter().find(|p| p.id == id) else {
+        let removal = deps
+            .begin_removal(bearer, meta, id, unknown_passkey)
+            .await?;
+        let user_id = removal.user.id;
+        let mine = passkeys::list(&removal.txn, user_id).await?;
+        let Some(target) = mine.iter().find(|p| p.id == removal.id) else {
             return Err(unknown_passkey());
         };
-        if deps.login_methods(&txn, &user).await?.count() <= 1 {
-            return Err(AppError::Conflict {
-                reason: "LAST_LOGIN_METHOD",
-            });
+        if removal.last {
+            return Err(super::login_methods::last_login_method());
         }
-        if !passkeys::delete(&txn, user.id, id).await? {
+        if !passkeys::delete(&removal.txn, user_id, removal.id).await? {
             return Err(unknown_passkey());
         }
-        let mail = templates::passkey_removed(&deps.config.service_name, &user.email, &target.name);
-        deps.outbox
-            .enqueue(&txn, "passkey_removed", mail, None, now)
+        let mail = templates::passkey_removed(
+            &deps.config.service_name,
+            removal.email.as_str(),
+            &target.name,
+        );
+        deps.finish_removal(removal, "passkey_removed", mail)
             .await?;
-        txn.commit().await.context("commit passkey removal")?;
-        deps.outbox.wake();
         deps.passkey_metric("remove", "succeeded");
-        deps.audit(AuditEvent::PasskeyRemoved, Some(user.id), Some(meta))
+        deps.audit(AuditEvent::PasskeyRemoved, Some(user_id), Some(meta))
             .await;
         Ok(true)
     }

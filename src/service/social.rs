@@ -925,33 +925,25 @@ impl SocialService {
         meta: &RequestMeta,
     ) -> Result<bool, AppError> {
         let deps = &self.deps;
-        let (_, user, email) = deps.fresh_plus_mutation(bearer, meta).await?;
-        let id = Uuid::parse_str(id).map_err(|_| unknown_identity())?;
-        let now = deps.clock.now();
-        let txn = begin_write(&deps.db)
-            .await
-            .context("begin identity unlink")?;
-        // Holds the user's row: two removals at once cannot both leave none.
-        crate::store::passkeys::lock_user(&txn, user.id).await?;
-        let methods = deps.login_methods(&txn, &user).await?;
-        let Some(removed) = identities::delete_of_user(&txn, user.id, id).await? else {
+        let removal = deps
+            .begin_removal(bearer, meta, id, unknown_identity)
+            .await?;
+        let user_id = removal.user.id;
+        let Some(removed) = identities::delete_of_user(&removal.txn, user_id, removal.id).await?
+        else {
             return Err(unknown_identity());
         };
-        if methods.count() <= 1 {
+        if removal.last {
             // Rolled back with the transaction.
-            return Err(AppError::Conflict {
-                reason: "LAST_LOGIN_METHOD",
-            });
+            return Err(super::login_methods::last_login_method());
         }
         let name = self.provider_name(&removed.provider);
-        let mail = templates::identity_unlinked(&deps.config.service_name, email.as_str(), &name);
-        deps.outbox
-            .enqueue(&txn, "identity_unlinked", mail, None, now)
+        let mail =
+            templates::identity_unlinked(&deps.config.service_name, removal.email.as_str(), &name);
+        deps.finish_removal(removal, "identity_unlinked", mail)
             .await?;
-        txn.commit().await.context("commit identity unlink")?;
-        deps.outbox.wake();
         self.metric(&removed.provider, "unlinked");
-        deps.audit(AuditEvent::IdentityUnlinked, Some(user.id), Some(meta))
+        deps.audit(AuditEvent::IdentityUnlinked, Some(user_id), Some(meta))
             .await;
         Ok(true)
     }
@@ -961,37 +953,7 @@ fn unknown_identity() -> AppError {
     AppError::field("id", "No identity of yours has this id.")
 }
 
-/// The ways an account can sign in.
-pub(super) struct LoginMethods {
-    pub password: bool,
-    pub passkeys: u64,
-    pub identities: u64,
-}
-
-impl LoginMethods {
-    pub(super) fn count(&self) -> u64 {
-        u64::from(self.password) + self.passkeys + self.identities
-    }
-}
-
 impl Deps {
-    /// How the account can sign in, read in `db` (a transaction holding the user's
-    /// row, for a removal that must leave one).
-    pub(super) async fn login_methods(
-        &self,
-        db: &impl sea_orm::ConnectionTrait,
-        user: &crate::domain::user::User,
-    ) -> Result<LoginMethods, AppError> {
-        let password = users::find_credential(db, &user.email)
-            .await?
-            .is_some_and(|c| c.user.id == user.id && !c.password_hash.is_empty());
-        Ok(LoginMethods {
-            password,
-            passkeys: crate::store::passkeys::count(db, user.id).await?,
-            identities: identities::count_of_user(db, user.id).await?,
-        })
-    }
-
     /// The account's identities (`myIdentities`, `myData`).
     pub(super) async fn identity_views(
         &self,

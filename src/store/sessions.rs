@@ -14,15 +14,19 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
-    sea_query::{Expr, LockType},
+    sea_query::{Expr, LockType, Query},
 };
 use uuid::Uuid;
 
 use super::{
     db::begin_write,
-    entity::{refresh_token, session, user},
+    entity::{refresh_token, session, user, user_totp},
 };
-use crate::domain::{assurance::Assurance, device::Device, user::User};
+use crate::domain::{
+    assurance::{Aal, Assurance},
+    device::Device,
+    user::User,
+};
 
 pub struct NewSession {
     pub user_id: Uuid,
@@ -123,6 +127,11 @@ pub enum Rotation {
 /// deactivation writes the user row before it revokes every session: either it
 /// committed first, and this finds the row changed, or it waits for this transaction
 /// and then revokes the session this inserted.
+///
+/// An `aal1` session is refused (`None`) when the account has TOTP on: a login that
+/// read "no TOTP" before a concurrent enrolment committed must not leave a one-factor
+/// session on an account that now has two (the enrolment revokes the sessions it saw,
+/// holding the user's row; this one comes after and finds the TOTP row).
 pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<Option<Created>> {
     let txn = begin_write(db).await?;
     let mut current = user::Entity::find()
@@ -132,6 +141,17 @@ pub async fn create(db: &DatabaseConnection, new: NewSession) -> anyhow::Result<
         .filter(user::Column::PasswordHash.eq(new.password_hash.as_str()))
         .filter(user::Column::IsActive.eq(true))
         .filter(user::Column::DeletionScheduledFor.is_null());
+    if new.assurance.aal == Aal::Aal1 {
+        current = current.filter(
+            user::Column::Id.not_in_subquery(
+                Query::select()
+                    .column(user_totp::Column::UserId)
+                    .from(user_totp::Entity)
+                    .and_where(user_totp::Column::UserId.eq(new.user_id))
+                    .to_owned(),
+            ),
+        );
+    }
     if db.get_database_backend() == DbBackend::Postgres {
         current = current.lock(LockType::NoKeyUpdate);
     }

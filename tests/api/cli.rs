@@ -153,16 +153,46 @@ async fn healthcheck_answers_for_the_running_service() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        addr
-    };
+    let dead = closed_port();
     let out = identity()
         .arg("healthcheck")
         .env("BIND_ADDR", dead.to_string())
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// An address on which nothing listens.
+fn closed_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr
+}
+
+#[tokio::test]
+async fn healthcheck_ignores_proxy_variables() {
+    // Docker passes the user's proxy settings into containers; the health check asks
+    // the service on this machine, never a proxy (here one that is down).
+    let app = spawn_app().await;
+    let bind = app.url.trim_start_matches("http://").to_owned();
+    let proxy = format!("http://{}", closed_port());
+    let out = tokio::task::spawn_blocking(move || {
+        identity()
+            .arg("healthcheck")
+            .env("BIND_ADDR", &bind)
+            .env("HTTP_PROXY", &proxy)
+            .env("http_proxy", &proxy)
+            .env("ALL_PROXY", &proxy)
+            .env("NO_PROXY", "")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

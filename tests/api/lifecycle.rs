@@ -84,6 +84,62 @@ async fn sigterm_lets_a_slow_request_finish_then_stops() {
     );
 }
 
+/// Sends `GET /healthz` on `stream` and reads the answer's head (the body is short).
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: identity.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_a_kept_alive_connection_gets_its_next_answer_then_closes() {
+    // What a proxy that keeps connections to the instance open (deploy/nginx.conf)
+    // relies on: a request it sends on such a connection after the stop signal is
+    // answered, with `Connection: close`, rather than lost in a closing socket.
+    use tokio::io::AsyncReadExt;
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let mut service = ServiceProcess::start(&storage, &sink, &[]).await;
+    let mut kept = tokio::net::TcpStream::connect(&service.addr).await.unwrap();
+    let first = healthz_on(&mut kept).await;
+    assert!(first.starts_with("http/1.1 200"), "{first}");
+    assert!(!first.contains("connection: close"), "{first}");
+
+    service.terminate();
+    eventually(
+        Duration::from_secs(10),
+        "new connections are refused",
+        || async {
+            tokio::net::TcpStream::connect(&service.addr)
+                .await
+                .err()
+                .map(|_| ())
+        },
+    )
+    .await;
+    let second = healthz_on(&mut kept).await;
+    assert!(second.starts_with("http/1.1 200"), "{second}");
+    assert!(second.contains("connection: close"), "{second}");
+    // Then the service closes it, and exits.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), kept.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed")
+        .unwrap();
+    let status = service.exited(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_completes_even_if_the_client_goes_away() {
     // Hashing made slow (over a second), so the client can leave mid-operation.

@@ -3,14 +3,6 @@
 
 use crate::support::*;
 
-fn redis_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
-        .args(args)
-        .output()
-        .expect("redis-cli on PATH");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
 async fn revocation_is_read_from_the_revocation_set_and_expires_with_the_tokens() {
     let app = spawn_app_with(&[("ACCESS_TOKEN_TTL", "300")]).await;
@@ -27,7 +19,7 @@ async fn revocation_is_read_from_the_revocation_set_and_expires_with_the_tokens(
             .as_str()
             .unwrap()
             .to_owned();
-        let ttl: i64 = redis_cli(&["PTTL", &format!("{prefix}revoked:sid:{sid}")])
+        let ttl: i64 = shared_redis_cli(&["PTTL", &format!("{prefix}revoked:sid:{sid}")])
             .parse()
             .unwrap();
         // Kept as long as an access token can live (TTL + leeway), no longer.

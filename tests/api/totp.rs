@@ -518,3 +518,60 @@ async fn a_secret_rotation_keeps_totp_working_and_seals_it_again() {
     let body = verify_code(&later, &token, &code_now(&later, &user.totp)).await;
     data(&body, "verifyMfa");
 }
+
+/// A login that read "no TOTP" just before an enrolment committed reaches the session
+/// insert after it: the insert itself refuses a one-factor session on an account that
+/// now has TOTP (here the store is called as that login would, after the enrolment).
+#[tokio::test]
+async fn no_one_factor_session_starts_on_an_account_with_totp() {
+    use identity::domain::{
+        assurance::{Aal, Assurance, Method},
+        device::Device,
+    };
+    use identity::store::sessions::{self, NewSession};
+
+    let app = spawn_app().await;
+    app.freeze_clock();
+    let enrolled = enrolled(&app).await;
+    let hash = app
+        .sql_string(&format!(
+            "SELECT password_hash FROM users WHERE email = '{}'",
+            enrolled.email
+        ))
+        .await
+        .remove(0);
+    let user_id: uuid::Uuid = enrolled.session.user_id.parse().unwrap();
+    let now = app.clock.now();
+    let session = |aal: Aal, amr: Vec<Method>| NewSession {
+        user_id,
+        password_hash: hash.clone(),
+        token_hash: format!("test-{}", uuid::Uuid::new_v4()),
+        now,
+        expires_at: now + chrono::Duration::hours(1),
+        device: Device {
+            user_agent: None,
+            browser: None,
+            os: None,
+        },
+        ip: None,
+        max_per_user: 100,
+        idle: std::time::Duration::from_secs(3600),
+        assurance: Assurance {
+            aal,
+            amr,
+            auth_time: now,
+        },
+    };
+    let db = app.db().await;
+    let one_factor = sessions::create(&db, session(Aal::Aal1, vec![Method::Pwd]))
+        .await
+        .unwrap();
+    assert!(one_factor.is_none(), "an aal1 session on a TOTP account");
+    let two_factors = sessions::create(
+        &db,
+        session(Aal::Aal2, vec![Method::Pwd, Method::Otp, Method::Mfa]),
+    )
+    .await
+    .unwrap();
+    assert!(two_factors.is_some());
+}

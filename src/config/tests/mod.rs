@@ -425,6 +425,12 @@ fn urls_are_masked() {
         mask_url("postgres://db/identity?sslmode=require&password=secret#x"),
         "postgres://db/identity?sslmode=require&password=***#x"
     );
+    assert_eq!(
+        mask_url(
+            "redis-sentinel://:pw@s1:26379?sentinelServiceName=m&sentinelPassword=s&node=s2:26379"
+        ),
+        "redis-sentinel://:***@s1:26379?sentinelServiceName=m&sentinelPassword=***&node=s2:26379"
+    );
 }
 
 #[test]

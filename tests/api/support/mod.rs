@@ -8,6 +8,7 @@
 //! - `oidc`: a real OpenID provider (npm oauth2-mock-server) and a GitHub stub
 //! - `servers`: private Redis / PostgreSQL servers that fault tests stop and start
 //! - `process`: the service binary as a child process
+//! - `nginx`: Debian's nginx on loopback with deploy/nginx.conf, in front of processes
 //! - `proxy`: a TCP proxy that adds latency (a slow Redis)
 //! - `assert`: reading responses (`data`, `code`, `assert_code`, `fields`, …)
 //! - `jwt`: reading and making tokens
@@ -17,6 +18,7 @@ pub(crate) mod app;
 pub(crate) mod assert;
 pub(crate) mod jwt;
 pub(crate) mod mail_sink;
+pub(crate) mod nginx;
 pub(crate) mod oidc;
 pub(crate) mod process;
 pub(crate) mod proxy;
@@ -28,6 +30,7 @@ pub(crate) use app::*;
 pub(crate) use assert::*;
 pub(crate) use jwt::*;
 pub(crate) use mail_sink::*;
+pub(crate) use nginx::*;
 pub(crate) use oidc::*;
 pub(crate) use process::*;
 pub(crate) use proxy::*;

@@ -27,6 +27,8 @@ pub(crate) struct ServiceProcess {
     pub child: Child,
     pub url: String,
     pub log: PathBuf,
+    /// `host:port` it listens on.
+    pub addr: String,
 }
 
 impl ServiceProcess {
@@ -37,19 +39,34 @@ impl ServiceProcess {
         mail: &MailSink,
         overrides: &[(&str, &str)],
     ) -> Self {
-        check_overrides(overrides, PROCESS_VARIABLES);
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(storage, mail, overrides, port).await
+    }
+
+    /// As `start`, on `port` of 127.0.0.1 (the same instance started again after a
+    /// stop: its log goes on in the same file).
+    pub(crate) async fn start_on(
+        storage: &Storage,
+        mail: &MailSink,
+        overrides: &[(&str, &str)],
+        port: u16,
+    ) -> Self {
+        check_overrides(overrides, PROCESS_VARIABLES);
         let bind = format!("127.0.0.1:{port}");
         let mut vars = test_vars(storage, mail, &[("BIND_ADDR", bind.as_str())]);
         for (k, v) in overrides {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let log = storage.dir.join(format!("service-{port}.log"));
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_identity"))
             .arg("serve")
             .env_clear()
@@ -62,6 +79,7 @@ impl ServiceProcess {
             child,
             url: format!("http://{bind}"),
             log,
+            addr: bind.clone(),
         };
         let client = reqwest::Client::new();
         let readyz = format!("{}/readyz", process.url);

@@ -40,6 +40,44 @@ fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// `redis-cli args…` against the Redis under test (`TEST_REDIS_URL`): on a cluster it
+/// follows redirections (`-c`), on Sentinel it asks the sentinel for the primary first.
+/// Its output, trimmed.
+pub(crate) fn shared_redis_cli(args: &[&str]) -> String {
+    let url = redis_url();
+    let (scheme, rest) = url.split_once("://").expect("TEST_REDIS_URL is a URL");
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let first = authority.rsplit('@').next().unwrap_or_default();
+    let first = first.split(',').next().unwrap_or_default();
+    let (host, port) = first.rsplit_once(':').unwrap_or((first, "6379"));
+    let run = |target: &[&str], args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(target)
+            .args(args)
+            .output()
+            .expect("redis-cli on PATH");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    match scheme {
+        "redis-cluster" => run(&["-c", "-h", host, "-p", port], args),
+        "redis-sentinel" => {
+            let service = rest
+                .split_once("sentinelServiceName=")
+                .map(|(_, name)| name.split('&').next().unwrap_or_default())
+                .expect("sentinelServiceName in TEST_REDIS_URL");
+            let primary = run(
+                &["-h", host, "-p", port],
+                &["sentinel", "get-master-addr-by-name", service],
+            );
+            let mut lines = primary.lines();
+            let (host, port) = (lines.next().unwrap(), lines.next().unwrap());
+            run(&["-h", host, "-p", port], args)
+        }
+        _ => run(&["-h", host, "-p", port], args),
+    }
+}
+
 /// Where one test keeps its data; shared by every server the test starts.
 pub(crate) struct Storage {
     pub vars: HashMap<String, String>,

@@ -1,6 +1,44 @@
 //! The Redis backend of the ephemeral stores, through a `fred` connection pool and a
 //! subscriber connection for the events channel. Every key starts with the configured
 //! prefix, so deployments (and tests) can share a server.
+//!
+//! The same code runs on one server, a Sentinel set and a Redis Cluster (`fred` picks
+//! the topology from the URL, see `config::redis`). What a cluster asks of it:
+//!
+//! - **One slot per script.** A script runs on the node of its first key and may only
+//!   touch keys it declares in `KEYS`, all in one hash slot. The keys a script shares
+//!   carry the same part in braces (a hash tag): the per-account login keys
+//!   `login:{<account>}…`, the per-IP buckets `ip:{<client>}:<class>`. The reset-token
+//!   keys cannot share a slot (a token is looked up without its user), so no script
+//!   touches two of them (see `reset_tokens`). Every other command names one key;
+//!   there are no transactions.
+//! - **Every primary.** The one scan, of revoked sessions when the mirror is rebuilt,
+//!   runs on every primary (`revocations::read_revocations`).
+//! - **Scripts everywhere.** `evalsha_with_reload` loads a script on every primary
+//!   when a node answers `NOSCRIPT` (a new or failed-over primary).
+//! - **Sharded pub/sub.** On a cluster the events channel is a shard channel
+//!   (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): publisher and subscribers all talk to the
+//!   primary that owns the channel's slot, so, as on one server, every subscriber has
+//!   the message before the publish returns, and a revocation holds on every instance
+//!   by the time the client that made it hears back. Classic `PUBLISH` would be
+//!   broadcast over the cluster bus after the reply, later on every other node: a
+//!   window in which another instance would still accept the revoked token. The
+//!   channel's one slot gains nothing from sharding otherwise; its primary carries
+//!   the events (a few small messages a second per instance). On one server and on
+//!   Sentinel it stays classic pub/sub, which every Redis version has. When the
+//!   channel's node fails over, the subscriber reconnects and subscribes again, and the
+//!   reconnection makes the instance distrust its mirror until it has rebuilt it, as
+//!   after any gap.
+//!
+//! On Sentinel, `fred` asks the sentinels for the primary at every (re)connection. When
+//! the sentinels demote the old primary (seconds after promoting a replica, once they
+//! see it again) they kill its clients, so every instance reconnects to the new
+//! primary, distrusts its mirror, and rebuilds it from the database, writing back to
+//! Redis the revocations it lacks. Until then an instance may still write to the old
+//! primary, and those writes are lost with it, as are those a replica had not received
+//! (replication is asynchronous): nothing depends on Redis alone for a revocation, a
+//! lost reset link can be asked for again, and a limit loses at most those moments'
+//! counts.
 
 mod counters;
 mod events;
@@ -21,14 +59,12 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::{LocalMirror, Reachable, RevocationSource};
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisTopology};
 
 /// The Redis backend.
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
-    put_script: Script,
-    cancel_script: Script,
     login_script: Script,
     login_succeeded_script: Script,
     count_script: Script,
@@ -36,7 +72,7 @@ pub struct RedisStore {
     /// Revocations and profiles in memory, fed by `channel`.
     local: Arc<LocalMirror>,
     /// Every instance publishes revocations, user changes and heartbeats here.
-    channel: String,
+    channel: Channel,
     /// This instance's name and event counter on the channel, so that listeners can
     /// tell when they missed one of its events.
     sequence: Arc<events::Sequence>,
@@ -82,11 +118,16 @@ impl RedisStore {
             .context("connect the Redis subscriber")?;
         // Subscribes again after every reconnection.
         let resubscriber = subscriber.manage_subscriptions();
-        let channel = format!("{}events", cfg.key_prefix);
-        subscriber
-            .subscribe(channel.clone())
-            .await
-            .context("subscribe to the events channel")?;
+        let channel = Channel {
+            name: format!("{}events", cfg.key_prefix),
+            sharded: cfg.topology == RedisTopology::Cluster,
+        };
+        if channel.sharded {
+            subscriber.ssubscribe(channel.name.clone()).await
+        } else {
+            subscriber.subscribe(channel.name.clone()).await
+        }
+        .context("subscribe to the events channel")?;
 
         let local = Arc::new(LocalMirror::follower());
         let sequence = Arc::new(events::Sequence::new());
@@ -105,8 +146,6 @@ impl RedisStore {
         Ok(Self {
             pool,
             prefix: cfg.key_prefix.clone(),
-            put_script: Script::from_lua(reset_tokens::PUT_RESET_TOKEN),
-            cancel_script: Script::from_lua(reset_tokens::CANCEL_RESET_TOKENS),
             login_script: Script::from_lua(counters::BEGIN_LOGIN_ATTEMPT),
             login_succeeded_script: Script::from_lua(counters::LOGIN_SUCCEEDED),
             count_script: Script::from_lua(counters::COUNT_IN_WINDOW),
@@ -127,9 +166,10 @@ impl RedisStore {
     /// trusting its own memory too (it rebuilds, and writes back, when Redis answers).
     async fn publish(&self, event: impl FnOnce(Uuid, u64) -> events::Event) -> anyhow::Result<()> {
         let event = event(self.sequence.publisher(), self.sequence.next());
-        let sent: anyhow::Result<i64> = match self.connected() {
-            Ok(client) => client
-                .publish(self.channel.clone(), event.encode())
+        let sent = match self.connected() {
+            Ok(client) => self
+                .channel
+                .publish(client, event.encode())
                 .await
                 .context("publish an event"),
             Err(error) => Err(error),
@@ -162,14 +202,34 @@ impl RedisStore {
 
     /// Fails at once while disconnected, instead of queueing until the command
     /// timeout: callers have a fallback, and answers must stay fast during an outage.
+    /// After a failover the pooled connections come back one by one: any that is up
+    /// will do.
     fn connected(&self) -> anyhow::Result<&Client> {
-        let client = self.pool.next();
+        let client = self.pool.next_connected();
         anyhow::ensure!(client.is_connected(), "Redis is not connected");
         Ok(client)
     }
 
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// The events channel: a shard channel on a cluster, a classic one elsewhere (see the
+/// module).
+#[derive(Clone)]
+struct Channel {
+    name: String,
+    sharded: bool,
+}
+
+impl Channel {
+    async fn publish(&self, client: &Client, message: String) -> Result<i64, fred::error::Error> {
+        if self.sharded {
+            client.spublish(self.name.clone(), message).await
+        } else {
+            client.publish(self.name.clone(), message).await
+        }
     }
 }
 

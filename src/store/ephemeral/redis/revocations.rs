@@ -15,14 +15,14 @@ use std::{collections::HashMap, sync::Arc};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fred::{
-    interfaces::{EventInterface, KeysInterface, PubsubInterface},
+    interfaces::{ClientLike, EventInterface, KeysInterface},
     prelude::Pool,
     types::{Expiration, SetOptions},
 };
 use uuid::Uuid;
 
 use super::{
-    RedisStore,
+    Channel, RedisStore,
     events::{Event, Publishers, Sequence},
 };
 use crate::store::ephemeral::{LocalMirror, RevocationSource, RevocationStore};
@@ -112,8 +112,6 @@ impl RevocationStore for RedisStore {
         .await
     }
 }
-
-impl RedisStore {}
 
 /// Applies what the channel carries to this instance's memory. The memory is trusted
 /// while heartbeats arrive and no event is missing; after a gap it is rebuilt (see the
@@ -247,7 +245,7 @@ async fn write_revocations(
     let now_ms = crate::clock::wall_now().timestamp_millis();
     let options = only_missing.then_some(SetOptions::NX);
     for chunk in entries.chunks(WRITE_CHUNK) {
-        let pipeline = pool.next().pipeline();
+        let pipeline = pool.next_connected().pipeline();
         for (id, until) in chunk {
             let _: () = pipeline
                 .set(
@@ -265,23 +263,40 @@ async fn write_revocations(
     Ok(())
 }
 
-/// Every revoked session still in Redis.
+/// Every revoked session still in Redis. On a Redis Cluster the keys are spread over
+/// the primaries by hash slot, so the scan runs on every primary (`SCAN` on one node
+/// sees only that node's keys); the values are read with pipelined `GET`s, which the
+/// client routes node by node (an `MGET` across slots is refused by a cluster).
 async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<Uuid, i64>> {
     use futures::TryStreamExt;
     let key_prefix = format!("{prefix}revoked:sid:");
-    let keys: Vec<fred::types::Key> = pool
-        .next()
-        .scan_buffered(format!("{key_prefix}*"), Some(1000), None)
-        .try_collect()
-        .await
-        .context("scan revoked sessions")?;
-    let mut revoked = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let values: Vec<Option<i64>> = pool
-            .mget(chunk.to_vec())
+    let client = pool.next_connected();
+    let pattern = format!("{key_prefix}*");
+    let keys: Vec<fred::types::Key> = if client.is_clustered() {
+        client
+            .scan_cluster_buffered(pattern, Some(1000), None)
+            .try_collect()
             .await
-            .context("read revoked sessions")?;
+    } else {
+        client
+            .scan_buffered(pattern, Some(1000), None)
+            .try_collect()
+            .await
+    }
+    .context("scan revoked sessions")?;
+    let mut revoked = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(WRITE_CHUNK) {
+        let pipeline = pool.next_connected().pipeline();
+        for key in chunk {
+            let _: () = pipeline
+                .get(key.clone())
+                .await
+                .context("queue a revoked session")?;
+        }
+        let values: Vec<fred::types::Value> =
+            pipeline.all().await.context("read revoked sessions")?;
         for (key, until) in chunk.iter().zip(values) {
+            let until: Option<i64> = until.convert().ok().flatten();
             let id = key
                 .as_str()
                 .and_then(|k| k.strip_prefix(key_prefix.as_str()))
@@ -297,7 +312,7 @@ async fn read_revocations(pool: &Pool, prefix: &str) -> anyhow::Result<HashMap<U
 /// Says "alive" on the channel, with how many events this instance had numbered one
 /// beat ago; every instance (this one included) trusts its memory only while it hears
 /// such beats and has heard every event they account for.
-pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
+pub(super) async fn beat(pool: Pool, channel: Channel, sequence: Arc<Sequence>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut settled = 0;
     loop {
@@ -307,7 +322,7 @@ pub(super) async fn beat(pool: Pool, channel: String, sequence: Arc<Sequence>) {
             publisher: sequence.publisher(),
             settled,
         };
-        let sent: Result<i64, _> = pool.next().publish(channel.clone(), beat.encode()).await;
+        let sent = channel.publish(pool.next_connected(), beat.encode()).await;
         if let Err(error) = sent {
             tracing::debug!(error = %format!("{error:#}"), "heartbeat not published");
         }

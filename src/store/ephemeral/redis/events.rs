@@ -84,10 +84,12 @@ impl Event {
     }
 }
 
-/// This instance's name on the channel and the count of events it has numbered.
+/// This instance's name on the channel, the count of events it has numbered, and the
+/// highest of them its own listener has heard back.
 pub(super) struct Sequence {
     publisher: Uuid,
     numbered: AtomicU64,
+    echoed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Sequence {
@@ -95,7 +97,29 @@ impl Sequence {
         Self {
             publisher: Uuid::new_v4(),
             numbered: AtomicU64::new(0),
+            echoed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// This instance's listener heard its own event `seq` (or a later one).
+    pub(super) fn heard_own(&self, seq: u64) {
+        self.echoed.send_if_modified(|heard| {
+            let newer = seq > *heard;
+            if newer {
+                *heard = seq;
+            }
+            newer
+        });
+    }
+
+    /// Waits, at most `limit`, until this instance's listener has heard its own event
+    /// `seq` back: Redis has then written it to every subscriber, and the other
+    /// instances have it in hand as well. False if it did not come in time.
+    pub(super) async fn echo(&self, seq: u64, limit: std::time::Duration) -> bool {
+        let mut heard = self.echoed.subscribe();
+        tokio::time::timeout(limit, heard.wait_for(|heard| *heard >= seq))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     pub(super) fn publisher(&self) -> Uuid {

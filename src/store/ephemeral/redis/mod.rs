@@ -61,6 +61,9 @@ use uuid::Uuid;
 use super::{LocalMirror, Reachable, RevocationSource};
 use crate::config::{RedisConfig, RedisTopology};
 
+/// The longest a publish waits to hear its own event back (see `publish`).
+const ECHO_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The Redis backend.
 pub struct RedisStore {
     pool: Pool,
@@ -137,6 +140,7 @@ impl RedisStore {
             Arc::clone(&local),
             cfg.key_prefix.clone(),
             source,
+            Arc::clone(&sequence),
         ));
         let heartbeat = tokio::spawn(revocations::beat(
             pool.clone(),
@@ -164,8 +168,15 @@ impl RedisStore {
     /// Publishes a numbered event. Its number is taken even if the publish fails, so
     /// listeners see the gap at this instance's next heartbeat; this instance stops
     /// trusting its own memory too (it rebuilds, and writes back, when Redis answers).
+    ///
+    /// Returns once this instance's own listener has heard the event back (at most
+    /// `ECHO_WAIT`): Redis writes an event to every subscriber in one pass, but may send
+    /// the publisher its reply first, so without the wait a client told "revoked"
+    /// could reach another instance before the event does. With it, a revocation holds
+    /// on every instance by the time the caller answers.
     async fn publish(&self, event: impl FnOnce(Uuid, u64) -> events::Event) -> anyhow::Result<()> {
-        let event = event(self.sequence.publisher(), self.sequence.next());
+        let seq = self.sequence.next();
+        let event = event(self.sequence.publisher(), seq);
         let sent = match self.connected() {
             Ok(client) => self
                 .channel
@@ -176,6 +187,8 @@ impl RedisStore {
         };
         if sent.is_err() {
             self.local.distrust();
+        } else if !self.sequence.echo(seq, ECHO_WAIT).await {
+            tracing::debug!(seq, "own event not heard back in time");
         }
         sent.map(drop)
     }

@@ -122,6 +122,7 @@ pub(super) async fn listen(
     local: Arc<LocalMirror>,
     prefix: String,
     source: RevocationSource,
+    sequence: Arc<super::events::Sequence>,
 ) {
     let mut messages = subscriber.message_rx();
     let mut reconnects = Some(subscriber.reconnect_rx());
@@ -190,6 +191,9 @@ pub(super) async fn listen(
                 if !publishers.event(publisher, seq) {
                     local.distrust();
                 }
+                if publisher == sequence.publisher() {
+                    sequence.heard_own(seq);
+                }
             }
             Some(Event::UserChanged {
                 publisher,
@@ -199,6 +203,9 @@ pub(super) async fn listen(
                 local.forget_user(user);
                 if !publishers.event(publisher, seq) {
                     local.distrust();
+                }
+                if publisher == sequence.publisher() {
+                    sequence.heard_own(seq);
                 }
             }
             None => tracing::warn!("unreadable event on the channel"),

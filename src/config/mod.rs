@@ -43,7 +43,7 @@ pub use rate_limit::RateLimitConfig;
 pub use redis::{RedisConfig, RedisTopology};
 pub use reset::ResetConfig;
 pub use retention::RetentionConfig;
-pub use social::{PER_PROVIDER as SOCIAL_PER_PROVIDER, ProviderConfig, ProviderKind, SocialConfig};
+pub use social::{ProviderConfig, ProviderKind, SocialConfig, is_provider_variable};
 pub use tokens::TokenConfig;
 use vars::Vars;
 pub use verification::VerificationConfig;

@@ -17,8 +17,20 @@ pub(super) const VARS: &[&str] = &[
     "SOCIAL_ALLOW_INSECURE_HTTP",
 ];
 
+/// Whether `name` is a per-provider variable, `SOCIAL_<ID>_<SUFFIX>`: what a check of
+/// variable names (`.env.example`, a test's settings) accepts besides `VARS`.
+pub fn is_provider_variable(name: &str) -> bool {
+    name.strip_prefix("SOCIAL_").is_some_and(|rest| {
+        PER_PROVIDER.iter().any(|suffix| {
+            rest.len() > suffix.len() + 1
+                && rest.ends_with(suffix)
+                && rest[..rest.len() - suffix.len()].ends_with('_')
+        })
+    })
+}
+
 /// The per-provider variables, `SOCIAL_<ID>_<SUFFIX>` (the id in upper case).
-pub const PER_PROVIDER: &[&str] = &[
+const PER_PROVIDER: &[&str] = &[
     "KIND",
     "NAME",
     "CLIENT_ID",

@@ -801,12 +801,9 @@ impl SocialService {
         meta: &RequestMeta,
     ) -> Result<AuthPayload, AppError> {
         let deps = &self.deps;
-        let credential = match users::find_by_id(&deps.db, user_id).await? {
-            Some(user) if user.is_active => users::find_credential(&deps.db, &user.email)
-                .await?
-                .filter(|c| c.user.id == user_id),
-            _ => None,
-        };
+        let credential = users::find_credential_by_id(&deps.db, user_id)
+            .await?
+            .filter(|c| c.user.is_active);
         let Some(credential) = credential else {
             self.metric(provider, "account_unavailable");
             return Err(AppError::InvalidCredentials);

@@ -73,6 +73,14 @@ pub async fn find_credential(
     credential_where(db, user::Column::Email.eq(email)).await
 }
 
+/// The credential of the user `id`, in one statement.
+pub async fn find_credential_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> anyhow::Result<Option<Credential>> {
+    credential_where(db, user::Column::Id.eq(id)).await
+}
+
 /// The credential of the user `condition` picks, in one statement.
 pub(super) async fn credential_where(
     db: &impl ConnectionTrait,

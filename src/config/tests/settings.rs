@@ -219,21 +219,14 @@ fn env_example_documents_every_known_variable() {
     }
 }
 
-/// `SOCIAL_<ID>_<SUFFIX>`: a setting of one social login provider.
-fn per_provider(name: &str) -> bool {
-    name.strip_prefix("SOCIAL_").is_some_and(|rest| {
-        crate::config::SOCIAL_PER_PROVIDER
-            .iter()
-            .any(|suffix| rest.ends_with(&format!("_{suffix}")) && rest.len() > suffix.len() + 1)
-    })
-}
-
 #[test]
 fn env_example_lists_only_known_variables() {
     let known = known_variables();
     for name in env_example_names() {
         assert!(
-            known.contains(&name) || READ_ELSEWHERE.contains(&name) || per_provider(name),
+            known.contains(&name)
+                || READ_ELSEWHERE.contains(&name)
+                || crate::config::is_provider_variable(name),
             "{name} is in .env.example, but the service does not read it"
         );
     }

@@ -47,13 +47,10 @@ static KNOWN_VARIABLES: LazyLock<HashSet<&'static str>> =
 /// the default.
 pub(crate) fn check_overrides(overrides: &[(&str, &str)], also: &[&str]) {
     for (name, _) in overrides {
-        let per_provider = name.strip_prefix("SOCIAL_").is_some_and(|rest| {
-            identity::config::SOCIAL_PER_PROVIDER
-                .iter()
-                .any(|suffix| rest.ends_with(&format!("_{suffix}")))
-        });
         assert!(
-            KNOWN_VARIABLES.contains(name) || also.contains(name) || per_provider,
+            KNOWN_VARIABLES.contains(name)
+                || also.contains(name)
+                || identity::config::is_provider_variable(name),
             "unknown setting {name:?} in a test's overrides: not a variable the service \
              reads (identity::config::known_variables()); a typo?"
         );

@@ -340,7 +340,10 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
             &config.service_name,
         )),
         per_ip_limits: Arc::new(IpLimits::new(
-            ephemeral.ip_limits.clone(),
+            ephemeral
+                .ip_limits
+                .clone()
+                .filter(|_| config.rate_limit.ip_shared),
             &config.rate_limit,
             Arc::clone(&clock),
             metrics.clone(),

@@ -5,12 +5,13 @@ started or created."""
 import os
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from .cells import Measurements, ceiling_figures, select_operations
+from .cells import Measurements, ceiling_figures, pgbench_prepare, select_operations
 from .env import (
     RATE_LIMIT_OVERRIDES,
     SERVER_BIN,
@@ -118,13 +119,19 @@ class Bench:
         seeder = Seeder(api, self.database, self.stamp, self.workdir)
         log(f"registering {SEEDED_USERS} users")
         seeder.register_users()
+        pgbench_prepare(self.database)
         measurements = Measurements(self.mode, self.server,
                                     Wrk(self.server.base_url, self.workdir), seeder)
         self.results.cells = measurements.cells
         res = self.results
-        return [measurements.run_round(res.ops, res.with_flood,
-                                       f"[run {rep + 1}/{self.mode.runs}]")
-                for rep in range(self.mode.runs)]
+        ceilings = [measurements.run_round(res.ops, res.with_flood,
+                                           f"[run {rep + 1}/{self.mode.runs}]")
+                    for rep in range(self.mode.runs)]
+        self.figures["pgbench"] = {
+            "clients": measurements.pgbench[0]["clients"],
+            "tps": statistics.median(p["tps"] for p in measurements.pgbench),
+            "samples": measurements.pgbench}
+        return ceilings
 
     def finish(self, ceilings: list[dict]) -> None:
         """The figures known once every cell ran: the hashing ceiling, the peak RSS, and

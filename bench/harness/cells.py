@@ -2,23 +2,45 @@
 measured: the data each operation's script needs, the login flood, the hashing
 ceiling, and the checkpoint before and the settling after every run."""
 
+import contextlib
 import json
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
 
-from .env import HASH_CEILING_BIN, Mode, log, machine, psql, run
+from .env import (
+    HASH_CEILING_BIN,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    BenchError,
+    Mode,
+    log,
+    machine,
+    psql,
+    run,
+)
 from .seed import Seeder
 from .server import Server
 from .wrk import WRK_THREADS, Wrk, WrkResult
 
 CONNECTIONS = (8, 64)
+ME_QUERY = "{ me { id email } }"  # of me.lua; me_apq.lua sends its SHA-256
 HEALTHZ_CONNECTIONS = 64
 FLOOD_LOGIN_CONNECTIONS, FLOOD_ME_CONNECTIONS = 64, 8
 # After each run, wait until the server is idle (below IDLE_CPU of one core over
 # IDLE_WINDOW_S): work it does off the request path (reset mails) must neither spill
 # into the next cell nor go unnoticed. The wait is reported as "busy after".
 IDLE_WINDOW_S, IDLE_CPU = 0.25, 0.10
+# The database's own write ceiling: pgbench, single-row UPDATE transactions on a table
+# of PGBENCH_ROWS rows, at the connections of the refreshToken target.
+PGBENCH_CLIENTS, PGBENCH_ROWS, PGBENCH_TABLE = 64, 100_000, "bench_pgbench"
+# The cost of shared per-IP limits: these operations at LIMITS_CONNECTIONS, on the
+# server with its budgets in Redis and on one with RATE_LIMIT_IP_SHARED=false, back to
+# back (the order alternates between runs).
+LIMITS_OPERATIONS, LIMITS_CONNECTIONS = ("refreshToken", "login", "logout"), 64
+SHARED_LIMITS, LOCAL_LIMITS = "per-IP limits in Redis", "per-IP limits in process"
 
 
 @dataclass(frozen=True)
@@ -26,12 +48,14 @@ class Operation:
     name: str  # as in the table
     script: str  # in bench/
     reference: str = ""  # "hash" or "healthz": how the table relates it to a reference
+    wave2: bool = False  # a wave-2 operation, which issue 14 wants in the table
 
 
 OPERATIONS = [
     Operation("register", "register.lua", reference="hash"),
     Operation("login", "login.lua", reference="hash"),
     Operation("me", "me.lua", reference="healthz"),
+    Operation("me (persisted query)", "me_apq.lua", reference="healthz"),
     Operation("refreshToken", "refresh.lua"),
     Operation("logout", "logout.lua"),
     Operation("requestPasswordReset (known)", "reset_known.lua"),
@@ -97,6 +121,30 @@ def hash_ceiling(seconds: float) -> dict:
     return result
 
 
+def pgbench_prepare(database: str) -> None:
+    """The table pgbench updates, in the benchmark's database (dropped with it)."""
+    psql(f"CREATE TABLE {PGBENCH_TABLE} (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);\n"
+         f"INSERT INTO {PGBENCH_TABLE} (id) SELECT generate_series(1, {PGBENCH_ROWS});\n"
+         f"VACUUM ANALYZE {PGBENCH_TABLE};\n", db=database, script=True)
+
+
+def pgbench_update(database: str, workdir, seconds: int) -> dict:
+    """One sample of the database's write ceiling: PGBENCH_CLIENTS clients each
+    committing single-row UPDATEs of random rows (pgbench -n: no vacuum first)."""
+    script = workdir / "pgbench_update.sql"
+    script.write_text(f"\\set id random(1, {PGBENCH_ROWS})\n"
+                      f"UPDATE {PGBENCH_TABLE} SET n = n + 1 WHERE id = :id;\n")
+    out = run(["pgbench", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-n",
+               "-c", str(PGBENCH_CLIENTS), "-j", str(machine()["nproc"]),
+               "-T", str(seconds), "-f", str(script), database]).stdout
+    tps = re.search(r"tps = ([0-9.]+)", out)
+    if not tps:
+        raise BenchError(f"pgbench printed no tps:\n{out[-1000:]}")
+    result = {"clients": PGBENCH_CLIENTS, "tps": float(tps.group(1))}
+    log(f"pgbench single-row UPDATE, {PGBENCH_CLIENTS} clients: {result['tps']:,.0f} tps")
+    return result
+
+
 def ceiling_figures(samples: list[dict]) -> dict:
     """The hashing ceiling from its samples (one per run): the median verify time."""
     verify_ms = statistics.median(c["mean_verify_ms"] for c in samples)
@@ -114,12 +162,16 @@ class Measurements:
         self.wrk = wrk
         self.seeder = seeder
         self.cells: dict[tuple[str, int], Cell] = {}
+        self.pgbench: list[dict] = []
 
     def run_round(self, ops: list[Operation], with_flood: bool, label: str) -> dict:
-        """Every cell once, after the hashing ceiling (measured with the server idle);
-        returns the ceiling's sample."""
+        """Every cell once, after the hashing ceiling and the database's write ceiling
+        (both measured with the server idle); returns the hashing ceiling's sample."""
         self.settle()
         ceiling = hash_ceiling(self.mode.ceiling_seconds)
+        checkpoint()
+        self.pgbench.append(pgbench_update(self.seeder.database, self.seeder.workdir,
+                                           self.mode.cell_seconds))
         self.record("GET /healthz", HEALTHZ_CONNECTIONS,
                     self.wrk.run("healthz.lua", HEALTHZ_CONNECTIONS, self.mode.cell_seconds,
                                  path="/healthz"), label)
@@ -128,6 +180,7 @@ class Measurements:
                 self.record(op.name, conns, self.measure(op, conns), label)
         if with_flood:
             self.flood(label)
+        self.compare_limits(ops, label, flip=len(self.pgbench) % 2 == 0)
         return ceiling
 
     def settle(self) -> float:
@@ -149,6 +202,7 @@ class Measurements:
             "login.lua": self.with_users,
             "reset_known.lua": self.with_users,
             "me.lua": self.with_access_tokens,
+            "me_apq.lua": self.with_persisted_me,
             "refresh.lua": self.with_rotation_chains,
             "logout.lua": self.with_logout_tokens,
         }.get(op.script, self.without_data)
@@ -163,6 +217,13 @@ class Measurements:
     def with_access_tokens(self, script: str, conns: int) -> WrkResult:
         return self.wrk.run(script, conns, self.mode.cell_seconds,
                             self.seeder.access_tokens_file())
+
+    def with_persisted_me(self, script: str, conns: int) -> WrkResult:
+        """me.lua's query, persisted on the server first (its text and SHA-256, the
+        APQ registration a client makes once), then sent as the hash alone."""
+        tokens = self.seeder.access_tokens_file()
+        self.seeder.api.persist(ME_QUERY, tokens.read_text().split()[0])
+        return self.wrk.run(script, conns, self.mode.cell_seconds, tokens)
 
     def with_rotation_chains(self, script: str, conns: int) -> WrkResult:
         # One fresh rotation chain per connection, plus one spare per thread: wrk
@@ -197,6 +258,40 @@ class Measurements:
                         for r in c.runs), default=0.0)
         rate = best("logout") or 2 * best("refreshToken") or 5_000
         return int(2 * rate * self.mode.cell_seconds) + 2_000
+
+    # -- shared per-IP limits: the same operations with and without them --
+
+    def compare_limits(self, ops: list[Operation], label: str, flip: bool) -> None:
+        """Each of LIMITS_OPERATIONS on this server (budgets in Redis) and, right before
+        or after, on a second server with RATE_LIMIT_IP_SHARED=false (same database,
+        Redis and key), started for this and stopped after, so that it holds no
+        database connections while the other cells run."""
+        chosen = [op for op in ops if op.name in LIMITS_OPERATIONS]
+        if not chosen:
+            return
+        local = Server({**self.server.env, "RATE_LIMIT_IP_SHARED": "false"},
+                       self.server.workdir)
+        local.start()
+        try:
+            sides = [(SHARED_LIMITS, self.server, self.wrk),
+                     (LOCAL_LIMITS, local, Wrk(local.base_url, self.server.workdir))]
+            for op in chosen:
+                for kind, server, wrk in (sides[::-1] if flip else sides):
+                    with self.serving(server, wrk):
+                        result = self.measure(op, LIMITS_CONNECTIONS)
+                        self.record(f"{op.name} [{kind}]", LIMITS_CONNECTIONS, result, label)
+        finally:
+            local.stop()
+
+    @contextlib.contextmanager
+    def serving(self, server: Server, wrk: Wrk):
+        """Measures (and settles) on another server for the duration."""
+        saved = self.server, self.wrk
+        self.server, self.wrk = server, wrk
+        try:
+            yield
+        finally:
+            self.server, self.wrk = saved
 
     def flood(self, label: str) -> None:
         """`me` (8 connections) while 64 connections flood login."""

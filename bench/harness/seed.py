@@ -23,15 +23,28 @@ class Api:
         # Loopback only: never through an HTTP proxy from the environment.
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def call(self, query: str, variables: dict) -> dict:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+    def call(self, query: str, variables: dict, bearer: str | None = None,
+             extensions: dict | None = None) -> dict:
+        payload = {"query": query, "variables": variables}
+        if extensions:
+            payload["extensions"] = extensions
+        headers = {"Content-Type": "application/json"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        request = urllib.request.Request(self.url, data=json.dumps(payload).encode(),
+                                         method="POST", headers=headers)
         with self.opener.open(request, timeout=60) as response:
             answer = json.load(response)
         if answer.get("errors") or not answer.get("data"):
             raise BenchError(f"GraphQL call failed: {json.dumps(answer)[:500]}")
         return answer["data"]
+
+    def persist(self, query: str, bearer: str) -> None:
+        """Persists a query on the server (automatic persisted queries): its text with
+        its SHA-256, as a client sends it the first time."""
+        digest = hashlib.sha256(query.encode()).hexdigest()
+        self.call(query, {}, bearer,
+                  {"persistedQuery": {"version": 1, "sha256Hash": digest}})
 
 
 def refresh_token_pair() -> tuple[str, str]:

@@ -23,6 +23,7 @@ pub(super) const VARS: &[&str] = &[
     "RATE_LIMIT_LOGIN_ACCOUNT_FAILURES",
     "RATE_LIMIT_LOGIN_KNOWN_CLIENT_TTL",
     "RATE_LIMIT_IPV6_PREFIX",
+    "RATE_LIMIT_IP_SHARED",
     "RATE_LIMIT_RESET_PER_ACCOUNT",
     "RATE_LIMIT_RESET_ACCOUNT_WINDOW",
 ];
@@ -51,6 +52,10 @@ pub struct RateLimitConfig {
     pub login_known_client_ttl: Duration,
     /// IPv6 clients are counted per network of this many bits (IPv4 per address).
     pub ipv6_prefix: u8,
+    /// With Redis, whether the per-IP budgets live there, one budget per client for
+    /// every instance (the default), or in each instance's memory: only for a single
+    /// instance, or behind a proxy that enforces per-client limits itself.
+    pub ip_shared: bool,
     /// Reset mails sent to one account per `reset_account_window`.
     pub reset_per_account: u32,
     pub reset_account_window: Duration,
@@ -86,6 +91,7 @@ impl RateLimitConfig {
                 365 * DAY,
             )?,
             ipv6_prefix: vars.parse("RATE_LIMIT_IPV6_PREFIX", 64)?,
+            ip_shared: vars.bool("RATE_LIMIT_IP_SHARED", true)?,
             reset_per_account: vars.positive("RATE_LIMIT_RESET_PER_ACCOUNT", 3, RATE_MAX)?,
             reset_account_window: vars.secs("RATE_LIMIT_RESET_ACCOUNT_WINDOW", 3600, 1, 7 * DAY)?,
         };
@@ -128,6 +134,7 @@ impl RateLimitConfig {
                 secs(self.login_known_client_ttl),
             ),
             ("RATE_LIMIT_IPV6_PREFIX", self.ipv6_prefix.to_string()),
+            ("RATE_LIMIT_IP_SHARED", self.ip_shared.to_string()),
             (
                 "RATE_LIMIT_RESET_PER_ACCOUNT",
                 self.reset_per_account.to_string(),

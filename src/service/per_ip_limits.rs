@@ -159,6 +159,7 @@ mod tests {
             login_account_failures: 100,
             login_known_client_ttl: Duration::from_secs(3600),
             ipv6_prefix: 64,
+            ip_shared: true,
             reset_per_account: 3,
             reset_account_window: Duration::from_secs(3600),
         };

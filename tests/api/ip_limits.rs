@@ -72,6 +72,31 @@ async fn two_instances_on_one_redis_share_the_ip_budget() {
 
 #[tokio::test]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn an_operator_can_keep_ip_budgets_per_instance() {
+    // RATE_LIMIT_IP_SHARED=false: Redis still holds everything else, but each instance
+    // gives a client its own budget and asks Redis nothing for it.
+    require_postgres();
+    let limits = [
+        ("RATE_LIMIT_IP_PER_MINUTE", "2"),
+        ("RATE_LIMIT_IP_SHARED", "false"),
+        PROXIED,
+    ];
+    let a = spawn_app_with(&limits).await;
+    let b = a.sibling(&limits).await;
+    let client = "198.51.100.17";
+    for app in [&a, &a] {
+        data(&logout_from(app, client).await, "logout");
+    }
+    retry_after(&logout_from(&a, client).await);
+    // The other instance has not seen this client yet.
+    for app in [&b, &b] {
+        data(&logout_from(app, client).await, "logout");
+    }
+    retry_after(&logout_from(&b, client).await);
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn the_shared_budget_refills_with_the_service_clock() {
     require_postgres();
     let limits = [("RATE_LIMIT_IP_PER_MINUTE", "2"), PROXIED];

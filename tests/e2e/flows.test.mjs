@@ -42,6 +42,11 @@ async function newContext() {
   return context;
 }
 
+/** Whether a request goes to the API: a POST, or a persisted query as GET /graphql?…. */
+const isApi = (request) => new URL(request.url()).pathname === '/graphql';
+/** What a request sent: its body, or for a GET its decoded URL. */
+const sent = (request) => request.postData() ?? decodeURIComponent(request.url());
+
 /** A tab of the app, watched for console errors and for refresh tokens in bodies. */
 async function open(context, where = '/') {
   const page = await context.newPage();
@@ -49,7 +54,7 @@ async function open(context, where = '/') {
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('response', async (response) => {
-    if (!response.url().endsWith('/graphql')) return;
+    if (!isApi(response.request())) return;
     const body = await response.text().catch(() => '');
     if (/"refreshToken":"/.test(body)) problems.push(`a refresh token in the body of ${response.url()}`);
   });
@@ -132,7 +137,7 @@ test('an expired access token is refreshed silently, once, and the call retried'
   await page.waitForTimeout(9_000); // ACCESS_TOKEN_TTL=3 plus the 5 s leeway
   // The call answers UNAUTHENTICATED, the exchange refreshes, and the retry succeeds.
   const answered = page.waitForResponse(async (r) =>
-    !!r.request().postData()?.includes('MySessions') && (await r.text()).includes('"mySessions":['));
+    sent(r.request()).includes('MySessions') && (await r.text()).includes('"mySessions":['));
   await page.click('#reload-sessions');
   await answered;
   await expectSignedIn(page, email);
@@ -173,7 +178,12 @@ test('login, the session list with revoke, and logout', async () => {
 test('signed out, a load settles on the sign-in screen; a wrong password is refused', async () => {
   const context = await newContext();
   const calls = [];
-  context.on('request', (r) => { if (r.url().endsWith('/graphql')) calls.push(r.postData()); });
+  // Answers, not requests: a persisted query the service does not know yet is sent
+  // again with its text, and that pair is one call.
+  context.on('response', async (r) => {
+    if (!isApi(r.request())) return;
+    if (!(await r.text().catch(() => '')).includes('PERSISTED_QUERY_NOT_FOUND')) calls.push(sent(r.request()));
+  });
   const page = await open(context);
   await expectSignedOut(page);
   await page.waitForTimeout(1_500);
@@ -185,6 +195,30 @@ test('signed out, a load settles on the sign-in screen; a wrong password is refu
   await logout(page);
   await login(page, email, 'not-the-password-1');
   await message(page).filter({ hasText: 'Wrong email or password' }).waitFor();
+});
+
+test('queries travel as their SHA-256 over GET once the service knows them; mutations as POST', async () => {
+  const page = await open(await newContext());
+  const email = unique('apq');
+  await register(page, email);
+  await page.locator('#sessions tr').first().waitFor(); // the list was asked for once
+  const requests = [];
+  page.on('request', (r) => { if (isApi(r)) requests.push(r); });
+  const answered = page.waitForResponse(async (r) =>
+    sent(r.request()).includes('MySessions') && (await r.text()).includes('"mySessions":['));
+  await page.click('#reload-sessions');
+  const response = await answered;
+  const url = new URL(response.request().url());
+  assert.equal(response.request().method(), 'GET');
+  assert.equal(url.searchParams.get('query'), null, 'no query text: the hash alone');
+  const persisted = JSON.parse(url.searchParams.get('extensions')).persistedQuery;
+  assert.equal(persisted.version, 1);
+  assert.match(persisted.sha256Hash, /^[0-9a-f]{64}$/);
+  assert.equal(response.headers()['cache-control'], 'no-store');
+  await logout(page);
+  const mutations = requests.filter((r) => /\bmutation\b|logout/i.test(sent(r)));
+  assert.ok(mutations.length > 0);
+  for (const r of mutations) assert.equal(r.method(), 'POST', sent(r));
 });
 
 test('two tabs refreshing at the same moment both stay signed in', async () => {

@@ -2,6 +2,7 @@
 // this code never sees; the access token lives in memory only. See docs/clients.md.
 import { Client, CombinedError, fetchExchange } from "@urql/core";
 import { authExchange } from "@urql/exchange-auth";
+import { persistedExchange } from "@urql/exchange-persisted";
 
 // Same origin: Vite proxies /graphql to the service (vite.config.ts). A separate
 // origin works too, once it is listed in the service's CORS_ALLOWED_ORIGINS.
@@ -62,6 +63,10 @@ export const client = new Client({
         setAccessToken(await refreshOnce());
       },
     })),
+    // Automatic persisted queries: a query goes as its SHA-256 alone once the service
+    // knows it (the first time, or after PERSISTED_QUERY_NOT_FOUND, with its text), as
+    // a GET while the URL stays short. Mutations always go as POST with their text.
+    persistedExchange({ preferGetForPersistedQueries: "within-url-limit" }),
     fetchExchange,
   ],
 });

@@ -106,6 +106,7 @@ class Bench:
         self.figures["start_to_ready_ms"] = [round(s * 1e3, 1) for s in starts]
         time.sleep(0.5)
         self.figures["rss_idle_mib"] = round(self.server.rss_mib(), 1)
+        self.figures["rss_idle_parts_mib"] = self.server.rss_parts_mib()
         log(f"server pid {self.server.pid} on {self.server.base_url}, idle RSS "
             f"{self.figures['rss_idle_mib']} MiB")
 

@@ -189,6 +189,7 @@ class Measurements:
     def record(self, name: str, conns: int, result: WrkResult, label: str) -> None:
         # The server's RSS right after each run, to tell which operation drives the peak.
         result.raw["server_rss_after_mib"] = rss = round(self.server.rss_mib(), 1)
+        result.raw["server_rss_anon_after_mib"] = self.server.rss_parts_mib()["anon"]
         result.raw["busy_after_s"] = busy = round(self.settle(), 1)
         self.cells.setdefault((name, conns), Cell(name, conns)).runs.append(result)
         log(f"{label} {name:31} c={conns:<3} {result.summary()}  (server RSS {rss} MiB"

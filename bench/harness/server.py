@@ -99,6 +99,12 @@ class Server:
     def rss_mib(self) -> float:
         return proc_status_mib(self.pid, "VmRSS")
 
+    def rss_parts_mib(self) -> dict[str, float]:
+        """RSS split into private memory (anonymous) and mapped files (the executable's
+        code and data pages, shared with the page cache and reclaimable)."""
+        return {"anon": round(proc_status_mib(self.pid, "RssAnon"), 1),
+                "file": round(proc_status_mib(self.pid, "RssFile"), 1)}
+
     def peak_rss_mib(self) -> float:
         return proc_status_mib(self.pid, "VmHWM")
 

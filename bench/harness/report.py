@@ -55,8 +55,10 @@ MISS_REASONS = {
     "rss_idle_mib": "most of it is the executable's own code pages (mapped from the "
                     "file, shared and reclaimable, see the reference row); private "
                     "memory is far below the target",
-    "rss_peak_mib": "the two hashing threads' argon2 workspaces (2 x 19 MiB) while "
-                    "logins run, plus the executable's mapped pages",
+    "rss_peak_mib": "the login flood's two argon2 workspaces (2 x 19 MiB) land on "
+                    "top of about 35 MiB the process still holds after the reset "
+                    "floods (not freed pages: returning them sooner did not lower it), "
+                    "plus 21 MiB of mapped code",
     "limits_cost_pct": "one Redis round trip more per mutation, on the same two cores",
 }
 

@@ -52,6 +52,9 @@ OPERATIONS = [
 # Ceremonies begun for finishPasskeyLogin: connections, and the rate assumed to size
 # each wrk run that fetches them.
 CEREMONY_CONNECTIONS, CEREMONY_RATE_GUESS = 8, 4_000
+# Requests a second assumed for a single-use cell before any of its runs was seen (a
+# run that runs out is repeated with more).
+SINGLE_USE_RATE_GUESS = 1_500
 
 
 def select_operations(only: list[str] | None) -> tuple[list[Operation], bool]:
@@ -239,7 +242,7 @@ class Measurements:
 
     def with_revoke_targets(self, script: str, conns: int) -> WrkResult:
         result = self.with_single_use_lines(script, conns, "revoke", "revokeSession",
-                                            self.seeder.revoke_targets)
+                                            self.seeder.revoke_targets, "logout")
         self.check_revoked(result)
         return result
 
@@ -272,11 +275,13 @@ class Measurements:
         return lines
 
     def with_single_use_lines(self, script: str, conns: int, name: str, op: str,
-                              make: Callable[[int], list[str]]) -> WrkResult:
+                              make: Callable[[int], list[str]],
+                              like: str | None = None) -> WrkResult:
         """As with_logout_tokens, for a script that uses each line of its thread's file
-        once (`make(n)` returns n lines): seeded from the rates seen so far; a run that
-        ran out is repeated with three times as many (at most three tries)."""
-        need = self.lines_needed(op)
+        once (`make(n)` returns n lines): seeded from the rates seen so far (of `op`,
+        else of `like`); a run that ran out is repeated with three times as many (at
+        most three tries)."""
+        need = self.lines_needed(op, like)
         for _ in range(3):
             n = -(-need // WRK_THREADS)
             files = self.seeder.write_thread_files(name, make(n * WRK_THREADS),
@@ -289,13 +294,14 @@ class Measurements:
             log(f"{op} ran out of its {n * WRK_THREADS} seeded lines: again with {need}")
         return result  # still starved: reported as errors
 
-    def lines_needed(self, op: str) -> int:
-        """Twice the best rate seen so far for `op` (else for logout, else a guess) over
-        the run, plus a margin."""
-        def best(name: str) -> float:
+    def lines_needed(self, op: str, like: str | None) -> int:
+        """Twice the best rate seen so far for `op` (else for `like`, else a guess of
+        SINGLE_USE_RATE_GUESS) over the run, plus a margin. Seeding far more than a run
+        uses would cost time, and for verifyMfa leave each user more unused codes."""
+        def best(name: str | None) -> float:
             return max((r.rps for (n, _), c in self.cells.items() if n == name
                         for r in c.runs), default=0.0)
-        rate = best(op) or best("logout") or 5_000
+        rate = best(op) or best(like) or SINGLE_USE_RATE_GUESS
         return int(2 * rate * self.mode.cell_seconds) + 2_000
 
     def check_revoked(self, result: WrkResult) -> None:

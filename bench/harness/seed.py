@@ -34,7 +34,11 @@ LISTING_USERS = 16  # mySessions callers
 SEEDED_PER_LISTING = 4  # sessions seeded per listing user, besides the one register made
 MFA_USERS = 128  # accounts with TOTP on, for verifyMfa
 MFA_TOKEN_TTL_S = 300  # the service's MFA_TOKEN_TTL
-PASSKEY_USERS = 8  # accounts with one passkey each, for finishPasskeyLogin
+# finishPasskeyLogin: accounts, and passkeys each (the service allows 10). Each use
+# records itself on its passkey's row, so concurrent logins with one passkey queue for
+# its row lock: enough passkeys that the 64 connections seldom share one.
+PASSKEY_USERS, PASSKEYS_PER_USER = 8, 8
+PASSKEYS = PASSKEY_USERS * PASSKEYS_PER_USER
 TOTP_STEP_S = 30
 
 
@@ -392,9 +396,10 @@ class Seeder:
         return lines
 
     def passkey_signer(self) -> PasskeySigner:
-        """The signer, with one passkey registered for each of PASSKEY_USERS new
-        accounts (through beginPasskeyRegistration / finishPasskeyRegistration on the
-        fresh session register gave), and a login ceremony's options as its template."""
+        """The signer, with PASSKEYS_PER_USER passkeys registered for each of
+        PASSKEY_USERS new accounts (through beginPasskeyRegistration /
+        finishPasskeyRegistration on the fresh session register gave), each used once,
+        and a login ceremony's options as its template."""
         if self.signer:
             return self.signer
         self.signer = PasskeySigner()
@@ -402,13 +407,15 @@ class Seeder:
         finish = ("mutation($id: ID!, $c: JSON!){ finishPasskeyRegistration("
                   "ceremonyId:$id, credential:$c, name:\"bench\"){ id } }")
         for account in self.register_accounts("passkey", PASSKEY_USERS):
-            ceremony = self.api.call(begin, {}, account.access_token)["beginPasskeyRegistration"]
-            credential = json.loads(self.signer.ask("create " + json.dumps(ceremony["options"])))
-            self.api.call(finish, {"id": ceremony["ceremonyId"], "c": credential},
-                          account.access_token)
+            for _ in range(PASSKEYS_PER_USER):
+                ceremony = self.api.call(begin, {},
+                                         account.access_token)["beginPasskeyRegistration"]
+                credential = self.signer.ask("create " + json.dumps(ceremony["options"]))
+                self.api.call(finish, {"id": ceremony["ceremonyId"],
+                                       "c": json.loads(credential)}, account.access_token)
         login = self.api.call("mutation{ beginPasskeyLogin{ options } }", {})
         self.signer.ask("template " + json.dumps(login["beginPasskeyLogin"]["options"]))
-        for key in range(PASSKEY_USERS):
+        for key in range(PASSKEYS):
             self.first_passkey_login(key)
         return self.signer
 
@@ -431,7 +438,7 @@ class Seeder:
         turn: lines of finishPasskeyLogin variables."""
         signer = self.passkey_signer()
         started = time.perf_counter()
-        signed = signer.ask_all([f"sign {i % PASSKEY_USERS} {line}"
+        signed = signer.ask_all([f"sign {i % PASSKEYS} {line}"
                                  for i, line in enumerate(ceremonies)])
         log(f"signed {len(signed)} passkey assertions in "
             f"{time.perf_counter() - started:.1f} s")

@@ -247,8 +247,12 @@ class Measurements:
         return result
 
     def with_mfa_logins(self, script: str, conns: int) -> WrkResult:
-        return self.with_single_use_lines(script, conns, "mfa", "verifyMfa (recovery code)",
-                                          self.seeder.seed_mfa_logins)
+        try:
+            return self.with_single_use_lines(script, conns, "mfa",
+                                              "verifyMfa (recovery code)",
+                                              self.seeder.seed_mfa_logins)
+        finally:
+            self.seeder.discard_recovery_codes()
 
     def with_passkey_assertions(self, script: str, conns: int) -> WrkResult:
         return self.with_single_use_lines(script, conns, "passkey", "finishPasskeyLogin",

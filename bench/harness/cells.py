@@ -253,10 +253,14 @@ class Measurements:
                                               self.seeder.seed_mfa_logins)
         finally:
             self.seeder.discard_recovery_codes()
+            self.seeder.end_login_sessions()
 
     def with_passkey_assertions(self, script: str, conns: int) -> WrkResult:
-        return self.with_single_use_lines(script, conns, "passkey", "finishPasskeyLogin",
-                                          self.passkey_assertions)
+        try:
+            return self.with_single_use_lines(script, conns, "passkey", "finishPasskeyLogin",
+                                              self.passkey_assertions)
+        finally:
+            self.seeder.end_login_sessions()
 
     def passkey_assertions(self, count: int) -> list[str]:
         """`count` login ceremonies, begun through the API and each signed by one of

@@ -34,11 +34,11 @@ LISTING_USERS = 16  # mySessions callers
 SEEDED_PER_LISTING = 4  # sessions seeded per listing user, besides the one register made
 MFA_USERS = 256  # accounts with TOTP on, for verifyMfa
 MFA_TOKEN_TTL_S = 300  # the service's MFA_TOKEN_TTL
-# finishPasskeyLogin: accounts, and passkeys each (the service allows 10). Each use
-# records itself on its passkey's row, so concurrent logins with one passkey queue for
-# its row lock: enough passkeys that the 64 connections seldom share one.
-PASSKEY_USERS, PASSKEYS_PER_USER = 8, 8
-PASSKEYS = PASSKEY_USERS * PASSKEYS_PER_USER
+# finishPasskeyLogin: accounts with one passkey each, used in turn. A login starts its
+# session under a lock on the user's row, and records the use on the passkey's row: with
+# one account per passkey and enough of them, the 64 connections seldom queue on a lock
+# that real users, each on their own account, would not share.
+PASSKEY_USERS = PASSKEYS = 64
 TOTP_STEP_S = 30
 
 
@@ -210,7 +210,8 @@ class Seeder:
         self.listing_users: list[Account] = []
         self.listing_refresh: list[str] = []  # the current token of each caller's session
         self.mfa_users: list[tuple[str, str]] = []  # (user id, digest of its password hash)
-        self.signer: PasskeySigner | None = None  # with PASSKEY_USERS keys, once started
+        self.signer: PasskeySigner | None = None  # with PASSKEYS keys, once started
+        self.passkey_users: list[Account] = []
 
     @property
     def users_file(self) -> Path:
@@ -396,23 +397,22 @@ class Seeder:
         return lines
 
     def passkey_signer(self) -> PasskeySigner:
-        """The signer, with PASSKEYS_PER_USER passkeys registered for each of
-        PASSKEY_USERS new accounts (through beginPasskeyRegistration /
-        finishPasskeyRegistration on the fresh session register gave), each used once,
-        and a login ceremony's options as its template."""
+        """The signer, with a passkey registered for each of PASSKEY_USERS new accounts
+        (through beginPasskeyRegistration / finishPasskeyRegistration on the fresh
+        session register gave), each used once, and a login ceremony's options as its
+        template."""
         if self.signer:
             return self.signer
         self.signer = PasskeySigner()
         begin = "mutation{ beginPasskeyRegistration{ ceremonyId options } }"
         finish = ("mutation($id: ID!, $c: JSON!){ finishPasskeyRegistration("
                   "ceremonyId:$id, credential:$c, name:\"bench\"){ id } }")
-        for account in self.register_accounts("passkey", PASSKEY_USERS):
-            for _ in range(PASSKEYS_PER_USER):
-                ceremony = self.api.call(begin, {},
-                                         account.access_token)["beginPasskeyRegistration"]
-                credential = self.signer.ask("create " + json.dumps(ceremony["options"]))
-                self.api.call(finish, {"id": ceremony["ceremonyId"],
-                                       "c": json.loads(credential)}, account.access_token)
+        self.passkey_users = self.register_accounts("passkey", PASSKEY_USERS)
+        for account in self.passkey_users:
+            ceremony = self.api.call(begin, {}, account.access_token)["beginPasskeyRegistration"]
+            credential = self.signer.ask("create " + json.dumps(ceremony["options"]))
+            self.api.call(finish, {"id": ceremony["ceremonyId"], "c": json.loads(credential)},
+                          account.access_token)
         login = self.api.call("mutation{ beginPasskeyLogin{ options } }", {})
         self.signer.ask("template " + json.dumps(login["beginPasskeyLogin"]["options"]))
         for key in range(PASSKEYS):
@@ -455,4 +455,17 @@ class Seeder:
         if self.mfa_users:
             ids = ",".join(f"'{user_id}'" for user_id, _ in self.mfa_users)
             psql(f"DELETE FROM recovery_codes WHERE user_id IN ({ids});",
+                 db=self.database, script=True)
+
+    def end_login_sessions(self) -> None:
+        """Ends the live sessions of the MFA and passkey accounts after a run of their
+        logins (as signing out everywhere would). Carried over, a user's sessions would
+        reach MAX_SESSIONS_PER_USER (100) in later runs, where each login also ends the
+        oldest one (a write and a revocation broadcast more): not a typical login."""
+        ids = [user_id for user_id, _ in self.mfa_users] + [a.user_id
+                                                             for a in self.passkey_users]
+        if ids:
+            listed = ",".join(f"'{user_id}'" for user_id in ids)
+            psql("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'"
+                 f" WHERE user_id IN ({listed}) AND revoked_at IS NULL;",
                  db=self.database, script=True)

@@ -45,6 +45,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"identity-bench-{self.stamp}-"))
         self.database_created = False
         self.server: Server | None = None
+        self.seeder: Seeder | None = None
         self.failed = True  # until the end is reached
         ops, with_flood = select_operations(only)
         self.results = Results(mode, ops, with_flood, figures={
@@ -117,7 +118,8 @@ class Bench:
         Runs are interleaved (every cell once, then again) so that noise from the rest
         of the machine spreads over all cells rather than hitting one."""
         api = Api(self.server.base_url)
-        seeder = Seeder(api, self.database, self.stamp, self.workdir)
+        seeder = self.seeder = Seeder(api, self.database, self.stamp, self.workdir,
+                                      self.redis_prefix)
         log(f"registering {SEEDED_USERS} users")
         seeder.register_users()
         pgbench_prepare(self.database)
@@ -153,6 +155,8 @@ class Bench:
         """Stops and removes everything this run started or created. Never raises."""
         stop_all()
         steps = []
+        if self.seeder:
+            steps.append(("stop the passkey signer", self.seeder.close))
         if self.server:
             steps.append(("stop the server", self.server.stop))
         if self.database_created:

@@ -7,7 +7,9 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .env import (
     HASH_CEILING_BIN,
@@ -47,7 +49,10 @@ SHARED_LIMITS, LOCAL_LIMITS = "per-IP limits in Redis", "per-IP limits in proces
 class Operation:
     name: str  # as in the table
     script: str  # in bench/
-    reference: str = ""  # "hash" or "healthz": how the table relates it to a reference
+    # How the table relates it to a reference: "hash" (the hashing ceiling), "hash2"
+    # (half of it: two argon2 operations a request), "healthz" (the HTTP ceiling), or
+    # "x <operation>" (a ratio to that operation's cell at the same connections).
+    reference: str = ""
     wave2: bool = False  # a wave-2 operation, which issue 14 wants in the table
 
 
@@ -57,10 +62,32 @@ OPERATIONS = [
     Operation("me", "me.lua", reference="healthz"),
     Operation("me (persisted query)", "me_apq.lua", reference="healthz"),
     Operation("refreshToken", "refresh.lua"),
+    # Right after refreshToken, its reference: the rows the later cells seed would
+    # otherwise make the two differ by the database's size, not by the transport.
+    Operation("refreshToken (cookie)", "refresh_cookie.lua", reference="x refreshToken",
+              wave2=True),
     Operation("logout", "logout.lua"),
     Operation("requestPasswordReset (known)", "reset_known.lua"),
     Operation("requestPasswordReset (unknown)", "reset_unknown.lua"),
+    # Wave 2 (after the first cells, but for the cookie-mode refresh; on accounts of
+    # their own: see seed.py).
+    Operation("mySessions", "my_sessions.lua", reference="healthz",
+              wave2=True),
+    Operation("revokeSession", "revoke_session.lua", reference="healthz",
+              wave2=True),
+    Operation("changePassword", "change_password.lua", reference="hash2",
+              wave2=True),
+    Operation("verifyMfa (recovery code)", "verify_mfa.lua", reference="healthz",
+              wave2=True),
+    Operation("finishPasskeyLogin", "finish_passkey.lua", reference="healthz",
+              wave2=True),
 ]
+# Ceremonies begun for finishPasskeyLogin: connections, and the rate assumed to size
+# each wrk run that fetches them.
+CEREMONY_CONNECTIONS, CEREMONY_RATE_GUESS = 8, 4_000
+# Requests a second assumed for a single-use cell before any of its runs was seen (a
+# run that runs out is repeated with more).
+SINGLE_USE_RATE_GUESS = 1_500
 
 
 def select_operations(only: list[str] | None) -> tuple[list[Operation], bool]:
@@ -163,6 +190,7 @@ class Measurements:
         self.seeder = seeder
         self.cells: dict[tuple[str, int], Cell] = {}
         self.pgbench: list[dict] = []
+        self.last_lines: tuple[Path, int] | None = None  # the single-use lines of the last run
 
     def run_round(self, ops: list[Operation], with_flood: bool, label: str) -> dict:
         """Every cell once, after the hashing ceiling and the database's write ceiling
@@ -206,6 +234,12 @@ class Measurements:
             "me_apq.lua": self.with_persisted_me,
             "refresh.lua": self.with_rotation_chains,
             "logout.lua": self.with_logout_tokens,
+            "my_sessions.lua": self.with_listing_tokens,
+            "revoke_session.lua": self.with_revoke_targets,
+            "refresh_cookie.lua": self.with_rotation_chains,
+            "change_password.lua": self.with_password_chains,
+            "verify_mfa.lua": self.with_mfa_logins,
+            "finish_passkey.lua": self.with_passkey_assertions,
         }.get(op.script, self.without_data)
         return how(op.script, conns)
 
@@ -293,6 +327,113 @@ class Measurements:
             yield
         finally:
             self.server, self.wrk = saved
+
+    # -- wave 2 --
+
+    def with_listing_tokens(self, script: str, conns: int) -> WrkResult:
+        return self.wrk.run(script, conns, self.mode.cell_seconds,
+                            self.seeder.listing_tokens_file())
+
+    def chains_per_thread(self, conns: int) -> list[int]:
+        """One chain per connection, plus one spare per thread (see
+        with_rotation_chains)."""
+        return [conns // WRK_THREADS + 1] * WRK_THREADS
+
+    def with_password_chains(self, script: str, conns: int) -> WrkResult:
+        per_thread = self.chains_per_thread(conns)
+        chains = self.seeder.password_chains(sum(per_thread))
+        return self.wrk.run(script, conns, self.mode.cell_seconds,
+                            self.seeder.write_thread_files("password", chains, per_thread))
+
+    def with_revoke_targets(self, script: str, conns: int) -> WrkResult:
+        result = self.with_single_use_lines(script, conns, "revoke", "revokeSession",
+                                            self.seeder.revoke_targets, "logout")
+        self.check_revoked(result)
+        return result
+
+    def with_mfa_logins(self, script: str, conns: int) -> WrkResult:
+        try:
+            return self.with_single_use_lines(script, conns, "mfa",
+                                              "verifyMfa (recovery code)",
+                                              self.seeder.seed_mfa_logins)
+        finally:
+            self.seeder.discard_recovery_codes()
+            self.seeder.end_login_sessions()
+
+    def with_passkey_assertions(self, script: str, conns: int) -> WrkResult:
+        try:
+            return self.with_single_use_lines(script, conns, "passkey", "finishPasskeyLogin",
+                                              self.passkey_assertions)
+        finally:
+            self.seeder.end_login_sessions()
+
+    def passkey_assertions(self, count: int) -> list[str]:
+        """`count` login ceremonies, begun through the API and each signed by one of
+        the seeded passkeys."""
+        return self.seeder.sign_ceremonies(self.begin_ceremonies(count)[:count])
+
+    def begin_ceremonies(self, count: int) -> list[str]:
+        """At least `count` `<ceremonyId> <challenge>` lines of beginPasskeyLogin, fetched
+        with wrk (passkey_begin.lua): Python would take a minute for tens of thousands.
+        Any failed response stops the benchmark: the cell would run on bad data."""
+        base, lines = self.seeder.workdir / "ceremonies", []
+        while len(lines) < count:
+            seconds = max(1, -(-(count - len(lines)) // CEREMONY_RATE_GUESS))
+            result = self.wrk.run("passkey_begin.lua", CEREMONY_CONNECTIONS, seconds, base)
+            if result.errors:
+                raise BenchError(f"beginPasskeyLogin failed: {result.summary()}")
+            for t in range(WRK_THREADS):
+                lines += [line for line in Path(f"{base}.{t}").read_text().split("\n") if line]
+        log(f"began {len(lines)} passkey login ceremonies")
+        return lines
+
+    def with_single_use_lines(self, script: str, conns: int, name: str, op: str,
+                              make: Callable[[int], list[str]],
+                              like: str | None = None) -> WrkResult:
+        """As with_logout_tokens, for a script that uses each line of its thread's file
+        once (`make(n)` returns n lines): seeded from the rates seen so far (of `op`,
+        else of `like`); a run that ran out is repeated with three times as many (at
+        most three tries)."""
+        need = self.lines_needed(op, like)
+        for _ in range(3):
+            n = -(-need // WRK_THREADS)
+            files = self.seeder.write_thread_files(name, make(n * WRK_THREADS),
+                                                   [n] * WRK_THREADS)
+            self.last_lines = files, n
+            result = self.wrk.run(script, conns, self.mode.cell_seconds, files)
+            if not result.raw["starved"]:
+                return result
+            need *= 3
+            log(f"{op} ran out of its {n * WRK_THREADS} seeded lines: again with {need}")
+        return result  # still starved: reported as errors
+
+    def lines_needed(self, op: str, like: str | None) -> int:
+        """Twice the best rate seen so far for `op` (else for `like`, else a guess of
+        SINGLE_USE_RATE_GUESS) over the run, plus a margin. Seeding far more than a run
+        uses would cost time, and for verifyMfa leave each user more unused codes."""
+        def best(name: str | None) -> float:
+            return max((r.rps for (n, _), c in self.cells.items() if n == name
+                        for r in c.runs), default=0.0)
+        rate = best(op) or best(like) or SINGLE_USE_RATE_GUESS
+        return int(2 * rate * self.mode.cell_seconds) + 2_000
+
+    def check_revoked(self, result: WrkResult) -> None:
+        """revokeSession answers true whatever the id: count the seeded sessions that
+        really ended, and report any success that ended none as a failure."""
+        files, n = self.last_lines
+        sids = [line.split()[1] for t in range(WRK_THREADS)
+                for line in Path(f"{files}.{t}").read_text().split("\n")[:n] if line]
+        ids = ",".join(f"'{sid}'" for sid in sids)
+        revoked = int(psql(f"SELECT count(*) FROM sessions WHERE id IN ({ids})"
+                           " AND revoked_at IS NOT NULL;", db=self.seeder.database,
+                           script=True))  # on stdin: the list is too long for argv
+        missing = result.ok - revoked
+        log(f"revokeSession: {result.ok} successes, {revoked} sessions revoked")
+        if missing > 0:
+            result.raw["ok"] -= missing
+            result.raw["bad_body"] += missing
+            result.raw["first_error"] = (result.raw["first_error"] or
+                                         f"{missing} successes revoked no session")
 
     def flood(self, label: str) -> None:
         """`me` (8 connections) while 64 connections flood login."""

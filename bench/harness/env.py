@@ -34,6 +34,10 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / "bench"
 SERVER_BIN = REPO / "target" / "release" / "identity"
 HASH_CEILING_BIN = REPO / "target" / "release" / "hash-ceiling"
+# bench/passkey-signer, where cargo puts it (it honours CARGO_TARGET_DIR, so a checkout
+# that shares another's target/ for the service can build this one apart).
+PASSKEY_SIGNER_BIN = (Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+                      / "release" / "passkey-signer")
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -148,9 +152,11 @@ def ensure_wrk() -> str:
 
 
 def build() -> None:
-    log("building: scripts/build-release, and bench/hash-ceiling")
+    log("building: scripts/build-release, bench/hash-ceiling and bench/passkey-signer")
     run([str(REPO / "scripts" / "build-release")], capture_output=False, cwd=REPO)
     run(["cargo", "build", "--locked", "--release", "-p", "hash-ceiling"],
+        capture_output=False, cwd=REPO)
+    run(["cargo", "build", "--locked", "--release", "-p", "passkey-signer"],
         capture_output=False, cwd=REPO)
 
 

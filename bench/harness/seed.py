@@ -259,14 +259,14 @@ class Seeder:
 
     def seed_sessions(self, count: int) -> list[str]:
         """`count` live sessions, each with one refresh token, straight into the database
-        (logging in would cost an argon2 hash each). Returns the tokens."""
+        (logging in would cost an argon2 hash each), then ANALYZE. Returns the tokens."""
         started = time.perf_counter()
         tokens, rows = [], []
         for i in range(count):
             token, token_hash = refresh_token_pair()
             tokens.append(token)
             rows.append(f"{self.user_ids[i % len(self.user_ids)]},{token_hash}")
-        psql(sessions_sql(rows), db=self.database, script=True)
+        psql(sessions_sql(rows) + ANALYZE_SESSIONS, db=self.database, script=True)
         if count >= 1_000:
             log(f"seeded {count} sessions in {time.perf_counter() - started:.1f} s")
         return tokens

@@ -133,6 +133,50 @@ function M.done(summary, latency, requests)
       table.concat(per_thread, ","), json_string(first_error)))
 end
 
+-- A script that sends the same requests over and over: `build()` (run in each thread's
+-- init) returns them, and each thread starts at its own place in the list. A response
+-- is a success if its body contains `needle`.
+function M.in_turn(build, needle)
+   local requests, i = {}, 0
+   init = function()
+      requests = build()
+      i = thread_id * 7
+   end
+   request = function()
+      i = i + 1
+      return requests[(i % #requests) + 1]
+   end
+   response = function(status, headers, body) M.check(status, body, needle) end
+end
+
+-- The requests of `in_turn`: one per line of BENCH_FILE, made by `make(line)`.
+function M.per_line(make)
+   return function()
+      local out = {}
+      for _, line in ipairs(M.shared_file()) do out[#out + 1] = make(line) end
+      return out
+   end
+end
+
+-- A script that uses each line of its thread's file (BENCH_FILE.<thread id>) once:
+-- `make(line)` makes the request. These operations answer success for anything (an
+-- unknown token or id), so once the lines run out a request is sent without its
+-- variables instead: a GraphQL validation error, counted as `starved` and as a failure.
+function M.single_use(query, make, needle)
+   local lines, i = {}, 0
+   init = function() lines = M.thread_file() end
+   request = function()
+      i = i + 1
+      local line = lines[i]
+      if not line then
+         bench_starved = bench_starved + 1
+         return M.graphql(query, "{}")
+      end
+      return make(line)
+   end
+   response = function(status, headers, body) M.check(status, body, needle) end
+end
+
 -- Installs the wrk hooks common to every script.
 function M.install()
    setup = M.setup

@@ -9,22 +9,7 @@ local bench = require "common"
 bench.install()
 
 local query = "mutation($i: PasskeyAssertionInput!){ finishPasskeyLogin(input:$i){ accessToken refreshToken } }"
-local lines, i = {}, 0
 
-function init(args)
-   lines = bench.thread_file()
-end
-
-function request()
-   i = i + 1
-   local line = lines[i]
-   if not line then
-      bench_starved = bench_starved + 1
-      return bench.graphql(query, "{}")
-   end
+bench.single_use(query, function(line)
    return bench.graphql(query, line)
-end
-
-function response(status, headers, body)
-   bench.check(status, body, '"accessToken"')
-end
+end, '"accessToken"')

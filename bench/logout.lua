@@ -7,22 +7,7 @@ local bench = require "common"
 bench.install()
 
 local query = "mutation($t: String!){ logout(refreshToken:$t) }"
-local tokens, i = {}, 0
 
-function init(args)
-   tokens = bench.thread_file()
-end
-
-function request()
-   i = i + 1
-   local token = tokens[i]
-   if not token then
-      bench_starved = bench_starved + 1
-      return bench.graphql(query, "{}")
-   end
+bench.single_use(query, function(token)
    return bench.graphql(query, '{"t":"' .. token .. '"}')
-end
-
-function response(status, headers, body)
-   bench.check(status, body, '"logout":true')
-end
+end, '"logout":true')

@@ -8,22 +8,9 @@ bench.install()
 -- sha256("{ me { id email } }"), the query of me.lua.
 local hash = "a49349e99644831a46540a65750b1612835e361d0c0b7abff1469afd5f7f6920"
 local body = '{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"' .. hash .. '"}}}'
-local requests, i = {}, 0
 
-function init(args)
-   for _, token in ipairs(bench.shared_file()) do
-      requests[#requests + 1] = wrk.format("POST", "/graphql", {
-         ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token,
-      }, body)
-   end
-   i = thread_id * 7
-end
-
-function request()
-   i = i + 1
-   return requests[(i % #requests) + 1]
-end
-
-function response(status, headers, body)
-   bench.check(status, body, '"me":{')
-end
+bench.in_turn(bench.per_line(function(token)
+   return wrk.format("POST", "/graphql", {
+      ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token,
+   }, body)
+end), '"me":{')

@@ -6,21 +6,8 @@ local bench = require "common"
 bench.install()
 
 local query = "{ mySessions { id current lastUsedAt browser aal } }"
-local requests, i = {}, 0
 
-function init(args)
-   for _, token in ipairs(bench.shared_file()) do
-      requests[#requests + 1] = bench.graphql(query, "{}", token)
-   end
-   i = thread_id * 7
-end
-
-function request()
-   i = i + 1
-   return requests[(i % #requests) + 1]
-end
-
-function response(status, headers, body)
-   -- The calling session comes first in the list.
-   bench.check(status, body, '"mySessions":[{"id":')
-end
+-- The calling session comes first in the list.
+bench.in_turn(bench.per_line(function(token)
+   return bench.graphql(query, "{}", token)
+end), '"mySessions":[{"id":')

@@ -9,23 +9,8 @@ local bench = require "common"
 bench.install()
 
 local query = "mutation($id: ID!){ revokeSession(id:$id) }"
-local lines, i = {}, 0
 
-function init(args)
-   lines = bench.thread_file()
-end
-
-function request()
-   i = i + 1
-   local line = lines[i]
-   if not line then
-      bench_starved = bench_starved + 1
-      return bench.graphql(query, "{}")
-   end
+bench.single_use(query, function(line)
    local token, sid = string.match(line, "^(%S+) (%S+)$")
    return bench.graphql(query, '{"id":"' .. sid .. '"}', token)
-end
-
-function response(status, headers, body)
-   bench.check(status, body, '"revokeSession":true')
-end
+end, '"revokeSession":true')

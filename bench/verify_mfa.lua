@@ -8,23 +8,8 @@ local bench = require "common"
 bench.install()
 
 local query = "mutation($i: VerifyMfaInput!){ verifyMfa(input:$i){ accessToken refreshToken } }"
-local lines, i = {}, 0
 
-function init(args)
-   lines = bench.thread_file()
-end
-
-function request()
-   i = i + 1
-   local line = lines[i]
-   if not line then
-      bench_starved = bench_starved + 1
-      return bench.graphql(query, "{}")
-   end
+bench.single_use(query, function(line)
    local token, code = string.match(line, "^(%S+) (%S+)$")
    return bench.graphql(query, string.format('{"i":{"mfaToken":"%s","recoveryCode":"%s"}}', token, code))
-end
-
-function response(status, headers, body)
-   bench.check(status, body, '"accessToken"')
-end
+end, '"accessToken"')

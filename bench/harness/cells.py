@@ -271,28 +271,9 @@ class Measurements:
                             self.seeder.write_thread_files("chains", tokens, chains_per_thread))
 
     def with_logout_tokens(self, script: str, conns: int) -> WrkResult:
-        """A token per logout; if the run used them all up, again with three times as
-        many (at most three tries, then reported as errors)."""
-        need = self.logout_tokens_needed()
-        for _ in range(3):
-            n = -(-need // WRK_THREADS)
-            tokens = self.seeder.seed_sessions(n * WRK_THREADS)
-            files = self.seeder.write_thread_files("logout", tokens, [n] * WRK_THREADS)
-            result = self.wrk.run(script, conns, self.mode.cell_seconds, files)
-            if not result.raw["starved"]:
-                return result
-            need *= 3
-            log(f"logout ran out of its {n * WRK_THREADS} seeded tokens: again with {need}")
-        return result  # still starved: reported as errors
-
-    def logout_tokens_needed(self) -> int:
-        """Enough fresh tokens for one logout run: twice the best rate seen so far (of
-        logout, else of refreshToken, else a guess) over the run, plus a margin."""
-        def best(op: str) -> float:
-            return max((r.rps for (name, _), c in self.cells.items() if name == op
-                        for r in c.runs), default=0.0)
-        rate = best("logout") or 2 * best("refreshToken") or 5_000
-        return int(2 * rate * self.mode.cell_seconds) + 2_000
+        """A fresh seeded session's token per logout."""
+        return self.with_single_use_lines(script, conns, "logout", "logout",
+                                          self.seeder.seed_sessions, "refreshToken")
 
     # -- shared per-IP limits: the same operations with and without them --
 
@@ -390,10 +371,10 @@ class Measurements:
     def with_single_use_lines(self, script: str, conns: int, name: str, op: str,
                               make: Callable[[int], list[str]],
                               like: str | None = None) -> WrkResult:
-        """As with_logout_tokens, for a script that uses each line of its thread's file
-        once (`make(n)` returns n lines): seeded from the rates seen so far (of `op`,
-        else of `like`); a run that ran out is repeated with three times as many (at
-        most three tries)."""
+        """For a script that uses each line of its thread's file once (`make(n)` returns
+        n lines): seeded from the rates seen so far (of `op`, else of `like`); a run that
+        ran out is repeated with three times as many (at most three tries, then reported
+        as errors)."""
         need = self.lines_needed(op, like)
         for _ in range(3):
             n = -(-need // WRK_THREADS)

@@ -189,14 +189,9 @@ def pgbench_rows(res: Results) -> list[str]:
 
 def limits_rows(res: Results) -> list[str]:
     """The same operations with per-IP budgets in Redis and in process, back to back."""
-    rows = []
-    for name in LIMITS_OPERATIONS:
-        try:
-            shared, local = limits_pair(res, name)
-        except KeyError:
-            continue
-        rows.append(f"| {name} | {LIMITS_CONNECTIONS} | {shared:,.0f} | {local:,.0f} "
-                    f"| {limits_cost(shared, local):+.1f} % |")
+    rows = [f"| {name} | {LIMITS_CONNECTIONS} | {shared:,.0f} | {local:,.0f} "
+            f"| {limits_cost(shared, local):+.1f} % |"
+            for name, shared, local in limits_pairs(res)]
     if not rows:
         return []
     return ["", "Shared per-IP limits: each operation on the server with its budgets in "
@@ -205,9 +200,15 @@ def limits_rows(res: Results) -> list[str]:
             "|---|---:|---:|---:|---:|", *rows]
 
 
-def limits_pair(res: Results, name: str) -> tuple[float, float]:
-    return (res.cells[(f"{name} [{SHARED_LIMITS}]", LIMITS_CONNECTIONS)].median("rps"),
-            res.cells[(f"{name} [{LOCAL_LIMITS}]", LIMITS_CONNECTIONS)].median("rps"))
+def limits_pairs(res: Results) -> list[tuple[str, float, float]]:
+    """(operation, req/s with budgets in Redis, req/s in process) of every pair that ran."""
+    pairs = []
+    for name in LIMITS_OPERATIONS:
+        shared = res.cells.get((f"{name} [{SHARED_LIMITS}]", LIMITS_CONNECTIONS))
+        local = res.cells.get((f"{name} [{LOCAL_LIMITS}]", LIMITS_CONNECTIONS))
+        if shared and local:
+            pairs.append((name, shared.median("rps"), local.median("rps")))
+    return pairs
 
 
 def limits_cost(shared: float, local: float) -> float:
@@ -351,11 +352,7 @@ def wave2_targets(res: Results) -> list[tuple]:
 def limits_targets(res: Results) -> list[tuple]:
     want = TARGETS["limits_cost_pct"]
     rows = []
-    for name in LIMITS_OPERATIONS:
-        try:
-            shared, local = limits_pair(res, name)
-        except KeyError:
-            continue
+    for name, shared, local in limits_pairs(res):
         cost = limits_cost(shared, local)
         rows.append(("limits_cost_pct", f"cost of shared per-IP limits, {name}",
                      f"<= {want:.0f} %", f"{cost:+.1f} %", cost <= want))

@@ -324,6 +324,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A password session's token for a fresh user and session.
+    fn issue(keys: &JwtKeys, now: DateTime<Utc>) -> String {
+        keys.issue_access(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            &Assurance::password(now),
+            now,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn round_trip() {
         let (user, sid, now) = (Uuid::new_v4(), Uuid::new_v4(), crate::clock::wall_now());
@@ -342,14 +353,7 @@ mod tests {
     fn expiry_not_before_and_issued_at_follow_the_clock() {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
-        let token = keys
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&keys, now);
         assert!(
             keys.verify_access(&token, now + chrono::Duration::seconds(899))
                 .is_some()
@@ -368,14 +372,7 @@ mod tests {
     fn a_kept_token_is_found_by_its_exact_text_only() {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
-        let token = keys
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&keys, now);
         let claims = keys.verify_access(&token, now).unwrap();
         assert_eq!(keys.verify_access(&token, now), Some(claims));
         // The same claims under another signature, or with a byte changed: checked
@@ -398,26 +395,11 @@ mod tests {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
         let other = hs(OTHER, &[]);
-        let token = other
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&other, now);
         assert!(keys.verify_access(&token, now).is_none());
         let mut wrong = cfg(SECRET, JwtSigning::Hs256 { previous: vec![] });
         wrong.audience = "elsewhere".into();
-        let token = JwtKeys::from_config(&wrong)
-            .unwrap()
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&JwtKeys::from_config(&wrong).unwrap(), now);
         assert!(keys.verify_access(&token, now).is_none());
     }
 
@@ -425,24 +407,10 @@ mod tests {
     fn rotated_secrets_still_verify_but_do_not_sign() {
         let now = crate::clock::wall_now();
         let before = hs(OTHER, &[]);
-        let old_token = before
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let old_token = issue(&before, now);
         let after = hs(SECRET, &[OTHER]);
         assert!(after.verify_access(&old_token, now).is_some());
-        let new_token = after
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let new_token = issue(&after, now);
         assert_eq!(
             jsonwebtoken::decode_header(&new_token).unwrap().kid,
             Some(hmac_kid(SECRET.as_bytes()))
@@ -454,14 +422,7 @@ mod tests {
     fn ed25519_tokens_verify_with_the_published_key() {
         let now = crate::clock::wall_now();
         let keys = ed(7, &[3]);
-        let token = keys
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&keys, now);
         assert_eq!(
             jsonwebtoken::decode_header(&token).unwrap().alg,
             Algorithm::EdDSA
@@ -515,19 +476,7 @@ mod tests {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYPE.into());
         header.kid = Some(kid);
-        let claims = keys
-            .verify_access(
-                &keys
-                    .issue_access(
-                        Uuid::new_v4(),
-                        Uuid::new_v4(),
-                        &Assurance::password(now),
-                        now,
-                    )
-                    .unwrap(),
-                now,
-            )
-            .unwrap();
+        let claims = keys.verify_access(&issue(&keys, now), now).unwrap();
         let forged = jsonwebtoken::encode(
             &header,
             &claims,
@@ -541,14 +490,7 @@ mod tests {
     fn rejects_alg_none_and_a_missing_type() {
         let now = crate::clock::wall_now();
         let keys = hs(SECRET, &[]);
-        let token = keys
-            .issue_access(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                &Assurance::password(now),
-                now,
-            )
-            .unwrap();
+        let token = issue(&keys, now);
         let payload = token.split('.').nth(1).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
         assert!(

@@ -300,10 +300,12 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let lookback = (jwt.latest_expiry(now) - now)
         .to_std()
         .unwrap_or(config.tokens.access_ttl);
+    let metrics = Metrics::new();
     let source = RevocationSource {
         db: db.clone(),
         clock: Arc::clone(&clock),
         lookback,
+        metrics: metrics.clone(),
     };
     let ephemeral = EphemeralStores::connect(config.redis.as_ref(), source).await?;
     let mailer: Arc<dyn Mailer> = match &config.mail.smtp_url {
@@ -314,7 +316,6 @@ pub async fn build_deps(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         )?),
         None => Arc::new(LogMailer),
     };
-    let metrics = Metrics::new();
     let password_cfg = config.password.clone();
     let hasher_metrics = metrics.clone();
     let hasher =

@@ -146,6 +146,16 @@ impl Metrics {
                 "Password reset requests refused (RATE_LIMITED) because the queue was full",
             ),
             d(
+                "identity_revocation_rebuilds_total",
+                None,
+                "Rebuilds of the instance's memory of revocations from the database and Redis, by result",
+            ),
+            d(
+                "identity_revocation_rebuild_duration_seconds",
+                Some(Unit::Seconds),
+                "How long a rebuild of the memory of revocations took",
+            ),
+            d(
                 "identity_http_open_connections",
                 None,
                 "Connections open, by listener (api, metrics); at most HTTP_MAX_CONNECTIONS each",

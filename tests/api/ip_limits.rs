@@ -2,10 +2,7 @@
 //! by every instance and timed by the service's clock; while Redis is down, each
 //! instance limits on its own and refuses nothing for want of Redis.
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -13,16 +10,6 @@ use crate::support::*;
 
 /// Behind the local proxy, so that a test can choose the client address.
 const PROXIED: (&str, &str) = ("TRUSTED_PROXIES", "127.0.0.1/32");
-
-fn redis_cli(redis: &PrivateRedis, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli on PATH");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn fallbacks(metrics: &str) -> f64 {
     sample(metrics, "identity_rate_limit_fallback_total{limit=\"ip\"}")
@@ -193,7 +180,7 @@ async fn with_redis_down_each_instance_limits_on_its_own() {
     a.wait_ready(Duration::from_secs(30)).await;
     data(&logout_from(&a, "198.51.100.12").await, "logout");
     assert_eq!(fallbacks(&a.metrics().await), fell_back);
-    assert!(!redis_cli(&redis, &["--scan", "--pattern", "*ip:*"]).is_empty());
+    assert!(!redis.cli(&["--scan", "--pattern", "*ip:*"]).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,13 +196,13 @@ async fn redis_holds_a_hash_of_the_client_for_at_most_its_refill() {
     ])
     .await;
     data(&logout_from(&app, "198.51.100.13").await, "logout");
-    let keys = redis_cli(&redis, &["--scan", "--pattern", "*ip:*"]);
+    let keys = redis.cli(&["--scan", "--pattern", "*ip:*"]);
     let keys: Vec<&str> = keys.lines().collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let key = keys[0];
     assert!(key.ends_with(":mutation") && key.contains("ip:{"), "{key}");
     assert!(!key.contains("198.51.100"), "{key}");
     // One request of a burst of two: full again 30 s later, and then forgotten.
-    let ttl: i64 = redis_cli(&redis, &["pttl", key]).parse().unwrap();
+    let ttl: i64 = redis.cli(&["pttl", key]).parse().unwrap();
     assert!((1..=30_000).contains(&ttl), "{ttl}");
 }

@@ -2,19 +2,9 @@
 //! `FLUSHALL`, a lost message. The database is the source of truth; no instance may
 //! forget a revocation because Redis did.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use crate::support::*;
-
-fn redis_cli(redis: &PrivateRedis, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli on PATH");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn assert_refused(app: &TestApp, body: &serde_json::Value, which: &str) {
     assert_eq!(
@@ -67,7 +57,7 @@ async fn revocations_survive_a_redis_restart_that_comes_back_empty() {
         }
     }
     // The outage's revocation has been written back to Redis for everyone.
-    let keys = redis_cli(&redis, &["--scan", "--pattern", "*revoked:sid:*"]);
+    let keys = redis.cli(&["--scan", "--pattern", "*revoked:sid:*"]);
     assert_eq!(
         keys.lines().count(),
         2,
@@ -96,7 +86,7 @@ async fn a_flushall_does_not_reopen_revoked_sessions() {
     })
     .await;
 
-    assert_eq!(redis_cli(&redis, &["FLUSHALL"]), "OK");
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
     // An instance that starts now (or rebuilds for any reason) reads the database too.
     let c = a.sibling(&[("REDIS_URL", url.as_str())]).await;
     c.wait_trusting().await;
@@ -120,14 +110,11 @@ async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
     a.sql("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'")
         .await;
     // A publisher says it has sent events 1..=3; none arrived: a gap.
-    let channel = redis_cli(&redis, &["PUBSUB", "CHANNELS", "*events"]);
+    let channel = redis.cli(&["PUBSUB", "CHANNELS", "*events"]);
     assert_eq!(channel.lines().count(), 1, "one events channel: {channel}");
     let publisher = uuid::Uuid::new_v4();
     for settled in [0, 3] {
-        redis_cli(
-            &redis,
-            &["PUBLISH", &channel, &format!("h:{publisher}:{settled}")],
-        );
+        redis.cli(&["PUBLISH", &channel, &format!("h:{publisher}:{settled}")]);
     }
     eventually(
         Duration::from_secs(5),
@@ -140,4 +127,58 @@ async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
         },
     )
     .await;
+}
+
+/// How many `SCAN`s Redis has served: a rebuild scans every revocation key.
+fn scans(redis: &PrivateRedis) -> u64 {
+    redis
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn late_heartbeats_end_a_lapse_without_reading_everything_back() {
+    // Two instances need the database they share; the embedded default is one.
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
+    let session = a.signed_up(&unique_email()).await;
+    a.wait_trusting().await;
+    let scanned = scans(&redis);
+    assert!(scanned > 0, "the start reads the revocations back");
+
+    // Redis holds every write, heartbeats (PUBLISH) included, past the trust window:
+    // heartbeats come late, but nothing is lost.
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "2500", "WRITE"]), "OK");
+    eventually(
+        Duration::from_secs(2),
+        "the instance stops trusting its memory",
+        || async { a.trusts_its_memory().await.is_none().then_some(()) },
+    )
+    .await;
+    a.wait_trusting().await;
+    assert_eq!(
+        scans(&redis),
+        scanned,
+        "a lapse with nothing missing needs no rebuild"
+    );
+    let metrics = a.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "identity_revocation_rebuilds_total{result=\"ok\"}"
+        ),
+        1.0,
+        "only the start's rebuild: {metrics}"
+    );
+
+    // And the memory still answers for what happens next.
+    data(&a.me(Some(&session.access)).await, "me");
+    data(&a.logout(&session.refresh).await, "logout");
+    assert_refused(&a, &a.me(Some(&session.access)).await, "after logout");
 }

@@ -3,6 +3,12 @@
 //! complete: always for the in-process store (one instance), and for Redis while the
 //! instance hears its heartbeats through the pub/sub subscription that carries every
 //! revocation and user change. Otherwise callers ask Redis and the database directly.
+//!
+//! Two ways of not being trusted, told apart: *lapsed* (no heartbeat for a while,
+//! nothing known to be missing: heartbeats only came late, say on a saturated machine)
+//! is over at the next heartbeat; *distrusted* (an event missed, the subscription
+//! reconnected, a write to Redis failed) is over only once a rebuild begun after it
+//! has finished ([`LocalMirror::rebuild_started`], [`LocalMirror::rebuilt`]).
 
 use std::{
     collections::HashMap,
@@ -35,8 +41,12 @@ pub struct LocalMirror {
 
 struct Heartbeat {
     epoch: Instant,
-    /// ms since `epoch` of the last heartbeat heard; negative: never.
+    /// ms since `epoch` of the last heartbeat heard; negative: distrusted (or never
+    /// rebuilt), until a rebuild finishes. Read on every request, without a lock.
     last_ms: AtomicI64,
+    /// How many times the memory was distrusted; changes of `last_ms` hold this lock,
+    /// so that a rebuild cannot end a distrust that came after it began.
+    distrusts: Mutex<u64>,
 }
 
 impl LocalMirror {
@@ -50,6 +60,7 @@ impl LocalMirror {
         Self::new(Some(Heartbeat {
             epoch: Instant::now(),
             last_ms: AtomicI64::new(-1),
+            distrusts: Mutex::new(0),
         }))
     }
 
@@ -76,17 +87,52 @@ impl LocalMirror {
         }
     }
 
+    /// Whether the memory waits for a rebuild before it can be trusted again.
+    pub fn needs_rebuild(&self) -> bool {
+        self.heartbeat
+            .as_ref()
+            .is_some_and(|h| h.last_ms.load(Ordering::Acquire) < 0)
+    }
+
+    /// A heartbeat, with nothing known to be missing: trusted again if it had only
+    /// lapsed; a distrusted memory stays so until its rebuild is done.
     pub fn heard_heartbeat(&self) {
         if let Some(h) = &self.heartbeat {
-            h.last_ms.store(elapsed_ms(h.epoch), Ordering::Release);
+            let _transition = h.lock_distrusts();
+            if h.last_ms.load(Ordering::Acquire) >= 0 {
+                h.last_ms.store(elapsed_ms(h.epoch), Ordering::Release);
+            }
         }
     }
 
-    /// Stops trusting the memory until the next heartbeat (e.g. messages were lost).
+    /// Stops trusting the memory until a rebuild begun after this call is done (e.g.
+    /// messages were lost).
     pub fn distrust(&self) {
         if let Some(h) = &self.heartbeat {
+            let mut distrusts = h.lock_distrusts();
+            *distrusts += 1;
             h.last_ms.store(-1, Ordering::Release);
         }
+    }
+
+    /// A rebuild begins: its mark, for [`LocalMirror::rebuilt`].
+    pub fn rebuild_started(&self) -> RebuildMark {
+        RebuildMark(self.heartbeat.as_ref().map_or(0, |h| *h.lock_distrusts()))
+    }
+
+    /// A rebuild begun at `mark` is done: trusted again, unless the memory was
+    /// distrusted since it began (what was missed then may not be in what it read).
+    /// Returns whether it is trusted now.
+    pub fn rebuilt(&self, mark: RebuildMark) -> bool {
+        let Some(h) = &self.heartbeat else {
+            return true;
+        };
+        let distrusts = h.lock_distrusts();
+        if *distrusts == mark.0 {
+            h.last_ms.store(elapsed_ms(h.epoch), Ordering::Release);
+        }
+        drop(distrusts);
+        !self.needs_rebuild()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, i64>> {
@@ -155,6 +201,19 @@ impl LocalMirror {
     }
 }
 
+/// How many distrusts a rebuild began after.
+#[derive(Debug, Clone, Copy)]
+pub struct RebuildMark(u64);
+
+impl Heartbeat {
+    fn lock_distrusts(&self) -> MutexGuard<'_, u64> {
+        // A count: a panic cannot leave it half-changed.
+        self.distrusts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 fn elapsed_ms(epoch: Instant) -> i64 {
     i64::try_from(epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
@@ -185,12 +244,51 @@ mod tests {
         assert!(!state.is_trusted());
         assert!(state.user(id).is_none(), "untrusted memory answers nothing");
         state.heard_heartbeat();
+        assert!(
+            !state.is_trusted(),
+            "never rebuilt: a heartbeat is not enough"
+        );
+        assert!(state.rebuilt(state.rebuild_started()));
         assert!(state.is_trusted());
         let cached = state.user(id).unwrap();
         assert_eq!(cached.id, id);
         state.distrust();
         assert!(state.user(id).is_none());
         assert!(LocalMirror::authoritative().is_trusted());
+    }
+
+    #[test]
+    fn a_lapse_ends_with_a_heartbeat_a_distrust_only_with_a_rebuild_begun_after_it() {
+        // A follower that has been up for a minute.
+        let state = LocalMirror::new(Some(Heartbeat {
+            epoch: Instant::now().checked_sub(Duration::from_secs(60)).unwrap(),
+            last_ms: AtomicI64::new(-1),
+            distrusts: Mutex::new(0),
+        }));
+        assert!(state.rebuilt(state.rebuild_started()));
+        // Lapsed: heartbeats came late, nothing is known to be missing.
+        if let Some(h) = &state.heartbeat {
+            h.last_ms.store(
+                elapsed_ms(h.epoch) - 2 * i64::try_from(TRUST_WINDOW.as_millis()).unwrap(),
+                Ordering::Release,
+            );
+        }
+        assert!(!state.is_trusted() && !state.needs_rebuild());
+        state.heard_heartbeat();
+        assert!(state.is_trusted(), "a late heartbeat ends a lapse");
+
+        state.distrust();
+        state.heard_heartbeat();
+        assert!(state.needs_rebuild() && !state.is_trusted());
+        let early = state.rebuild_started();
+        state.distrust(); // while that rebuild reads
+        assert!(
+            !state.rebuilt(early),
+            "it may have read before the second gap"
+        );
+        assert!(!state.is_trusted());
+        assert!(state.rebuilt(state.rebuild_started()));
+        assert!(state.is_trusted());
     }
 
     #[test]

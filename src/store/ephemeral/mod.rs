@@ -34,7 +34,7 @@ use crate::{
 };
 
 pub use memory::MemoryStore;
-pub use mirror::{LocalMirror, TRUST_WINDOW};
+pub use mirror::{LocalMirror, RebuildMark, TRUST_WINDOW};
 pub use redis::RedisStore;
 
 #[async_trait::async_trait]
@@ -231,6 +231,8 @@ pub struct RevocationSource {
     /// How long an access token issued just before a revocation may still be
     /// accepted (its lifetime plus the verification leeway).
     pub lookback: Duration,
+    /// Where rebuilds are counted and timed.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl RevocationSource {

@@ -10,7 +10,7 @@
 //! within an access token's lifetime) and Redis together, only ever adding to what it
 //! knew, and writes back to Redis whatever Redis lost.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, future::Future, sync::Arc};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -115,7 +115,10 @@ impl RevocationStore for RedisStore {
 
 /// Applies what the channel carries to this instance's memory. The memory is trusted
 /// while heartbeats arrive and no event is missing; after a gap it is rebuilt (see the
-/// module) before it is trusted again.
+/// module) before it is trusted again. Heartbeats that only came late (a lapse, with
+/// every event accounted for) need no rebuild. A rebuild runs beside the listening:
+/// events keep being applied while it reads, so it cannot make the listener fall
+/// behind and lose messages, which would only call for another.
 pub(super) async fn listen(
     subscriber: fred::clients::SubscriberClient,
     pool: Pool,
@@ -127,6 +130,7 @@ pub(super) async fn listen(
     let mut messages = subscriber.message_rx();
     let mut reconnects = Some(subscriber.reconnect_rx());
     let mut publishers = Publishers::default();
+    let mut rebuilding: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>> = None;
     loop {
         let reconnected = async {
             match reconnects.as_mut() {
@@ -134,8 +138,18 @@ pub(super) async fn listen(
                 None => std::future::pending().await,
             }
         };
+        let rebuilt = async {
+            match rebuilding.as_mut() {
+                Some(rebuild) => rebuild.await,
+                None => std::future::pending().await,
+            }
+        };
         let message = tokio::select! {
             message = messages.recv() => message,
+            () = rebuilt => {
+                rebuilding = None;
+                continue;
+            }
             reconnect = reconnected => {
                 match reconnect {
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => reconnects = None,
@@ -166,15 +180,10 @@ pub(super) async fn listen(
                     tracing::warn!(%publisher, "events were lost; rebuilding the local state");
                     local.distrust();
                 }
-                if local.is_trusted() {
+                if !local.needs_rebuild() {
                     local.heard_heartbeat();
-                } else {
-                    match rebuild(&pool, &prefix, &source, &local).await {
-                        Ok(()) => local.heard_heartbeat(),
-                        Err(error) => {
-                            tracing::warn!(error = %format!("{error:#}"), "cannot rebuild the local state")
-                        }
-                    }
+                } else if rebuilding.is_none() {
+                    rebuilding = Some(Box::pin(rebuild(&pool, &prefix, &source, &local)));
                 }
             }
             Some(Event::Revoked {
@@ -213,15 +222,47 @@ pub(super) async fn listen(
     }
 }
 
+/// One rebuild, counted and timed; the memory is trusted again if nothing was missed
+/// since it began (otherwise the next heartbeat begins another).
+async fn rebuild(pool: &Pool, prefix: &str, source: &RevocationSource, local: &LocalMirror) {
+    let mark = local.rebuild_started();
+    let started = std::time::Instant::now();
+    let read = read_back(pool, prefix, source, local).await;
+    let took = started.elapsed();
+    let result = if read.is_ok() { "ok" } else { "failed" };
+    source
+        .metrics
+        .counter("identity_revocation_rebuilds_total", &[("result", result)])
+        .increment(1);
+    source
+        .metrics
+        .histogram("identity_revocation_rebuild_duration_seconds", &[])
+        .record(took.as_secs_f64());
+    match read {
+        Ok(revocations) => {
+            let trusted = local.rebuilt(mark);
+            tracing::info!(
+                revocations,
+                took_ms = took.as_millis(),
+                trusted,
+                "local state rebuilt from the database and Redis"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "cannot rebuild the local state");
+        }
+    }
+}
+
 /// Adds to memory every revocation the database and Redis hold (never dropping what it
 /// knew), then writes back to Redis those it lacks: lost in a restart, a `FLUSHALL` or
-/// an eviction, or made while it was down.
-async fn rebuild(
+/// an eviction, or made while it was down. Returns how many are live.
+async fn read_back(
     pool: &Pool,
     prefix: &str,
     source: &RevocationSource,
     local: &LocalMirror,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let stored = source
         .load()
         .await
@@ -230,15 +271,17 @@ async fn rebuild(
     local.merge(&stored);
     local.merge(&in_redis);
     let now_ms = crate::clock::wall_now().timestamp_millis();
-    let lost: Vec<(Uuid, i64)> = local
-        .revoked_since(now_ms)
-        .into_iter()
+    let live = local.revoked_since(now_ms);
+    let lost: Vec<(Uuid, i64)> = live
+        .iter()
         .filter(|(id, _)| !in_redis.contains_key(id))
+        .map(|(id, until)| (*id, *until))
         .collect();
     if !lost.is_empty() {
         tracing::info!(count = lost.len(), "writing back revocations Redis lacked");
     }
-    write_revocations(pool, prefix, &lost, true).await
+    write_revocations(pool, prefix, &lost, true).await?;
+    Ok(live.len())
 }
 
 /// Marks sessions revoked until the given times (ms), a pipeline per `WRITE_CHUNK`

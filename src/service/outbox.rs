@@ -22,7 +22,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -114,27 +114,28 @@ impl Outbox {
         not_after: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        self.enqueue_many(
-            db,
-            vec![NewMail {
-                kind,
-                mail,
-                not_after,
-            }],
-            now,
-        )
-        .await
+        let rows = self.sealed(vec![NewMail {
+            kind,
+            mail,
+            not_after,
+        }]);
+        outbox::insert_chunk(db, rows, now).await
     }
 
-    /// Queues several mails in one insert. Their bodies (which may hold a link) are
-    /// sealed first: the table never holds them readable.
+    /// Queues several mails, all or none.
     pub async fn enqueue_many(
         &self,
-        db: &impl ConnectionTrait,
+        db: &(impl ConnectionTrait + TransactionTrait),
         mails: Vec<NewMail>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let rows = mails
+        outbox::insert(db, self.sealed(mails), now).await
+    }
+
+    /// The rows of these mails, their bodies (which may hold a link) sealed: the table
+    /// never holds them readable.
+    fn sealed(&self, mails: Vec<NewMail>) -> Vec<outbox::Row> {
+        mails
             .into_iter()
             .map(|m| {
                 let id = Uuid::now_v7();
@@ -148,8 +149,7 @@ impl Outbox {
                     not_after: m.not_after,
                 }
             })
-            .collect();
-        outbox::insert(db, rows, now).await
+            .collect()
     }
 
     /// Delivers what is due until `stop` completes, then makes one last round.

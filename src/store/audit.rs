@@ -6,11 +6,15 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionSession, TransactionTrait,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
-use super::entity::{audit_event, user};
+use super::{
+    db::power_of_two_chunks,
+    entity::{audit_event, user},
+};
 
 pub struct AuditRow {
     pub occurred_at: DateTime<Utc>,
@@ -22,7 +26,26 @@ pub struct AuditRow {
     pub occurrences: u32,
 }
 
-pub async fn insert_many(db: &impl ConnectionTrait, rows: Vec<AuditRow>) -> anyhow::Result<()> {
+/// Stores events: all or none, in statements of [`power_of_two_chunks`].
+pub async fn insert_many(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    rows: Vec<AuditRow>,
+) -> anyhow::Result<()> {
+    let mut chunks = power_of_two_chunks(rows);
+    if chunks.len() <= 1 {
+        return insert_chunk(db, chunks.pop().unwrap_or_default()).await;
+    }
+    let txn = db.begin().await.context("begin storing audit events")?;
+    for chunk in chunks {
+        insert_chunk(&txn, chunk).await?;
+    }
+    txn.commit().await.context("commit audit events")
+}
+
+async fn insert_chunk(db: &impl ConnectionTrait, rows: Vec<AuditRow>) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let models = rows.into_iter().map(|r| audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         occurred_at: Set(r.occurred_at),

@@ -123,3 +123,81 @@ fn create_sqlite_dir(url: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The most rows one statement writes, or keys one `IN` list names.
+///
+/// A statement whose text grows with its rows (`VALUES (…), (…)`, `IN ($1, …, $n)`) is
+/// a new statement for every count, and each pooled connection prepares and keeps
+/// every one it runs (and so does its PostgreSQL backend). Batches of any size from 1
+/// to 256 filled those caches with hundreds of large statements: 22 MiB more resident
+/// memory after a reset flood (`scripts/bench`). So a list is cut into pieces whose
+/// sizes are powers of two up to this: a few statements, each prepared once.
+pub const MAX_CHUNK: usize = 64;
+
+/// `items` in pieces whose lengths are powers of two, none above [`MAX_CHUNK`]; for
+/// writes, where every row must be written once.
+pub fn power_of_two_chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
+    let mut chunks = Vec::new();
+    let mut items = items.into_iter();
+    let mut left = items.len();
+    while left > 0 {
+        let size = if left >= MAX_CHUNK {
+            MAX_CHUNK
+        } else {
+            1 << left.ilog2()
+        };
+        chunks.push(items.by_ref().take(size).collect());
+        left -= size;
+    }
+    chunks
+}
+
+/// `keys` in pieces of [`MAX_CHUNK`], the last one padded (with its last key again)
+/// to a power of two; for lookups, where naming a key twice changes nothing.
+pub fn padded_chunks<T: Clone>(keys: &[T]) -> Vec<Vec<T>> {
+    keys.chunks(MAX_CHUNK)
+        .map(|chunk| {
+            let mut chunk = chunk.to_vec();
+            if let Some(last) = chunk.last().cloned() {
+                chunk.resize(chunk.len().next_power_of_two(), last);
+            }
+            chunk
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_cut_into_power_of_two_pieces_each_row_once() {
+        for n in [0, 1, 2, 3, 7, 63, 64, 65, 100, 256, 257] {
+            let chunks = power_of_two_chunks((0..n).collect::<Vec<usize>>());
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= MAX_CHUNK),
+                "{n}: {chunks:?}"
+            );
+            assert_eq!(chunks.concat(), (0..n).collect::<Vec<_>>(), "{n}");
+        }
+        let sizes: Vec<usize> = power_of_two_chunks(vec![(); 100])
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [64, 32, 4]);
+    }
+
+    #[test]
+    fn lookups_are_padded_to_a_power_of_two() {
+        let keys: Vec<usize> = (0..100).collect();
+        let chunks = padded_chunks(&keys);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [64, 64]);
+        assert_eq!(chunks[1][35], 99);
+        assert_eq!(chunks[1][63], 99, "padded with the last key");
+        assert_eq!(padded_chunks(&[7, 8, 9]), [vec![7, 8, 9, 9]]);
+        assert!(padded_chunks::<u8>(&[]).is_empty());
+    }
+}

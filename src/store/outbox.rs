@@ -6,12 +6,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionSession,
+    TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType, Order, Query},
 };
 use uuid::Uuid;
 
-use super::entity::outbox;
+use super::{db::power_of_two_chunks, entity::outbox};
 use crate::domain::mail::OutgoingMail;
 
 /// A row claimed for delivery. Its bodies are as stored (sealed by the service).
@@ -48,8 +49,25 @@ pub struct Row {
     pub not_after: Option<DateTime<Utc>>,
 }
 
-/// Queues several mails in one insert.
+/// Queues several mails: all or none, in statements of [`power_of_two_chunks`].
 pub async fn insert(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    rows: Vec<Row>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut chunks = power_of_two_chunks(rows);
+    if chunks.len() <= 1 {
+        return insert_chunk(db, chunks.pop().unwrap_or_default(), now).await;
+    }
+    let txn = db.begin().await.context("begin queueing mail")?;
+    for chunk in chunks {
+        insert_chunk(&txn, chunk, now).await?;
+    }
+    txn.commit().await.context("commit queued mail")
+}
+
+/// Queues mails in one statement: a power of two of them, at most `MAX_CHUNK`.
+pub async fn insert_chunk(
     db: &impl ConnectionTrait,
     rows: Vec<Row>,
     now: DateTime<Utc>,

@@ -114,22 +114,24 @@ pub(super) async fn credential_where(
     }))
 }
 
-/// The users with any of these (normalised) addresses, in one query.
+/// The users with any of these (normalised) addresses: one query per [`MAX_CHUNK`]
+/// addresses.
+///
+/// [`MAX_CHUNK`]: super::db::MAX_CHUNK
 pub async fn find_by_emails(
     db: &impl ConnectionTrait,
     emails: &[&str],
 ) -> anyhow::Result<Vec<User>> {
-    if emails.is_empty() {
-        return Ok(Vec::new());
+    let mut found = Vec::new();
+    for chunk in super::db::padded_chunks(emails) {
+        let users = user::Entity::find()
+            .filter(user::Column::Email.is_in(chunk))
+            .all(db)
+            .await
+            .context("find users by email")?;
+        found.extend(users.into_iter().map(User::from));
     }
-    Ok(user::Entity::find()
-        .filter(user::Column::Email.is_in(emails.iter().copied()))
-        .all(db)
-        .await
-        .context("find users by email")?
-        .into_iter()
-        .map(User::from)
-        .collect())
+    Ok(found)
 }
 
 pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> anyhow::Result<Option<User>> {

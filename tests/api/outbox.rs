@@ -334,3 +334,57 @@ async fn reset_waiting_for_smtp(overrides: &[(&str, &str)]) -> (MailSink, TestAp
     app.settle().await;
     (sink, app, email)
 }
+
+#[tokio::test]
+async fn a_burst_of_resets_queues_exactly_one_mail_per_address() {
+    // More addresses than one statement names or writes (64): the reset worker's
+    // batches are looked up and queued in pieces, all of a batch or none.
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_IP_PER_MINUTE", "100000"),
+        ("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", "100000"),
+    ])
+    .await;
+    let emails: Vec<String> = (0..150).map(|_| unique_email()).collect();
+    for batch in emails.chunks(25) {
+        futures::future::join_all(batch.iter().map(|e| app.signed_up(e))).await;
+    }
+    let answers = futures::future::join_all(emails.iter().map(|e| app.request_reset(e))).await;
+    for answer in &answers {
+        assert_eq!(data(answer, "requestPasswordReset"), true, "{answer}");
+    }
+    let db = app.db().await;
+    use sea_orm::ConnectionTrait;
+    let per_address = || async {
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT recipient, COUNT(*) FROM outbox WHERE kind = 'password_reset' \
+                 GROUP BY recipient",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r.try_get_by_index::<String>(0).unwrap(),
+                    r.try_get_by_index::<i64>(1).unwrap(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "every address has its reset mail",
+        || async {
+            let queued = per_address().await;
+            (queued.len() == emails.len())
+                .then_some(())
+                .ok_or_else(|| format!("{} of {}", queued.len(), emails.len()))
+        },
+    )
+    .await;
+    let queued = per_address().await;
+    for email in &emails {
+        assert_eq!(queued.get(email), Some(&1), "{email}: one mail, not two");
+    }
+}

@@ -46,6 +46,8 @@ const WAVES: u32 = 3;
 const BATCH: u64 = PARALLEL as u64 * WAVES as u64;
 /// Time a claim keeps beyond its deliveries, for the statements around them.
 const MARGIN: Duration = Duration::from_secs(10);
+/// The longest a sent mail waits to be recorded with the others of its round.
+const RECORD_AFTER: Duration = Duration::from_millis(100);
 /// What mail bodies are sealed for (the key is derived from `SECRET_KEY` and this).
 const SEAL_PURPOSE: &str = "outbox-body";
 
@@ -211,22 +213,68 @@ impl Outbox {
             if claimed.is_empty() {
                 return;
             }
-            futures::stream::iter(claimed)
-                .for_each_concurrent(PARALLEL, |row| self.deliver(row))
-                .await;
+            self.deliver_round(claimed).await;
         }
     }
 
-    /// Sends one claimed mail and records the outcome.
-    async fn deliver(&self, mut row: Claimed) {
+    /// Delivers claimed rows, `PARALLEL` at a time. Mails sent are recorded together,
+    /// one statement for those sent within `RECORD_AFTER` of the first, not one commit
+    /// a mail; far within their claims (`MARGIN`), so no other instance takes them.
+    async fn deliver_round(&self, claimed: Vec<Claimed>) {
+        let mut deliveries = futures::stream::iter(claimed)
+            .map(|row| self.deliver(row))
+            .buffer_unordered(PARALLEL);
+        let mut sent = Vec::new();
+        let mut record_by = None;
+        loop {
+            let next = match record_by {
+                None => deliveries.next().await,
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, deliveries.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.record_sent(&mut sent).await;
+                            record_by = None;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match next {
+                None => break,
+                Some(Some(id)) => {
+                    if sent.is_empty() {
+                        record_by = Some(tokio::time::Instant::now() + RECORD_AFTER);
+                    }
+                    sent.push(id);
+                }
+                Some(None) => {}
+            }
+        }
+        self.record_sent(&mut sent).await;
+    }
+
+    async fn record_sent(&self, sent: &mut Vec<Uuid>) {
+        if sent.is_empty() {
+            return;
+        }
+        let recorded = outbox::mark_sent(&self.db, sent, self.clock.now()).await;
+        self.record(recorded, "sent", sent.len());
+        sent.clear();
+    }
+
+    /// Sends one claimed mail and records the outcome, but for a mail sent: its id,
+    /// which the round records.
+    async fn deliver(&self, mut row: Claimed) -> Option<Uuid> {
         let now = self.clock.now();
         if row.not_after.is_some_and(|limit| limit <= now) {
             // A reset link that expired while waiting is useless, and confusing.
             self.record(
                 outbox::mark_failed(&self.db, row.id, row.lease_end, now, "expired").await,
                 "expired",
+                1,
             );
-            return;
+            return None;
         }
         // The claim must outlast the whole delivery: if the round ran long, it is
         // extended first, unless another instance took the row after it ran out.
@@ -235,10 +283,10 @@ impl Outbox {
         if row.lease_end < needed {
             match outbox::renew(&self.db, row.id, row.lease_end, needed).await {
                 Ok(true) => row.lease_end = needed,
-                Ok(false) => return,
+                Ok(false) => return None,
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "cannot renew an outbox claim");
-                    return;
+                    return None;
                 }
             }
         }
@@ -250,8 +298,9 @@ impl Outbox {
                 self.record(
                     outbox::mark_failed(&self.db, row.id, row.lease_end, now, reason).await,
                     "undecryptable",
+                    1,
                 );
-                return;
+                return None;
             }
         };
         let sent = tokio::time::timeout(self.send_timeout, self.mailer.send(mail)).await;
@@ -262,8 +311,7 @@ impl Outbox {
                 self.state
                     .last_sent_ms
                     .store(now.timestamp_millis(), Ordering::SeqCst);
-                self.record(outbox::mark_sent(&self.db, row.id, now).await, "sent");
-                return;
+                return Some(row.id);
             }
             Ok(Err(error)) => error,
             Err(_) => anyhow::anyhow!("timed out after {}s", self.send_timeout.as_secs()),
@@ -279,14 +327,17 @@ impl Outbox {
             self.record(
                 outbox::mark_failed(&self.db, row.id, row.lease_end, now, &reason).await,
                 "failed",
+                1,
             );
         } else {
             let next = now + chrono::Duration::from_std(self.backoff(attempts)).unwrap_or_default();
             self.record(
                 outbox::mark_retry(&self.db, row.id, row.lease_end, attempts, next, &reason).await,
                 "retry",
+                1,
             );
         }
+        None
     }
 
     /// The mail of a claimed row, its bodies opened. Bodies queued before they were
@@ -324,14 +375,14 @@ impl Outbox {
         .delay(u64::from(attempts.saturating_sub(1)))
     }
 
-    fn record(&self, stored: anyhow::Result<()>, result: &str) {
+    fn record(&self, stored: anyhow::Result<()>, result: &str, mails: usize) {
         if let Err(error) = stored {
             // The lease runs out and the row is tried again: at least once, not lost.
             tracing::error!(error = %format!("{error:#}"), result, "cannot record a delivery outcome");
         }
         self.metrics
             .counter("identity_mail_total", &[("result", result)])
-            .increment(1);
+            .increment(u64::try_from(mails).unwrap_or(u64::MAX));
     }
 }
 

@@ -12,7 +12,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{db::power_of_two_chunks, entity::outbox};
+use super::{
+    db::{padded_chunks, power_of_two_chunks},
+    entity::outbox,
+};
 use crate::domain::mail::OutgoingMail;
 
 /// A row claimed for delivery. Its bodies are as stored (sealed by the service).
@@ -173,14 +176,17 @@ pub async fn renew(
 /// place its address is left.
 pub const ERASE_RECIPIENT: &[&str] = &["account_deleted"];
 
-/// Delivered: the bodies (which may hold a reset link) are erased. Recorded as soon as
-/// the mail is out, whoever holds the row now: it was sent.
+/// Delivered: the bodies (which may hold a reset link) are erased. Recorded once the
+/// mails of a delivery round are out, whoever holds the rows now: they were sent.
 pub async fn mark_sent(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    finish(db, id, None, outbox::Column::SentAt, now, None).await
+    for chunk in padded_chunks(ids) {
+        finish(db, chunk, None, outbox::Column::SentAt, now, None).await?;
+    }
+    Ok(())
 }
 
 /// Given up (expired, undecryptable, or too many attempts) under the claim that ends
@@ -195,7 +201,7 @@ pub async fn mark_failed(
 ) -> anyhow::Result<()> {
     finish(
         db,
-        id,
+        vec![id],
         Some(held),
         outbox::Column::FailedAt,
         now,
@@ -206,7 +212,7 @@ pub async fn mark_failed(
 
 async fn finish(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    ids: Vec<Uuid>,
     held: Option<DateTime<Utc>>,
     column: outbox::Column,
     now: DateTime<Utc>,
@@ -242,7 +248,7 @@ async fn finish(
         update = update.filter(outbox::Column::LockedUntil.eq(held));
     }
     update
-        .filter(outbox::Column::Id.eq(id))
+        .filter(outbox::Column::Id.is_in(ids))
         .exec(db)
         .await
         .context("finish outbox rows")?;

@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         bench.cleanup()
 
-    print(table(bench.results))
+    # The figures first: a fault in the table cannot lose a run of many minutes.
     if args.json:
         Path(args.json).write_text(json.dumps(json_report(bench.results), indent=2) + "\n")
         log(f"JSON written to {args.json}")
+    print(table(bench.results))
     if bench.results.total_errors:
         log(f"FAILED: {bench.results.total_errors} request(s) failed their check "
             "(see the table)")

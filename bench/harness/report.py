@@ -50,15 +50,16 @@ MISS_REASONS = {
     "reset_p50_gap_pct": "a known address costs work after the answer (token, Redis, "
                          "outbox row, delivery) on the same saturated cores; at 8 "
                          "connections, with cores to spare, the two agree",
-    "flood_me_p99_ms": "a few me requests stall 0.6-1 s as the flood begins, in some runs "
-                       "only; the cause is not found yet",
+    "flood_me_p99_ms": "me stalls up to ~0.2 s under the flood only after the logout and "
+                       "revokeSession cells (not alone, not after the reset cells); not "
+                       "a lapse of the revocation memory (Redis GETs stay flat during "
+                       "the flood); the cause is not found yet",
     "rss_idle_mib": "most of it is the executable's own code pages (mapped from the "
                     "file, shared and reclaimable, see the reference row); private "
                     "memory is far below the target",
-    "rss_peak_mib": "the login flood's two argon2 workspaces (2 x 19 MiB) land on "
-                    "top of about 35 MiB the process still holds after the reset "
-                    "floods (not freed pages: returning them sooner did not lower it), "
-                    "plus 21 MiB of mapped code",
+    "rss_peak_mib": "the login flood's two argon2 workspaces (2 x 19 MiB) on top of "
+                    "the private memory the process holds after the earlier cells "
+                    "(caches, pools, allocator), plus ~21 MiB of mapped code",
     "limits_cost_pct": "one Redis round trip more per mutation, on the same two cores",
 }
 

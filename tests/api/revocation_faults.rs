@@ -14,6 +14,17 @@ fn assert_refused(app: &TestApp, body: &serde_json::Value, which: &str) {
     );
 }
 
+/// One instance on a Redis of its own, trusting its memory, with a signed-up user.
+async fn one_instance_on_private_redis() -> (PrivateRedis, TestApp, Session) {
+    // Its tests run a second instance or edit the sessions table: PostgreSQL only.
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let app = spawn_app_with(&[("REDIS_URL", redis.url().as_str())]).await;
+    let session = app.signed_up(&unique_email()).await;
+    app.wait_trusting().await;
+    (redis, app, session)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn revocations_survive_a_redis_restart_that_comes_back_empty() {
@@ -98,13 +109,7 @@ async fn a_flushall_does_not_reopen_revoked_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
-    // Two instances need the database they share; the embedded default is one.
-    require_postgres();
-    let redis = PrivateRedis::start().await;
-    let url = redis.url();
-    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
-    let session = a.signed_up(&unique_email()).await;
-    a.wait_trusting().await;
+    let (redis, a, session) = one_instance_on_private_redis().await;
     data(&a.me(Some(&session.access)).await, "me");
     // A revocation whose key and message were both lost: only the database has it.
     a.sql("UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout'")
@@ -142,13 +147,7 @@ fn scans(redis: &PrivateRedis) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
 async fn late_heartbeats_end_a_lapse_without_reading_everything_back() {
-    // Two instances need the database they share; the embedded default is one.
-    require_postgres();
-    let redis = PrivateRedis::start().await;
-    let url = redis.url();
-    let a = spawn_app_with(&[("REDIS_URL", url.as_str())]).await;
-    let session = a.signed_up(&unique_email()).await;
-    a.wait_trusting().await;
+    let (redis, a, session) = one_instance_on_private_redis().await;
     let scanned = scans(&redis);
     assert!(scanned > 0, "the start reads the revocations back");
 

@@ -116,12 +116,12 @@ impl Outbox {
         not_after: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let rows = self.sealed(vec![NewMail {
+        let row = self.sealed(NewMail {
             kind,
             mail,
             not_after,
-        }]);
-        outbox::insert_chunk(db, rows, now).await
+        });
+        outbox::insert_one(db, row, now).await
     }
 
     /// Queues several mails, all or none.
@@ -131,27 +131,23 @@ impl Outbox {
         mails: Vec<NewMail>,
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        outbox::insert(db, self.sealed(mails), now).await
+        let rows = mails.into_iter().map(|m| self.sealed(m)).collect();
+        outbox::insert(db, rows, now).await
     }
 
-    /// The rows of these mails, their bodies (which may hold a link) sealed: the table
-    /// never holds them readable.
-    fn sealed(&self, mails: Vec<NewMail>) -> Vec<outbox::Row> {
-        mails
-            .into_iter()
-            .map(|m| {
-                let id = Uuid::now_v7();
-                outbox::Row {
-                    id,
-                    kind: m.kind,
-                    recipient: m.mail.to,
-                    subject: m.mail.subject,
-                    text_body: self.sealer.seal(&associated(id, "text"), &m.mail.text),
-                    html_body: self.sealer.seal(&associated(id, "html"), &m.mail.html),
-                    not_after: m.not_after,
-                }
-            })
-            .collect()
+    /// The row of a mail, its bodies (which may hold a link) sealed: the table never
+    /// holds them readable.
+    fn sealed(&self, mail: NewMail) -> outbox::Row {
+        let id = Uuid::now_v7();
+        outbox::Row {
+            id,
+            kind: mail.kind,
+            recipient: mail.mail.to,
+            subject: mail.mail.subject,
+            text_body: self.sealer.seal(&associated(id, "text"), &mail.mail.text),
+            html_body: self.sealer.seal(&associated(id, "html"), &mail.mail.html),
+            not_after: mail.not_after,
+        }
     }
 
     /// Delivers what is due until `stop` completes, then makes one last round.

@@ -6,13 +6,13 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionSession, TransactionTrait,
+    TransactionTrait,
     sea_query::{Expr, Query},
 };
 use uuid::Uuid;
 
 use super::{
-    db::power_of_two_chunks,
+    db::insert_in_chunks,
     entity::{audit_event, user},
 };
 
@@ -27,40 +27,28 @@ pub struct AuditRow {
 }
 
 /// Stores events: all or none, in statements of [`power_of_two_chunks`].
+///
+/// [`power_of_two_chunks`]: super::db::power_of_two_chunks
 pub async fn insert_many(
     db: &(impl ConnectionTrait + TransactionTrait),
     rows: Vec<AuditRow>,
 ) -> anyhow::Result<()> {
-    let mut chunks = power_of_two_chunks(rows);
-    if chunks.len() <= 1 {
-        return insert_chunk(db, chunks.pop().unwrap_or_default()).await;
-    }
-    let txn = db.begin().await.context("begin storing audit events")?;
-    for chunk in chunks {
-        insert_chunk(&txn, chunk).await?;
-    }
-    txn.commit().await.context("commit audit events")
-}
-
-async fn insert_chunk(db: &impl ConnectionTrait, rows: Vec<AuditRow>) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let models = rows.into_iter().map(|r| audit_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        occurred_at: Set(r.occurred_at),
-        event: Set(r.event.to_owned()),
-        user_id: Set(r.user_id),
-        ip: Set(r.ip),
-        user_agent: Set(r.user_agent),
-        occurrences: Set(i32::try_from(r.occurrences).unwrap_or(i32::MAX)),
-        user_hash: Set(None),
-    });
-    audit_event::Entity::insert_many(models)
-        .exec_without_returning(db)
+    let models = rows
+        .into_iter()
+        .map(|r| audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            occurred_at: Set(r.occurred_at),
+            event: Set(r.event.to_owned()),
+            user_id: Set(r.user_id),
+            ip: Set(r.ip),
+            user_agent: Set(r.user_agent),
+            occurrences: Set(i32::try_from(r.occurrences).unwrap_or(i32::MAX)),
+            user_hash: Set(None),
+        })
+        .collect();
+    insert_in_chunks(db, models)
         .await
-        .context("insert audit events")?;
-    Ok(())
+        .context("insert audit events")
 }
 
 /// Deletes events that occurred before `before`, `batch` at a time; returns how many

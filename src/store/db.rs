@@ -5,7 +5,7 @@ use migration::MigratorTrait;
 use sea_orm::{
     ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, sea_query::Query,
+    TransactionOptions, TransactionSession, TransactionTrait, sea_query::Query,
 };
 use secrecy::ExposeSecret;
 
@@ -150,6 +150,32 @@ pub fn power_of_two_chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
         left -= size;
     }
     chunks
+}
+
+/// Inserts `models` in statements of [`power_of_two_chunks`], all or none: in a
+/// transaction of their own (a savepoint, if `db` is one) when there is more than one.
+pub async fn insert_in_chunks<A>(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    models: Vec<A>,
+) -> Result<(), DbErr>
+where
+    A: sea_orm::ActiveModelTrait + Send,
+{
+    let mut chunks = power_of_two_chunks(models);
+    if chunks.len() <= 1 {
+        let models = chunks.pop().unwrap_or_default();
+        A::Entity::insert_many(models)
+            .exec_without_returning(db)
+            .await?;
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    for models in chunks {
+        A::Entity::insert_many(models)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await
 }
 
 /// `keys` in pieces of [`MAX_CHUNK`], the last one padded (with its last key again)

@@ -6,14 +6,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionSession,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, LockBehavior, LockType, Order, Query},
 };
 use uuid::Uuid;
 
 use super::{
-    db::{padded_chunks, power_of_two_chunks},
+    db::{insert_in_chunks, padded_chunks},
     entity::outbox,
 };
 use crate::domain::mail::OutgoingMail;
@@ -53,52 +52,47 @@ pub struct Row {
 }
 
 /// Queues several mails: all or none, in statements of [`power_of_two_chunks`].
+///
+/// [`power_of_two_chunks`]: super::db::power_of_two_chunks
 pub async fn insert(
     db: &(impl ConnectionTrait + TransactionTrait),
     rows: Vec<Row>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let mut chunks = power_of_two_chunks(rows);
-    if chunks.len() <= 1 {
-        return insert_chunk(db, chunks.pop().unwrap_or_default(), now).await;
-    }
-    let txn = db.begin().await.context("begin queueing mail")?;
-    for chunk in chunks {
-        insert_chunk(&txn, chunk, now).await?;
-    }
-    txn.commit().await.context("commit queued mail")
+    let models = rows.into_iter().map(|row| model(row, now)).collect();
+    insert_in_chunks(db, models).await.context("queue mail")
 }
 
-/// Queues mails in one statement: a power of two of them, at most `MAX_CHUNK`.
-pub async fn insert_chunk(
+/// Queues one mail (in the caller's transaction, if `db` is one).
+pub async fn insert_one(
     db: &impl ConnectionTrait,
-    rows: Vec<Row>,
+    row: Row,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let rows = rows.into_iter().map(|m| outbox::ActiveModel {
-        id: Set(m.id),
+    outbox::Entity::insert(model(row, now))
+        .exec_without_returning(db)
+        .await
+        .context("queue mail")?;
+    Ok(())
+}
+
+fn model(row: Row, now: DateTime<Utc>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
+        id: Set(row.id),
         created_at: Set(now),
-        kind: Set(m.kind.to_owned()),
-        recipient: Set(m.recipient),
-        subject: Set(m.subject),
-        text_body: Set(Some(m.text_body)),
-        html_body: Set(Some(m.html_body)),
-        not_after: Set(m.not_after),
+        kind: Set(row.kind.to_owned()),
+        recipient: Set(row.recipient),
+        subject: Set(row.subject),
+        text_body: Set(Some(row.text_body)),
+        html_body: Set(Some(row.html_body)),
+        not_after: Set(row.not_after),
         attempts: Set(0),
         next_attempt_at: Set(now),
         locked_until: Set(None),
         sent_at: Set(None),
         failed_at: Set(None),
         last_error: Set(None),
-    });
-    outbox::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await
-        .context("queue mail")?;
-    Ok(())
+    }
 }
 
 fn pending() -> sea_orm::Condition {

@@ -114,6 +114,11 @@ impl Metrics {
                 None,
                 "1 while this instance's memory of revocations is complete (pub/sub heard)",
             ),
+            d(
+                "identity_profile_database_reads_total",
+                None,
+                "Profiles `me` read from the database: this instance held no trusted copy",
+            ),
             d("identity_mail_total", None, "Outbox deliveries by result"),
             d(
                 "identity_audit_events_total",

@@ -214,7 +214,7 @@ impl AuthService {
                 None => return Err(self.login_failed(Some(user.id), meta).await),
             }
         }
-        super::users::UserService::announce_change(&self.deps, user.id).await;
+        super::users::UserService::announce_sign_in(&self.deps, user.id, now).await;
         let user_id = user.id;
         if has_totp {
             // The password was right: this client's back-off ends, and the login goes

@@ -545,7 +545,7 @@ impl PasskeyService {
             // Deactivated (or the password changed) while the assertion was checked.
             return Err(self.failed(user_id, meta).await);
         }
-        super::users::UserService::announce_change(deps, user_id).await;
+        super::users::UserService::announce_sign_in(deps, user_id, now).await;
         let user = User {
             last_login: Some(now),
             ..user

@@ -828,7 +828,7 @@ impl SocialService {
         if !users::record_login(&deps.db, user_id, now, &credential.password_hash, None).await? {
             return Err(AppError::InvalidCredentials);
         }
-        super::users::UserService::announce_change(deps, user_id).await;
+        super::users::UserService::announce_sign_in(deps, user_id, now).await;
         let user = crate::domain::user::User {
             last_login: Some(now),
             ..user

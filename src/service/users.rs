@@ -44,6 +44,10 @@ impl UserService {
         let user = match self.deps.ephemeral.revocations.cached_user(claims.sub) {
             Some(user) => Some(user),
             None => {
+                self.deps
+                    .metrics
+                    .counter("identity_profile_database_reads_total", &[])
+                    .increment(1);
                 let user = users::find_by_id(&self.deps.db, claims.sub).await?;
                 if let Some(user) = &user {
                     self.deps.ephemeral.revocations.cache_user(user);
@@ -57,11 +61,23 @@ impl UserService {
         }
     }
 
-    /// Tells every instance a user's record changed (a login moved `lastLogin`, a reset
-    /// or deactivation changed more); a failure is logged: copies expire on their own.
+    /// Tells every instance a user's record changed (a reset, a deactivation, a new
+    /// email…); a failure is logged: copies expire on their own.
     pub(super) async fn announce_change(deps: &Deps, user_id: uuid::Uuid) {
         if let Err(error) = deps.ephemeral.revocations.user_changed(user_id).await {
             tracing::warn!(error = %format!("{error:#}"), "user change not announced");
+        }
+    }
+
+    /// Tells every instance the user signed in at `at` (`record_login`), which moved
+    /// `lastLogin` and nothing else: copies are kept, with the new time.
+    pub(super) async fn announce_sign_in(
+        deps: &Deps,
+        user_id: uuid::Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Err(error) = deps.ephemeral.revocations.user_signed_in(user_id, at).await {
+            tracing::warn!(error = %format!("{error:#}"), "sign-in not announced");
         }
     }
 

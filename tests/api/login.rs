@@ -1,5 +1,7 @@
 //! `login`: a new session, one answer for every failure, hashes upgraded on the way.
 
+use serde_json::json;
+
 use crate::support::*;
 
 #[tokio::test]
@@ -24,6 +26,56 @@ async fn login_starts_a_new_session() {
     );
     // The first session is still alive.
     data(&app.refresh(&first.refresh).await, "refreshToken");
+}
+
+#[tokio::test]
+async fn a_login_moves_last_login_on_the_profile_kept_in_memory_without_a_read() {
+    // Under a login flood, each login used to drop the user's profile, and the next `me`
+    // waited for a database connection behind the logins' writes.
+    let app = spawn_app().await;
+    let email = unique_email();
+    let session = app.signed_up(&email).await;
+    let reads = || async {
+        sample(
+            &app.metrics().await,
+            "identity_profile_database_reads_total",
+        )
+    };
+    data(&app.me(Some(&session.access)).await, "me");
+    let kept = reads().await;
+    assert!(kept >= 1.0, "the first `me` reads the profile");
+    app.advance(5);
+    let login = app.login(&email, PASSWORD).await;
+    let login = data(&login, "login");
+    let me = app.me(Some(&session.access)).await;
+    let me = data(&me, "me");
+    assert!(me["lastLogin"].is_string());
+    assert_eq!(me["lastLogin"], login["user"]["lastLogin"]);
+    assert_eq!(me["fullName"], login["user"]["fullName"]);
+    assert_eq!(reads().await, kept, "answered from memory");
+
+    // Any other change still drops the copy: the next `me` reads it again.
+    let token = app
+        .mail
+        .wait_for_verifications(&email, 1)
+        .await
+        .remove(0)
+        .verify_token();
+    let verify = "mutation($t: String!) { verifyEmail(token: $t) }";
+    data(
+        &app.graphql(verify, json!({ "t": token })).await,
+        "verifyEmail",
+    );
+    let me = app
+        .graphql_as(
+            "{ me { emailVerified lastLogin } }",
+            json!({}),
+            Some(&session.access),
+        )
+        .await;
+    assert_eq!(data(&me, "me")["emailVerified"], true);
+    assert_eq!(data(&me, "me")["lastLogin"], login["user"]["lastLogin"]);
+    assert_eq!(reads().await, kept + 1.0);
 }
 
 #[tokio::test]

@@ -86,12 +86,19 @@ async fn a_revocation_on_one_instance_holds_on_another_at_once() {
     data(&a.logout(&session.refresh).await, "logout");
     assert_code(&b.me(Some(&session.access)).await, "UNAUTHENTICATED");
 
-    // A login on A moves lastLogin; B's copy of the profile is dropped at once.
-    let other = Session::from_payload(data(&a.login(&email, PASSWORD).await, "login"));
+    // A login on A moves lastLogin on B's copy of the profile at once, without B
+    // reading it again.
+    let reads = || async { sample(&b.metrics().await, "identity_profile_database_reads_total") };
+    let before = reads().await;
+    let login = a.login(&email, PASSWORD).await;
+    let login = data(&login, "login");
+    let other = Session::from_payload(login);
     let seen_by_b = data(&b.me(Some(&other.access)).await, "me")["lastLogin"].clone();
     let seen_by_a = data(&a.me(Some(&other.access)).await, "me")["lastLogin"].clone();
     assert!(seen_by_b.is_string());
+    assert_eq!(seen_by_b, login["user"]["lastLogin"]);
     assert_eq!(seen_by_b, seen_by_a);
+    assert_eq!(reads().await, before, "B kept its copy");
 }
 
 #[tokio::test]

@@ -204,6 +204,11 @@ impl RevocationStore for MemoryStore {
         self.local.forget_user(id);
         Ok(())
     }
+
+    async fn user_signed_in(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.local.signed_in(id, at);
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

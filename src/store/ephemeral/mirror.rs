@@ -13,12 +13,13 @@
 use std::{
     collections::HashMap,
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
 use mini_moka::sync::Cache;
 use uuid::Uuid;
 
@@ -33,7 +34,7 @@ const USER_CAPACITY: u64 = 10_000;
 pub struct LocalMirror {
     /// session → revoked until (Unix ms)
     revoked: Mutex<HashMap<Uuid, i64>>,
-    users: Cache<Uuid, User>,
+    users: Cache<Uuid, Arc<Profile>>,
     /// `None`: always trusted (the in-process store is the only truth).
     heartbeat: Option<Heartbeat>,
     writes: AtomicU64,
@@ -186,18 +187,58 @@ impl LocalMirror {
 
     pub fn user(&self, id: Uuid) -> Option<User> {
         if self.is_trusted() {
-            self.users.get(&id)
+            self.users.get(&id).map(|profile| profile.current())
         } else {
             None
         }
     }
 
     pub fn put_user(&self, user: &User) {
-        self.users.insert(user.id, user.clone());
+        self.users.insert(
+            user.id,
+            Arc::new(Profile {
+                user: user.clone(),
+                signed_in_us: AtomicI64::new(i64::MIN),
+            }),
+        );
+    }
+
+    /// The user signed in at `at`: a copy held keeps everything but moves `lastLogin`
+    /// (a sign-in changes nothing else). In place, so a copy dropped meanwhile (another
+    /// change) stays dropped; and a maximum, so sign-ins heard out of order agree.
+    pub fn signed_in(&self, id: Uuid, at: DateTime<Utc>) {
+        if let Some(profile) = self.users.get(&id) {
+            profile
+                .signed_in_us
+                .fetch_max(at.timestamp_micros(), Ordering::Relaxed);
+        }
     }
 
     pub fn forget_user(&self, id: Uuid) {
         self.users.invalidate(&id);
+    }
+}
+
+/// A profile as read from the database, and the latest sign-in heard since.
+struct Profile {
+    user: User,
+    /// Unix µs; `i64::MIN`: none heard.
+    signed_in_us: AtomicI64,
+}
+
+impl Profile {
+    fn current(&self) -> User {
+        let mut user = self.user.clone();
+        let signed_in = match self.signed_in_us.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            us => DateTime::from_timestamp_micros(us),
+        };
+        if let Some(at) = signed_in
+            && user.last_login.is_none_or(|last| last < at)
+        {
+            user.last_login = Some(at);
+        }
+        user
     }
 }
 
@@ -307,5 +348,32 @@ mod tests {
         );
         assert_eq!(state.revoked_since(1_000), HashMap::from([(b, 5_000)]));
         assert!(state.user(b).is_none(), "profiles are dropped after a gap");
+    }
+
+    #[test]
+    fn a_sign_in_moves_last_login_on_a_held_copy_and_brings_back_no_dropped_one() {
+        let state = LocalMirror::authoritative();
+        let (held, dropped) = (Uuid::new_v4(), Uuid::new_v4());
+        let at = |s: i64| DateTime::from_timestamp(1_796_000_000 + s, 0).unwrap();
+        state.put_user(&user(held));
+        state.signed_in(held, at(20));
+        state.signed_in(held, at(10)); // heard out of order
+        let copy = state.user(held).unwrap();
+        assert_eq!(copy.last_login, Some(at(20)));
+        assert_eq!(copy.full_name, "Ada", "the rest of the copy is kept");
+        state.put_user(&User {
+            last_login: Some(at(30)),
+            ..user(held)
+        });
+        state.signed_in(held, at(25));
+        assert_eq!(state.user(held).unwrap().last_login, Some(at(30)));
+
+        state.put_user(&user(dropped));
+        state.forget_user(dropped);
+        state.signed_in(dropped, at(40));
+        assert!(
+            state.user(dropped).is_none(),
+            "a dropped copy stays dropped"
+        );
     }
 }

@@ -108,6 +108,11 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// The user's record changed: every instance drops its copy.
     async fn user_changed(&self, id: Uuid) -> anyhow::Result<()>;
+
+    /// The user signed in at `at`, and nothing else of the record changed: every
+    /// instance moves `lastLogin` on the copy it holds, instead of dropping it (the
+    /// next read of a user who just signed in is then no database round trip).
+    async fn user_signed_in(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()>;
 }
 
 #[async_trait::async_trait]

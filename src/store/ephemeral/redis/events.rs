@@ -29,6 +29,14 @@ pub(super) enum Event {
         seq: u64,
         user: Uuid,
     },
+    /// The user signed in at `at_us` (Unix µs); nothing else of the profile changed,
+    /// so a copy is kept with its `lastLogin` moved, not dropped.
+    SignedIn {
+        publisher: Uuid,
+        seq: u64,
+        user: Uuid,
+        at_us: i64,
+    },
 }
 
 impl Event {
@@ -49,6 +57,12 @@ impl Event {
                 seq,
                 user,
             } => format!("u:{publisher}:{seq}:{user}"),
+            Self::SignedIn {
+                publisher,
+                seq,
+                user,
+                at_us,
+            } => format!("l:{publisher}:{seq}:{user}:{at_us}"),
         }
     }
 
@@ -66,6 +80,12 @@ impl Event {
                 publisher,
                 seq: number,
                 user: parts.next()?.parse().ok()?,
+            },
+            "l" => Self::SignedIn {
+                publisher,
+                seq: number,
+                user: parts.next()?.parse().ok()?,
+                at_us: parts.next()?.parse().ok()?,
             },
             "r" => Self::Revoked {
                 publisher,
@@ -217,9 +237,15 @@ mod tests {
                 seq: 8,
                 user: a,
             },
+            Event::SignedIn {
+                publisher: p,
+                seq: 9,
+                user: b,
+                at_us: 1_796_675_233_239_123,
+            },
             Event::Heartbeat {
                 publisher: p,
-                settled: 8,
+                settled: 9,
             },
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
@@ -230,6 +256,8 @@ mod tests {
             "zzz",
             &format!("h:{p}:1:extra"),
             &format!("u:{p}:x:{a}"),
+            &format!("l:{p}:1:{a}"),
+            &format!("l:{p}:1:{a}:soon"),
         ] {
             assert!(Event::decode(junk).is_none(), "{junk}");
         }

@@ -111,6 +111,17 @@ impl RevocationStore for RedisStore {
         })
         .await
     }
+
+    async fn user_signed_in(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
+        self.local.signed_in(id, at);
+        self.publish(|publisher, seq| Event::SignedIn {
+            publisher,
+            seq,
+            user: id,
+            at_us: at.timestamp_micros(),
+        })
+        .await
+    }
 }
 
 /// Applies what the channel carries to this instance's memory. The memory is trusted
@@ -210,6 +221,24 @@ pub(super) async fn listen(
                 user,
             }) => {
                 local.forget_user(user);
+                if !publishers.event(publisher, seq) {
+                    local.distrust();
+                }
+                if publisher == sequence.publisher() {
+                    sequence.heard_own(seq);
+                }
+            }
+            Some(Event::SignedIn {
+                publisher,
+                seq,
+                user,
+                at_us,
+            }) => {
+                if let Some(at) = DateTime::from_timestamp_micros(at_us) {
+                    local.signed_in(user, at);
+                } else {
+                    local.forget_user(user);
+                }
                 if !publishers.event(publisher, seq) {
                     local.distrust();
                 }

@@ -208,12 +208,7 @@ pub(super) async fn listen(
                     until_ms,
                     crate::clock::wall_now().timestamp_millis(),
                 );
-                if !publishers.event(publisher, seq) {
-                    local.distrust();
-                }
-                if publisher == sequence.publisher() {
-                    sequence.heard_own(seq);
-                }
+                heard(&mut publishers, &local, &sequence, publisher, seq);
             }
             Some(Event::UserChanged {
                 publisher,
@@ -221,12 +216,7 @@ pub(super) async fn listen(
                 user,
             }) => {
                 local.forget_user(user);
-                if !publishers.event(publisher, seq) {
-                    local.distrust();
-                }
-                if publisher == sequence.publisher() {
-                    sequence.heard_own(seq);
-                }
+                heard(&mut publishers, &local, &sequence, publisher, seq);
             }
             Some(Event::SignedIn {
                 publisher,
@@ -239,15 +229,27 @@ pub(super) async fn listen(
                 } else {
                     local.forget_user(user);
                 }
-                if !publishers.event(publisher, seq) {
-                    local.distrust();
-                }
-                if publisher == sequence.publisher() {
-                    sequence.heard_own(seq);
-                }
+                heard(&mut publishers, &local, &sequence, publisher, seq);
             }
             None => tracing::warn!("unreadable event on the channel"),
         }
+    }
+}
+
+/// An event numbered `seq` by `publisher` was applied: counted, the memory distrusted if
+/// too many before it are missing, and this instance's own echo noted.
+fn heard(
+    publishers: &mut Publishers,
+    local: &LocalMirror,
+    sequence: &Sequence,
+    publisher: Uuid,
+    seq: u64,
+) {
+    if !publishers.event(publisher, seq) {
+        local.distrust();
+    }
+    if publisher == sequence.publisher() {
+        sequence.heard_own(seq);
     }
 }
 

@@ -17,6 +17,7 @@ mod m20261207_000006_account_deletion;
 mod m20261207_000007_totp;
 mod m20261207_000008_passkeys;
 mod m20261207_000009_identities;
+mod m20261207_000010_sessions_live_index;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000007_totp::Migration),
             Box::new(m20261207_000008_passkeys::Migration),
             Box::new(m20261207_000009_identities::Migration),
+            Box::new(m20261207_000010_sessions_live_index::Migration),
         ]
     }
 }

@@ -52,8 +52,9 @@ MISS_REASONS = {
                          "connections, with cores to spare, the two agree",
     "flood_me_p99_ms": "alone the flood holds (5-7 ms in seven runs) since a sign-in "
                        "keeps the profile in memory; after the logout and revokeSession "
-                       "cells me's p99 still reads 10-43 ms: no lapse and no profile "
-                       "read then, the cause is not found yet",
+                       "cells me's p99 reads 9-12 ms (10-43 ms before the live-sessions "
+                       "index), with no lapse and no profile read: what is left is not "
+                       "found yet",
     "rss_idle_mib": "most of it is the executable's own code pages (mapped from the "
                     "file, shared and reclaimable, see the reference row); private "
                     "memory is far below the target",

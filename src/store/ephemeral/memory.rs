@@ -206,7 +206,7 @@ impl RevocationStore for MemoryStore {
     }
 
     async fn user_signed_in(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
-        self.local.signed_in(id, at);
+        self.local.signed_in(id, at.timestamp_micros());
         Ok(())
     }
 }

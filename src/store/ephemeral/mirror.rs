@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use mini_moka::sync::Cache;
 use uuid::Uuid;
 
@@ -203,14 +203,13 @@ impl LocalMirror {
         );
     }
 
-    /// The user signed in at `at`: a copy held keeps everything but moves `lastLogin`
-    /// (a sign-in changes nothing else). In place, so a copy dropped meanwhile (another
-    /// change) stays dropped; and a maximum, so sign-ins heard out of order agree.
-    pub fn signed_in(&self, id: Uuid, at: DateTime<Utc>) {
+    /// The user signed in at `at_us` (Unix µs): a copy held keeps everything but moves
+    /// `lastLogin` (a sign-in changes nothing else). In place, so a copy dropped
+    /// meanwhile (another change) stays dropped; and a maximum, so sign-ins heard out
+    /// of order agree.
+    pub fn signed_in(&self, id: Uuid, at_us: i64) {
         if let Some(profile) = self.users.get(&id) {
-            profile
-                .signed_in_us
-                .fetch_max(at.timestamp_micros(), Ordering::Relaxed);
+            profile.signed_in_us.fetch_max(at_us, Ordering::Relaxed);
         }
     }
 
@@ -356,8 +355,8 @@ mod tests {
         let (held, dropped) = (Uuid::new_v4(), Uuid::new_v4());
         let at = |s: i64| DateTime::from_timestamp(1_796_000_000 + s, 0).unwrap();
         state.put_user(&user(held));
-        state.signed_in(held, at(20));
-        state.signed_in(held, at(10)); // heard out of order
+        state.signed_in(held, at(20).timestamp_micros());
+        state.signed_in(held, at(10).timestamp_micros()); // heard out of order
         let copy = state.user(held).unwrap();
         assert_eq!(copy.last_login, Some(at(20)));
         assert_eq!(copy.full_name, "Ada", "the rest of the copy is kept");
@@ -365,12 +364,12 @@ mod tests {
             last_login: Some(at(30)),
             ..user(held)
         });
-        state.signed_in(held, at(25));
+        state.signed_in(held, at(25).timestamp_micros());
         assert_eq!(state.user(held).unwrap().last_login, Some(at(30)));
 
         state.put_user(&user(dropped));
         state.forget_user(dropped);
-        state.signed_in(dropped, at(40));
+        state.signed_in(dropped, at(40).timestamp_micros());
         assert!(
             state.user(dropped).is_none(),
             "a dropped copy stays dropped"

@@ -113,12 +113,13 @@ impl RevocationStore for RedisStore {
     }
 
     async fn user_signed_in(&self, id: Uuid, at: DateTime<Utc>) -> anyhow::Result<()> {
-        self.local.signed_in(id, at);
+        let at_us = at.timestamp_micros();
+        self.local.signed_in(id, at_us);
         self.publish(|publisher, seq| Event::SignedIn {
             publisher,
             seq,
             user: id,
-            at_us: at.timestamp_micros(),
+            at_us,
         })
         .await
     }
@@ -224,11 +225,7 @@ pub(super) async fn listen(
                 user,
                 at_us,
             }) => {
-                if let Some(at) = DateTime::from_timestamp_micros(at_us) {
-                    local.signed_in(user, at);
-                } else {
-                    local.forget_user(user);
-                }
+                local.signed_in(user, at_us);
                 heard(&mut publishers, &local, &sequence, publisher, seq);
             }
             None => tracing::warn!("unreadable event on the channel"),

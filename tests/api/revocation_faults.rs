@@ -181,3 +181,53 @@ async fn late_heartbeats_end_a_lapse_without_reading_everything_back() {
     data(&a.logout(&session.refresh).await, "logout");
     assert_refused(&a, &a.me(Some(&session.access)).await, "after logout");
 }
+
+fn rebuilds(metrics: &str) -> f64 {
+    sample(metrics, "identity_revocation_rebuilds_total{result=\"ok\"}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn events_of_a_newer_build_are_counted_and_only_the_ignorable_ones_ignored() {
+    // A rolling upgrade: an instance of a later build publishes kinds this one does not
+    // know. An ignorable one (`~`) is counted and changes nothing; any other may carry
+    // what the memory must not miss, so the memory is read back at once.
+    let (redis, a, session) = one_instance_on_private_redis().await;
+    let before = rebuilds(&a.metrics().await);
+    let channel = redis.cli(&["PUBSUB", "CHANNELS", "*events"]);
+    let publisher = uuid::Uuid::new_v4();
+    for message in [
+        format!("h:{publisher}:0"),
+        format!("~n:{publisher}:1:{}:more:fields", uuid::Uuid::new_v4()),
+        format!("h:{publisher}:1"),
+    ] {
+        redis.cli(&["PUBLISH", &channel, &message]);
+    }
+    // A logout answers once the instance has heard its own event back, so everything
+    // published before it has been heard too: the heartbeat settled the ignorable
+    // event's number, and nothing is missing.
+    data(&a.logout(&session.refresh).await, "logout");
+    let metrics = a.metrics().await;
+    assert!(
+        a.trusts_its_memory().await.is_some(),
+        "still trusted: {metrics}"
+    );
+    assert_eq!(rebuilds(&metrics), before, "{metrics}");
+    assert_refused(&a, &a.me(Some(&session.access)).await, "after logout");
+
+    // A kind that must be understood, with no heartbeat after it.
+    redis.cli(&["PUBLISH", &channel, &format!("x:{publisher}:2:payload")]);
+    eventually(
+        Duration::from_secs(5),
+        "the instance reads its memory back",
+        || async {
+            let now = rebuilds(&a.metrics().await);
+            (now > before).then_some(()).ok_or(now.to_string())
+        },
+    )
+    .await;
+    a.wait_trusting().await;
+    assert_refused(&a, &a.me(Some(&session.access)).await, "after the rebuild");
+    let other = a.signed_up(&unique_email()).await;
+    data(&a.me(Some(&other.access)).await, "me");
+}

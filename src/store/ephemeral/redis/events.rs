@@ -37,6 +37,15 @@ pub(super) enum Event {
         user: Uuid,
         at_us: i64,
     },
+    /// A kind this build does not know, from a newer instance (a rolling upgrade): it
+    /// is counted, so it is not taken for lost. A kind whose name begins with `~` is
+    /// news an instance may ignore (`ignorable`); any other may carry something the
+    /// memory must not miss, so the memory is read back from the shared state.
+    Unknown {
+        publisher: Uuid,
+        seq: u64,
+        ignorable: bool,
+    },
 }
 
 impl Event {
@@ -63,6 +72,11 @@ impl Event {
                 user,
                 at_us,
             } => format!("l:{publisher}:{seq}:{user}:{at_us}"),
+            Self::Unknown {
+                publisher,
+                seq,
+                ignorable,
+            } => format!("{}:{publisher}:{seq}", if *ignorable { "~?" } else { "?" }),
         }
     }
 
@@ -98,7 +112,15 @@ impl Event {
                     .collect::<Result<_, _>>()
                     .ok()?,
             },
-            _ => return None,
+            "" => return None,
+            // Whatever follows the number is the newer kind's own.
+            unknown => {
+                return Some(Self::Unknown {
+                    publisher,
+                    seq: number,
+                    ignorable: unknown.starts_with('~'),
+                });
+            }
         };
         parts.next().is_none().then_some(event)
     }
@@ -247,13 +269,39 @@ mod tests {
                 publisher: p,
                 settled: 9,
             },
+            Event::Unknown {
+                publisher: p,
+                seq: 10,
+                ignorable: true,
+            },
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
+        // A newer kind, from an instance of a later build: counted either way.
+        assert_eq!(
+            Event::decode(&format!("~n:{p}:10:{a}:whatever:else")),
+            Some(Event::Unknown {
+                publisher: p,
+                seq: 10,
+                ignorable: true
+            })
+        );
+        assert_eq!(
+            Event::decode(&format!("x:{p}:11")),
+            Some(Event::Unknown {
+                publisher: p,
+                seq: 11,
+                ignorable: false
+            })
+        );
         for junk in [
             "h",
             "r:x:y",
             "zzz",
+            &format!(":{p}:1:{a}"),
+            &format!("x:{p}"),
+            &format!("x:{p}:soon:{a}"),
+            &format!("x:nobody:1:{a}"),
             &format!("h:{p}:1:extra"),
             &format!("u:{p}:x:{a}"),
             &format!("l:{p}:1:{a}"),

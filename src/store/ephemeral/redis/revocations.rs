@@ -228,6 +228,20 @@ pub(super) async fn listen(
                 local.signed_in(user, at_us);
                 heard(&mut publishers, &local, &sequence, publisher, seq);
             }
+            Some(Event::Unknown {
+                publisher,
+                seq,
+                ignorable,
+            }) => {
+                if !ignorable {
+                    tracing::warn!(
+                        %publisher,
+                        "an event of a kind this build does not know; rebuilding the local state"
+                    );
+                    local.distrust();
+                }
+                heard(&mut publishers, &local, &sequence, publisher, seq);
+            }
             None => tracing::warn!("unreadable event on the channel"),
         }
     }

@@ -80,6 +80,11 @@ impl Metrics {
                 "Rate-limit checks made in process because Redis could not be reached, by limit",
             ),
             d(
+                "identity_rate_limit_round_trips_total",
+                None,
+                "Calls to Redis for shared rate-limit budgets, by limit (one call may count several requests)",
+            ),
+            d(
                 "identity_password_hash_queue_depth",
                 None,
                 "Password hashes waiting for a hashing thread",
@@ -222,6 +227,11 @@ impl Metrics {
     /// A shared limit could not be checked in Redis: this instance limited alone.
     pub fn rate_limit_fallback(&self, limit: &str) {
         self.counter("identity_rate_limit_fallback_total", &[("limit", limit)])
+            .increment(1);
+    }
+
+    pub fn rate_limit_round_trip(&self, limit: &str) {
+        self.counter("identity_rate_limit_round_trips_total", &[("limit", limit)])
             .increment(1);
     }
 }

@@ -12,7 +12,7 @@ use governor::{
 use crate::{config::RateLimitConfig, domain::client::ClientKey};
 
 /// What a request is counted as, besides being a mutation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpLimit {
     /// Every mutation.
     Mutation,

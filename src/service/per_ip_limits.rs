@@ -1,15 +1,22 @@
-//! Per-client-IP budgets: with Redis, one budget per client shared by every instance
-//! (one script per request); without it, or while Redis cannot be reached, each
-//! instance limits in process (`security::per_ip_limits`, governor). Both are GCRA
-//! with the same quotas: a burst of `n`, replenished evenly over the minute.
+//! Per-client-IP budgets: with Redis, one budget per client shared by every instance;
+//! without it, or while Redis cannot be reached, each instance limits in process
+//! (`security::per_ip_limits`, governor). Both are GCRA with the same quotas: a burst
+//! of `n`, replenished evenly over the minute.
+//!
+//! With Redis, the requests of one client that reach an instance while its call for
+//! that client is on the way wait for it to return and then go together, counted by
+//! one script: each still gets its own answer, in arrival order, from the budget as
+//! it is after it arrived; a busy client costs a round trip per round, not per request.
 
 use std::{
+    collections::{HashMap, hash_map::Entry},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
 
 use crate::{
     clock::Clock,
@@ -26,10 +33,9 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The per-IP budgets of an instance: shared ones on Redis, its own otherwise.
 pub struct IpLimits {
-    shared: Option<Arc<dyn IpLimitStore>>,
+    shared: Option<Arc<Rounds>>,
     local: PerIpLimits,
     cfg: RateLimitConfig,
-    clock: Arc<dyn Clock>,
     metrics: Metrics,
     last_warning: Mutex<Option<Instant>>,
 }
@@ -42,10 +48,16 @@ impl IpLimits {
         metrics: Metrics,
     ) -> Self {
         Self {
-            shared,
+            shared: shared.map(|store| {
+                Arc::new(Rounds {
+                    store,
+                    clock,
+                    metrics: metrics.clone(),
+                    waiting: Mutex::default(),
+                })
+            }),
             local: PerIpLimits::new(cfg),
             cfg: cfg.clone(),
-            clock,
             metrics,
             last_warning: Mutex::new(None),
         }
@@ -62,16 +74,15 @@ impl IpLimits {
         let Some(shared) = &self.shared else {
             return self.check_locally(client, classes);
         };
-        let buckets = buckets(&self.cfg, client, classes);
-        match shared.take_ip_budget(&buckets, self.clock.now()).await {
+        let answer = Arc::clone(shared)
+            .take(client, classes, buckets(&self.cfg, client, classes))
+            .await;
+        match answer {
             Ok(refused) => refused.and_then(|(i, wait)| Some((*classes.get(i)?, wait))),
             Err(error) => {
                 self.metrics.rate_limit_fallback("ip");
                 if self.time_to_warn() {
-                    tracing::warn!(
-                        error = %format!("{error:#}"),
-                        "per-IP limit store unreachable; limiting in process"
-                    );
+                    tracing::warn!(error = %error, "per-IP limit store unreachable; limiting in process");
                 }
                 self.check_locally(client, classes)
             }
@@ -103,6 +114,117 @@ impl IpLimits {
     /// Forgets clients whose in-process budget is full again; call periodically.
     pub fn retain_recent(&self) {
         self.local.retain_recent();
+    }
+}
+
+/// One answer of the shared store to one request: refused by the bucket at an index,
+/// for a wait, or let through; or why the store could not answer.
+type Answer = Result<Option<(usize, Duration)>, Arc<str>>;
+
+/// The requests a client's round has not taken yet, by client and classes.
+type Waiting = HashMap<(ClientKey, Vec<IpLimit>), Vec<oneshot::Sender<Answer>>>;
+
+/// The shared budgets' calls, one at a time per client and classes: while a call is on
+/// the way, that client's requests wait here and the next call counts them together.
+struct Rounds {
+    store: Arc<dyn IpLimitStore>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    /// An entry exists while its rounds run; they end when one finds it empty.
+    waiting: Mutex<Waiting>,
+}
+
+impl Rounds {
+    async fn take(
+        self: Arc<Self>,
+        client: ClientKey,
+        classes: &[IpLimit],
+        buckets: Vec<IpBucket>,
+    ) -> Answer {
+        let key = (client, classes.to_vec());
+        let (answer, answered) = oneshot::channel();
+        let first = match self.lock().entry(key.clone()) {
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push(answer);
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![answer]);
+                true
+            }
+        };
+        if first {
+            tokio::spawn(self.run(key, buckets));
+        }
+        // No answer at all: the rounds ended early (the runtime shutting down).
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Arc::from("the per-IP rounds ended")))
+    }
+
+    /// Calls the store for whatever waits under `key`, round after round, until a
+    /// round finds nothing waiting.
+    async fn run(self: Arc<Self>, key: (ClientKey, Vec<IpLimit>), buckets: Vec<IpBucket>) {
+        let mut ending = EndRounds {
+            rounds: &self,
+            key: Some(&key),
+        };
+        loop {
+            let round = {
+                let mut waiting = self.lock();
+                match waiting.get_mut(&key).map(std::mem::take) {
+                    Some(round) if !round.is_empty() => round,
+                    _ => {
+                        waiting.remove(&key);
+                        ending.key = None;
+                        return;
+                    }
+                }
+            };
+            self.metrics.rate_limit_round_trip("ip");
+            let requests = u32::try_from(round.len()).unwrap_or(u32::MAX);
+            match self
+                .store
+                .take_ip_budget(&buckets, requests, self.clock.now())
+                .await
+            {
+                Ok(budget) => {
+                    let allowed = usize::try_from(budget.allowed).unwrap_or(usize::MAX);
+                    for (i, answer) in round.into_iter().enumerate() {
+                        // The requester may have gone; its count stands.
+                        let _ = answer.send(Ok(budget.refused_by.filter(|_| i >= allowed)));
+                    }
+                }
+                Err(error) => {
+                    let error: Arc<str> = Arc::from(format!("{error:#}"));
+                    for answer in round {
+                        let _ = answer.send(Err(Arc::clone(&error)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Removes a client's entry if its rounds end without finding it empty (cancelled at
+/// shutdown, or a panic): whoever still waits there is answered "unreachable" (the
+/// senders drop) and the next request starts afresh.
+struct EndRounds<'a> {
+    rounds: &'a Rounds,
+    key: Option<&'a (ClientKey, Vec<IpLimit>)>,
+}
+
+impl Drop for EndRounds<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.rounds.lock().remove(key);
+        }
     }
 }
 

@@ -206,3 +206,91 @@ async fn redis_holds_a_hash_of_the_client_for_at_most_its_refill() {
     let ttl: i64 = redis.cli(&["pttl", key]).parse().unwrap();
     assert!((1..=30_000).contains(&ttl), "{ttl}");
 }
+
+/// The script calls Redis has answered (`EVALSHA` and `EVAL`), by its own count.
+fn script_calls(redis: &PrivateRedis) -> u64 {
+    redis
+        .cli(&["info", "commandstats"])
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_burst_from_one_client_costs_a_few_calls_and_is_counted_exactly() {
+    require_postgres();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_IP_PER_MINUTE", "10"),
+        ("RATE_LIMIT_RESET_PER_IP_PER_MINUTE", "3"),
+        PROXIED,
+        ("REDIS_URL", url.as_str()),
+    ])
+    .await;
+    app.freeze_clock();
+    let calls_before = script_calls(&redis);
+
+    // Redis holds every command for a moment, so the burst piles up behind the first
+    // call: 30 mutations from one client, 10 of them within its budget.
+    redis.cli(&["client", "pause", "400", "all"]);
+    let client = "198.51.100.20";
+    let answers = futures::future::join_all((0..30).map(|_| logout_from(&app, client))).await;
+    let allowed = answers.iter().filter(|a| a["errors"].is_null()).count();
+    let waits: Vec<u64> = answers
+        .iter()
+        .filter(|a| !a["errors"].is_null())
+        .map(retry_after)
+        .collect();
+    assert_eq!((allowed, waits.len()), (10, 20), "{answers:?}");
+    // The 11th would have a slot back 6 s later (a burst of 10 a minute).
+    assert!(waits.iter().all(|w| (1..=6).contains(w)), "{waits:?}");
+    // Redis's own count: the call the burst waited behind and one for the rest, give
+    // or take a straggler; not one call per request.
+    let calls = script_calls(&redis) - calls_before;
+    assert!((1..=4).contains(&calls), "{calls} script calls for 30 requests");
+
+    // Two budgets at once: resets from another client, refused by the reset budget.
+    redis.cli(&["client", "pause", "400", "all"]);
+    let client = "198.51.100.21";
+    let reset = json!({
+        "query": "mutation { requestPasswordReset(email: \"nobody@example.com\") }"
+    });
+    let answers = futures::future::join_all((0..6).map(|_| async {
+        let resp = app.post_raw(&reset, &[("x-forwarded-for", client)]).await;
+        resp.json::<Value>().await.unwrap()
+    }))
+    .await;
+    let waits: Vec<u64> = answers
+        .iter()
+        .filter(|a| !a["errors"].is_null())
+        .map(retry_after)
+        .collect();
+    assert_eq!(waits.len(), 3, "{answers:?}");
+    assert!(waits.iter().all(|w| (7..=20).contains(w)), "{waits:?}");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "identity_rate_limited_total{limit=\"ip_reset_request\"}"
+        ),
+        3.0
+    );
+
+    // The service's own count, over both bursts (the reset per account has scripts
+    // of its own, so Redis's count would mix them in).
+    let trips = sample(
+        &metrics,
+        "identity_rate_limit_round_trips_total{limit=\"ip\"}",
+    );
+    assert!((2.0..=8.0).contains(&trips), "{trips} round trips for 36 requests");
+}

@@ -166,16 +166,26 @@ pub struct IpBucket {
     pub burst: u32,
 }
 
+/// What one call made of `n` requests in a row from one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBudget {
+    /// The first `allowed` requests go ahead.
+    pub allowed: u32,
+    /// Why the others are refused, if there are any: the bucket with the longest wait
+    /// (an index into the buckets) and that wait.
+    pub refused_by: Option<(usize, Duration)>,
+}
+
 #[async_trait::async_trait]
 pub trait IpLimitStore: Send + Sync + 'static {
-    /// Counts one request against every bucket, in one step: all of them or none.
-    /// `Ok(None)` lets the request through; `Ok(Some((i, wait)))` refuses it because
-    /// of `buckets[i]` (the one with the longest wait), until `wait` from `now`.
+    /// Counts `requests` requests in a row against every bucket, in one step, each
+    /// against all of them or none: those that fit go ahead, the rest cost nothing.
     async fn take_ip_budget(
         &self,
         buckets: &[IpBucket],
+        requests: u32,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<(usize, Duration)>>;
+    ) -> anyhow::Result<IpBudget>;
 }
 
 #[async_trait::async_trait]

@@ -61,7 +61,8 @@ MISS_REASONS = {
     "rss_peak_mib": "the login flood's two argon2 workspaces (2 x 19 MiB) on top of "
                     "the private memory the process holds after the earlier cells "
                     "(caches, pools, allocator), plus ~21 MiB of mapped code",
-    "limits_cost_pct": "one Redis round trip more per mutation, on the same two cores",
+    "limits_cost_pct": "a Redis round trip per round of a client's waiting checks, on the "
+                       "same two cores",
 }
 
 KNOWN, UNKNOWN = "requestPasswordReset (known)", "requestPasswordReset (unknown)"

@@ -75,7 +75,7 @@ impl IpLimits {
             return self.check_locally(client, classes);
         };
         let answer = Arc::clone(shared)
-            .take(client, classes, buckets(&self.cfg, client, classes))
+            .take(client, classes, || buckets(&self.cfg, client, classes))
             .await;
         match answer {
             Ok(refused) => refused.and_then(|(i, wait)| Some((*classes.get(i)?, wait))),
@@ -135,11 +135,13 @@ struct Rounds {
 }
 
 impl Rounds {
+    /// One request's answer; `buckets` names them for the call, if this request is
+    /// the one that starts the client's rounds.
     async fn take(
         self: Arc<Self>,
         client: ClientKey,
         classes: &[IpLimit],
-        buckets: Vec<IpBucket>,
+        buckets: impl FnOnce() -> Vec<IpBucket>,
     ) -> Answer {
         let key = (client, classes.to_vec());
         let (answer, answered) = oneshot::channel();
@@ -154,7 +156,7 @@ impl Rounds {
             }
         };
         if first {
-            tokio::spawn(self.run(key, buckets));
+            tokio::spawn(self.run(key, buckets()));
         }
         // No answer at all: the rounds ended early (the runtime shutting down).
         answered

@@ -136,12 +136,7 @@ async fn a_lost_message_makes_the_instance_rebuild_from_the_database() {
 
 /// How many `SCAN`s Redis has served: a rebuild scans every revocation key.
 fn scans(redis: &PrivateRedis) -> u64 {
-    redis
-        .cli(&["INFO", "commandstats"])
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+    redis.calls(&["scan"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

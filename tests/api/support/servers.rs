@@ -77,6 +77,26 @@ impl PrivateRedis {
         .await;
     }
 
+    /// How many times this server has run each of `commands` (lower case, as
+    /// `INFO commandstats` names them), summed.
+    pub(crate) fn calls(&self, commands: &[&str]) -> u64 {
+        self.cli(&["INFO", "commandstats"])
+            .lines()
+            .filter_map(|l| {
+                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                commands.contains(&name).then_some(stats)
+            })
+            .filter_map(|stats| {
+                stats
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
     pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

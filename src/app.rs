@@ -118,13 +118,15 @@ impl App {
     }
 
     /// Serves until `stop` completes, then shuts down in order: stop accepting, let
-    /// in-flight requests finish (at most `SHUTDOWN_TIMEOUT`), deliver due mail, wait for
-    /// background work, store the last audit events, close the pools.
+    /// in-flight requests finish (at most `SHUTDOWN_TIMEOUT`), finish the work promised
+    /// after an answer (queued reset requests, verification resends), deliver due mail,
+    /// store the last audit events, close the pools.
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let deps = self.deps;
+        let resends = self.http_state.services.email_verification.clone();
         let shutdown = CancellationToken::new();
         let trigger = shutdown.clone();
         tokio::spawn(async move {
@@ -182,6 +184,9 @@ impl App {
 
         if !deps.reset_queue.stop(DRAIN_LIMIT).await {
             tracing::warn!("password reset requests still queued at shutdown");
+        }
+        if !resends.drain(DRAIN_LIMIT).await {
+            tracing::warn!("verification resends still running at shutdown");
         }
         tracing::info!("delivering due mail before stopping");
         let mut outbox = outbox;

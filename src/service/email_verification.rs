@@ -41,6 +41,16 @@ impl EmailVerificationService {
         }
     }
 
+    /// Waits, at most `limit`, for the resends being worked on (shutdown, once no
+    /// request is left to start one): each was answered `true`, so its mail is queued
+    /// before the instance stops. False if some were still running.
+    pub async fn drain(&self, limit: std::time::Duration) -> bool {
+        let all = u32::try_from(RESENDS_IN_FLIGHT).unwrap_or(u32::MAX);
+        tokio::time::timeout(limit, self.in_flight.acquire_many(all))
+            .await
+            .is_ok_and(|acquired| acquired.is_ok())
+    }
+
     /// Uses a mailed token: marks the address verified (it stays verified if it
     /// already was; the token is spent either way). Never signs anyone in.
     #[tracing::instrument(skip_all)]

@@ -184,3 +184,60 @@ async fn an_operation_completes_even_if_the_client_goes_away() {
         "INVALID_TOKEN",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL + Redis only: run with TEST_BACKEND=postgres cargo test -- --include-ignored"]
+async fn a_resend_answered_before_sigterm_still_gets_its_mail() {
+    // The resend's work (quota in Redis, token, mail queued) happens after its answer;
+    // an instance told to stop must finish it, not drop it. A Redis of the test's own
+    // holds that work while the stop begins.
+    require_postgres();
+    let storage = Storage::new().await;
+    let sink = MailSink::start();
+    let redis = PrivateRedis::start().await;
+    let url = redis.url();
+    // Per-IP budgets in process: the request itself does not wait on Redis.
+    let overrides = [
+        ("REDIS_URL", url.as_str()),
+        ("RATE_LIMIT_IP_SHARED", "false"),
+    ];
+    let mut service = ServiceProcess::start(&storage, &sink, &overrides).await;
+    // No connection kept alive: the stop has no idle connection to wait for, so it
+    // runs at once, while the resend still waits on Redis.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let graphql = format!("{}/graphql", service.url);
+    let post = |query: &'static str, variables: Value| {
+        let request = http
+            .post(&graphql)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let email = unique_email();
+    let registered = post(
+        "mutation($input: RegisterInput!) { register(input: $input) { tokenType } }",
+        json!({ "input": { "email": email, "fullName": "Ada Lovelace", "password": PASSWORD, "passwordConfirm": PASSWORD } }),
+    )
+    .await;
+    data(&registered, "register");
+    sink.wait_for_verifications(&email, 1).await;
+
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", "3000", "ALL"]), "OK");
+    let resent = post(
+        "mutation($email: String!) { resendVerificationEmail(email: $email) }",
+        json!({ "email": email }),
+    )
+    .await;
+    assert_eq!(data(&resent, "resendVerificationEmail"), true);
+    service.terminate();
+    let status = service.exited(Duration::from_secs(60)).await;
+    assert!(status.success(), "exit status {status:?}");
+
+    // Its mail was queued before the instance stopped: delivered then, or by the next
+    // (started once the pause is over; a PING waits for it).
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+    let _next = ServiceProcess::start(&storage, &sink, &overrides).await;
+    sink.wait_for_verifications(&email, 2).await;
+}

@@ -48,13 +48,12 @@ MISS_REASONS = {
                       "which runs alone: wrk, PostgreSQL and the runtime share the caches "
                       "and memory bandwidth argon2's 19 MiB depend on",
     "reset_p50_gap_pct": "a known address costs work after the answer (token, Redis, "
-                         "outbox row, delivery) on the same saturated cores; at 8 "
-                         "connections, with cores to spare, the two agree",
-    "flood_me_p99_ms": "alone the flood holds (5-7 ms in seven runs) since a sign-in "
-                       "keeps the profile in memory; after the logout and revokeSession "
-                       "cells me's p99 reads 9-12 ms (10-43 ms before the live-sessions "
-                       "index), with no lapse and no profile read: what is left is not "
-                       "found yet",
+                         "outbox row, delivery) on the same saturated cores; the request "
+                         "path is the same for both",
+    "flood_me_p99_ms": "alone the flood holds (5-7 ms) since a sign-in keeps the profile "
+                       "in memory; after the logout and revokeSession cells me's p99 "
+                       "reads 8-10 ms, with no lapse, no profile read and no autovacuum "
+                       "running: close to the line, and what is left is not found yet",
     "rss_idle_mib": "most of it is the executable's own code pages (mapped from the "
                     "file, shared and reclaimable, see the reference row); private "
                     "memory is far below the target",

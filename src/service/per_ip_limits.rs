@@ -143,19 +143,20 @@ impl Rounds {
         classes: &[IpLimit],
         buckets: impl FnOnce() -> Vec<IpBucket>,
     ) -> Answer {
-        let key = (client, classes.to_vec());
         let (answer, answered) = oneshot::channel();
-        let first = match self.lock().entry(key.clone()) {
+        // The key is kept for the rounds only by the request that starts them.
+        let first = match self.lock().entry((client, classes.to_vec())) {
             Entry::Occupied(mut waiting) => {
                 waiting.get_mut().push(answer);
-                false
+                None
             }
             Entry::Vacant(slot) => {
+                let key = slot.key().clone();
                 slot.insert(vec![answer]);
-                true
+                Some(key)
             }
         };
-        if first {
+        if let Some(key) = first {
             tokio::spawn(self.run(key, buckets()));
         }
         // No answer at all: the rounds ended early (the runtime shutting down).
